@@ -1,0 +1,426 @@
+"""One typed configuration for the whole of watchnext.
+
+Every feature name, head name, label key, size and threshold lives here, once.
+The pipeline, the preprocessing_fn, the model and the evaluator all receive a
+`Config` (or its JSON form, inside a TFX component's custom_config) and derive
+what they need from it, so that changing a name or a size is a one-line edit in
+a YAML file rather than a hunt through the code.
+
+A YAML file only lists what differs from the defaults; it is merged key by key
+onto `Config()` and validated: an unknown key, a wrong type or an inconsistent
+value raises `ConfigError` naming the dotted path of the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# ---------------------------------------------------------------------------
+# Allowed values (validated in `Config.validate`).
+ARCHITECTURES = ("mmoe", "omoe", "shared_bottom", "cgc", "ple", "single_task")
+POSITION_MODES = ("shallow_tower", "input_feature", "none")
+HEAD_TYPES = ("binary", "regression")
+HEAD_GROUPS = ("engagement", "satisfaction")
+LABEL_TRANSFORMS = ("none", "log1p")
+SCORE_FORMS = ("identity", "log1p", "complement")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or inconsistent."""
+
+
+# ---------------------------------------------------------------------------
+# Sections.
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    """Where the pipeline runs and writes."""
+
+    name: str = "watchnext"
+    output_dir: str = "watchnext_output"
+    enable_cache: bool = True
+    # Extra Beam flags for every Beam-powered component (DirectRunner by default).
+    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Which logs feed the pipeline and how they are ingested."""
+
+    # Folder of impression/event logs (see README, "Log schema"). Empty: simulate.
+    logs_dir: str = ""
+    # How many of the newest daily spans to train on.
+    window_spans: int = 1
+    # Percentage of requests (by hash of request_id) that go to the eval split.
+    eval_percent: int = 20
+    # The ExampleGen fails when more than this fraction of records is rejected.
+    max_rejected_fraction: float = 0.01
+    # Simulated log used when logs_dir is empty.
+    simulate_days: int = 1
+    simulate_impressions_per_day: int = 20000
+    simulate_seed: int = 7
+
+
+@dataclass(frozen=True)
+class IdFeature:
+    """A categorical feature embedded through a vocabulary computed by Transform.
+
+    Features that share `vocabulary` share one vocabulary and one embedding
+    table (query video, candidate video and watch history are all videos).
+    """
+
+    name: str
+    vocabulary: str
+    embedding_dim: int = 16
+    # Keep the most frequent ids; the rest fall into OOV buckets.
+    max_tokens: int = 50000
+    oov_buckets: int = 10
+    # A multivalent feature (a list of ids) is mean-pooled over its first max_length ids.
+    multivalent: bool = False
+    max_length: int = 1
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    """The model's inputs: names of raw features as they appear in the examples."""
+
+    ids: tuple[IdFeature, ...] = (
+        IdFeature("user_id", "user", embedding_dim=16),
+        IdFeature("query_video_id", "video", embedding_dim=16),
+        IdFeature("candidate_video_id", "video", embedding_dim=16),
+        IdFeature("device", "device", embedding_dim=4, max_tokens=100, oov_buckets=1),
+        IdFeature("country", "country", embedding_dim=4, max_tokens=300, oov_buckets=1),
+        IdFeature("watch_history", "video", embedding_dim=16, multivalent=True, max_length=20),
+    )
+    # Numeric features: log1p (if listed in log1p_numeric) then z-scored by Transform.
+    numeric: tuple[str, ...] = ("video_duration", "video_age_days", "video_log_views", "user_activity")
+    log1p_numeric: tuple[str, ...] = ("video_duration", "video_age_days")
+    # Selection-bias features (the shallow tower's inputs).
+    position: str = "position"
+    device: str = "device"
+    max_position: int = 20
+    # Identifies the request a candidate was shown in (query metrics, splits).
+    request_id: str = "request_id"
+    # Extra features to slice evaluation by, besides device and position.
+    slices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Head:
+    """One objective: its label, loss and place in the combined score."""
+
+    name: str
+    type: Literal["binary", "regression"]
+    label: str
+    group: Literal["engagement", "satisfaction"] = "engagement"
+    loss_weight: float = 1.0
+    # Exponent w_k of this head's prediction in score = prod_k f_k(pred_k) ** w_k.
+    score_weight: float = 1.0
+    # f_k: identity (p, or the regression value), complement (1 - p, for binary heads
+    # whose event is bad, e.g. dismiss) or log1p (log(1 + value), for regression heads).
+    score_form: Literal["identity", "log1p", "complement"] = "identity"
+    # Regression label transform used for the loss (predictions are served untransformed).
+    label_transform: Literal["none", "log1p"] = "none"
+    # Label that says whether this head's label exists (loss and metrics masked to it).
+    presence: str = ""
+    # Whether the shallow tower's position bias is added to this head's logit.
+    position_bias: bool = False
+    # Blessing: an absolute bound (AUC lower bound or MSE upper bound; 0 disables).
+    value_threshold: float = 0.0
+
+
+DEFAULT_HEADS: tuple[Head, ...] = (
+    Head("click", "binary", "click", "engagement", score_weight=1.0,
+         position_bias=True, value_threshold=0.55),
+    Head("watch_time", "regression", "watch_time", "engagement", loss_weight=0.5,
+         score_weight=0.5, score_form="log1p", label_transform="log1p", position_bias=True),
+    Head("like", "binary", "like", "satisfaction", score_weight=0.5, value_threshold=0.52),
+    Head("dismiss", "binary", "dismiss", "satisfaction", score_weight=1.0, score_form="complement"),
+    Head("rating", "regression", "rating", "satisfaction", loss_weight=0.5,
+         score_weight=0.25, presence="rating_present"),
+)
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Architecture and sizes (the paper's MMoE by default)."""
+
+    architecture: Literal["mmoe", "omoe", "shared_bottom", "cgc", "ple", "single_task"] = "mmoe"
+    shared_hidden_units: int = 64
+    num_experts: int = 4
+    expert_units: tuple[int, ...] = (32,)
+    # cgc/ple: experts owned by each task, beside the shared ones; ple stacks levels.
+    task_experts: int = 1
+    ple_levels: int = 2
+    gate_dropout: float = 0.1
+    tower_units: tuple[int, ...] = (16,)
+    position_mode: Literal["shallow_tower", "input_feature", "none"] = "shallow_tower"
+    position_dropout: float = 0.1
+    position_embedding_dim: int = 4
+    shallow_tower_units: tuple[int, ...] = (8,)
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """Trainer settings."""
+
+    train_steps: int = 600
+    eval_steps: int = 50
+    batch_size: int = 256
+    learning_rate: float = 0.003
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class EvaluationSection:
+    """Evaluator blessing rules."""
+
+    # A candidate is not blessed if a binary head's AUC drops by more than this
+    # (or a regression head's MSE rises by more than this, relatively) vs the baseline.
+    max_auc_drop: float = 0.01
+    max_mse_increase_ratio: float = 0.1
+    ndcg_cutoffs: tuple[int, ...] = (5, 10)
+
+
+@dataclass(frozen=True)
+class ServingSection:
+    """Where and how the blessed model is pushed."""
+
+    model_name: str = "watchnext"
+    # Empty: <pipeline.output_dir>/serving.
+    serving_dir: str = ""
+    keep_versions: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole of watchnext's configuration."""
+
+    pipeline: PipelineSection = field(default_factory=PipelineSection)
+    data: DataSection = field(default_factory=DataSection)
+    features: FeaturesSection = field(default_factory=FeaturesSection)
+    heads: tuple[Head, ...] = DEFAULT_HEADS
+    model: ModelSection = field(default_factory=ModelSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    serving: ServingSection = field(default_factory=ServingSection)
+
+    # -- derived names -----------------------------------------------------
+    @property
+    def head_names(self) -> list[str]:
+        return [h.name for h in self.heads]
+
+    def head(self, name: str) -> Head:
+        for h in self.heads:
+            if h.name == name:
+                return h
+        raise KeyError(f"no head named {name!r}; heads are {self.head_names}")
+
+    @property
+    def label_keys(self) -> list[str]:
+        """Every label-like column: labels and presence indicators (never model inputs)."""
+        keys = [h.label for h in self.heads] + [h.presence for h in self.heads if h.presence]
+        return list(dict.fromkeys(keys))
+
+    @property
+    def serving_dir(self) -> str:
+        return self.serving.serving_dir or os.path.join(self.pipeline.output_dir, "serving")
+
+    # -- (de)serialization ---------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return from_dict(json.loads(text), source="<json>")
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with whole sections replaced (`cfg.replace(training=...)`)."""
+        new = dataclasses.replace(self, **sections)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the key of the first inconsistent value."""
+        _check(re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.pipeline.name) is not None,
+               "pipeline.name", f"{self.pipeline.name!r} must match [a-z0-9][a-z0-9-]* "
+               "(Kubeflow pipeline names)")
+        _check(self.model.architecture in ARCHITECTURES, "model.architecture",
+               f"{self.model.architecture!r} is not one of {ARCHITECTURES}")
+        _check(self.model.position_mode in POSITION_MODES, "model.position_mode",
+               f"{self.model.position_mode!r} is not one of {POSITION_MODES}")
+        for rate_key in ("gate_dropout", "position_dropout"):
+            rate = getattr(self.model, rate_key)
+            _check(0.0 <= rate < 1.0, f"model.{rate_key}", f"{rate} must be in [0, 1)")
+        for key in ("shared_hidden_units", "num_experts", "task_experts", "ple_levels"):
+            _check(getattr(self.model, key) >= 1, f"model.{key}", "must be >= 1")
+        _check(len(self.heads) >= 1, "heads", "at least one head is needed")
+        names = self.head_names
+        _check(len(set(names)) == len(names), "heads", f"head names repeat: {names}")
+        for i, h in enumerate(self.heads):
+            where = f"heads[{i}] ({h.name})"
+            _check(re.fullmatch(r"[a-z][a-z0-9_]*", h.name) is not None, f"{where}.name",
+                   "must be a lower-case identifier (it names a serving output)")
+            _check(h.name != "score", f"{where}.name", "'score' is the combined output's name")
+            _check(h.type in HEAD_TYPES, f"{where}.type", f"{h.type!r} not in {HEAD_TYPES}")
+            _check(h.group in HEAD_GROUPS, f"{where}.group", f"{h.group!r} not in {HEAD_GROUPS}")
+            _check(h.label_transform in LABEL_TRANSFORMS, f"{where}.label_transform",
+                   f"{h.label_transform!r} not in {LABEL_TRANSFORMS}")
+            _check(h.score_form in SCORE_FORMS, f"{where}.score_form",
+                   f"{h.score_form!r} not in {SCORE_FORMS}")
+            _check(h.loss_weight >= 0, f"{where}.loss_weight", "must be >= 0")
+            _check(h.score_form in ({"identity", "complement"} if h.type == "binary"
+                                    else {"identity", "log1p"}), f"{where}.score_form",
+                   f"{h.score_form!r} does not apply to a {h.type} head")
+            _check(not (h.type == "binary" and h.label_transform != "none"),
+                   f"{where}.label_transform", "binary heads take their label as is")
+        feats = self.features
+        id_names = [f.name for f in feats.ids]
+        all_inputs = id_names + list(feats.numeric)
+        _check(len(set(all_inputs)) == len(all_inputs), "features", f"names repeat: {all_inputs}")
+        for name in feats.log1p_numeric:
+            _check(name in feats.numeric, "features.log1p_numeric", f"{name!r} is not in features.numeric")
+        for name in self.label_keys:
+            _check(name not in all_inputs, "heads", f"label {name!r} is also a model input")
+        _check(feats.device in id_names, "features.device", f"{feats.device!r} must be one of features.ids")
+        _check(feats.position not in all_inputs, "features.position",
+               "position is a bias feature, not a regular input")
+        _check(feats.max_position >= 1, "features.max_position", "must be >= 1")
+        for f in feats.ids:
+            _check(f.max_length >= 1, f"features.ids ({f.name}).max_length", "must be >= 1")
+        _check(0 < self.data.eval_percent < 100, "data.eval_percent", "must be in (0, 100)")
+        _check(self.data.window_spans >= 1, "data.window_spans", "must be >= 1")
+        _check(0 <= self.data.max_rejected_fraction <= 1, "data.max_rejected_fraction", "must be in [0, 1]")
+        _check(self.training.train_steps >= 1, "training.train_steps", "must be >= 1")
+        _check(self.training.batch_size >= 1, "training.batch_size", "must be >= 1")
+        _check(self.serving.keep_versions >= 1, "serving.keep_versions", "must be >= 1")
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key {key}: {message}")
+
+
+# ---------------------------------------------------------------------------
+# Loading.
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Convert a YAML/JSON value to the annotated type, or raise naming `path`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {path}: expected a mapping, got {type(value).__name__}")
+        return _build(hint, value, path, base=None)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {path}: expected a list, got {type(value).__name__}")
+        item = args[0]
+        return tuple(_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config key {path}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {path}: {value!r} does not fit {hint}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {path}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {path}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {path}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: Any, values: dict[str, Any], path: str, base: Any) -> Any:
+    """Build dataclass `cls` from `values`, starting from `base` (or defaults)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else key
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"config key {where}: unknown key{hint}; known keys: {', '.join(names)}")
+        sub_base = getattr(base, key) if base is not None else None
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict) and sub_base is not None:
+            kwargs[key] = _build(hints[key], value, where, sub_base)
+        else:
+            kwargs[key] = _coerce(value, hints[key], where)
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ConfigError(f"config key {path or '<root>'}: {e}") from None
+
+
+def from_dict(values: dict[str, Any], source: str = "<dict>") -> Config:
+    """Merge `values` onto the defaults and validate. Lists replace lists whole."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        cfg = _build(Config, values, "", base=Config())
+        cfg.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return cfg
+
+
+def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load the defaults, a YAML file over them (if given), then `overrides`."""
+    import yaml  # installed with tfx
+
+    values: dict[str, Any] = {}
+    source = "<defaults>"
+    if path:
+        source = path
+        try:
+            with open(path, encoding="utf-8") as f:
+                loaded = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        values = loaded or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    if overrides:
+        values = _deep_merge(values, overrides)
+    return from_dict(values, source=source)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
