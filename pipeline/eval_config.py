@@ -1,0 +1,76 @@
+"""TFMA EvalConfig for the multi-head model, derived from the config.
+
+One output per head in `serving_default`; `label_keys` maps each output to its raw
+label column, a head with a `presence` column is weighted by it (the rating head is
+scored only where a rating exists). Blessing needs, for every head, a value
+threshold (when configured) and a change threshold against the last blessed model:
+a candidate that is worse than the served model on any head is not pushed.
+"""
+
+from __future__ import annotations
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.models.export import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from watchnext.pipeline.configs import Config, Head
+
+import tensorflow_model_analysis as tfma
+
+
+def _binary_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
+    auc_threshold = tfma.MetricThreshold(
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.evaluation.max_auc_drop},
+        ),
+        value_threshold=(tfma.GenericValueThreshold(lower_bound={"value": head.value_threshold})
+                         if head.value_threshold > 0 else None),
+    )
+    return [
+        tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
+        tfma.MetricConfig(class_name="AUC", config='{"curve": "PR", "name": "auc_pr"}'),
+        tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "log_loss"}'),
+        tfma.MetricConfig(class_name="Calibration"),
+        tfma.MetricConfig(class_name="MeanPrediction"),
+        tfma.MetricConfig(class_name="MeanLabel"),
+        tfma.MetricConfig(class_name="ExampleCount"),
+    ]
+
+
+def _regression_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
+    mse_threshold = tfma.MetricThreshold(
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER,
+            relative={"value": config.evaluation.max_mse_increase_ratio},
+        ),
+        value_threshold=(tfma.GenericValueThreshold(upper_bound={"value": head.value_threshold})
+                         if head.value_threshold > 0 else None),
+    )
+    return [
+        tfma.MetricConfig(class_name="MeanSquaredError", threshold=mse_threshold),
+        tfma.MetricConfig(class_name="MeanAbsoluteError"),
+        tfma.MetricConfig(class_name="MeanPrediction"),
+        tfma.MetricConfig(class_name="MeanLabel"),
+        tfma.MetricConfig(class_name="ExampleCount"),
+    ]
+
+
+def make_eval_config(config: Config) -> tfma.EvalConfig:
+    """Per-head metrics, device/position slices and blessing thresholds."""
+    model_spec = tfma.ModelSpec(
+        signature_name=SERVING_SIGNATURE,
+        preprocessing_function_names=[TRANSFORM_SIGNATURE],
+        label_keys={h.name: h.label for h in config.heads},
+        example_weight_keys={h.name: h.presence for h in config.heads if h.presence},
+    )
+    metrics_specs = [
+        tfma.MetricsSpec(
+            output_names=[h.name],
+            metrics=_binary_metrics(h, config) if h.type == "binary" else _regression_metrics(h, config),
+        )
+        for h in config.heads
+    ]
+    f = config.features
+    slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[f.device]),
+               tfma.SlicingSpec(feature_keys=[f.position])]
+    slicing += [tfma.SlicingSpec(feature_keys=[name]) for name in f.slices]
+    return tfma.EvalConfig(model_specs=[model_spec], metrics_specs=metrics_specs, slicing_specs=slicing)

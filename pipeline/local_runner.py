@@ -1,0 +1,131 @@
+"""Run the pipeline on this machine: LocalDagRunner, SQLite ML Metadata, Beam DirectRunner.
+
+Everything a run writes lives under `config.pipeline.output_dir`:
+`tfx/` (artifacts), `metadata.sqlite` (ML Metadata), `serving/<model>/<version>/`
+(pushed models) and, when no logs are given, `simulated_logs/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.pipeline.configs import Config
+from watchnext.pipeline.pipeline import create_pipeline
+
+from tfx import v1 as tfx
+
+log = logging.getLogger("watchnext")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a local run keeps its pieces."""
+
+    output_dir: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "tfx")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def simulated_logs(self) -> str:
+        return os.path.join(self.output_dir, "simulated_logs")
+
+
+@dataclass
+class RunResult:
+    """What a run did: the pushed version's path, or why nothing was pushed."""
+
+    pushed_path: str | None
+    blessed: bool | None
+    message: str
+    seconds: float
+    component_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class _ComponentProgress(logging.Handler):
+    """Turns the orchestrator's per-component log lines into one progress line each."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(logging.INFO)
+        self.total = total
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("Component ") and msg.endswith(" is running."):
+            name = msg[len("Component "):-len(" is running.")]
+            self.started[name] = time.time()
+            log.info("[%d/%d] %s running", len(self.seconds) + 1, self.total, name)
+        elif msg.startswith("Component ") and msg.endswith(" is finished."):
+            name = msg[len("Component "):-len(" is finished.")]
+            self.seconds[name] = time.time() - self.started.get(name, time.time())
+            log.info("[%d/%d] %s done in %.1fs", len(self.seconds), self.total, name, self.seconds[name])
+
+
+def _versions(path: str) -> set[str]:
+    return {d for d in os.listdir(path) if d.isdigit()} if os.path.isdir(path) else set()
+
+
+def run_local(config: Config, logs_dir: str) -> RunResult:
+    """Run the pipeline once over `logs_dir`; report the pushed model or why none was."""
+    paths = RunPaths(config.pipeline.output_dir)
+    os.makedirs(paths.output_dir, exist_ok=True)
+    push_root = os.path.join(config.serving_dir, config.serving.model_name)
+    before = _versions(push_root)
+    pipeline = create_pipeline(
+        config, logs_dir=logs_dir, pipeline_root=paths.pipeline_root,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            paths.metadata_path))
+    progress = _ComponentProgress(total=len(pipeline.components))
+    orchestrator_log = logging.getLogger("absl")
+    orchestrator_log.addHandler(progress)
+    start = time.time()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    finally:
+        orchestrator_log.removeHandler(progress)
+    seconds = time.time() - start
+    new = sorted(_versions(push_root) - before, key=int)
+    if new:
+        path = os.path.join(push_root, new[-1])
+        return RunResult(path, True, f"pushed {path}", seconds, progress.seconds)
+    blessed, why = latest_blessing(paths)
+    if blessed:
+        why = "the model was blessed but is already served (cached run): " + why
+    return RunResult(None, blessed, f"nothing pushed: {why}", seconds, progress.seconds)
+
+
+def latest_blessing(paths: RunPaths) -> tuple[bool | None, str]:
+    """The newest Evaluator verdict in ML Metadata, with the failed thresholds if any."""
+    import tensorflow_model_analysis as tfma
+    from ml_metadata.metadata_store import metadata_store
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+    blessings = store.get_artifacts_by_type("ModelBlessing")
+    if not blessings:
+        return None, "the Evaluator did not run"
+    newest = max(blessings, key=lambda a: a.id)
+    blessed = newest.custom_properties["blessed"].int_value == 1
+    evaluations = store.get_artifacts_by_type("ModelEvaluation")
+    if blessed or not evaluations:
+        return blessed, "blessed" if blessed else "not blessed"
+    evaluation = max(evaluations, key=lambda a: a.id)
+    result = tfma.load_validation_result(evaluation.uri)
+    failures = []
+    for failure in result.metric_validations_per_slice:
+        for f in failure.failures:
+            failures.append(f"{f.metric_key.output_name}/{f.metric_key.name}: {f.message}")
+    detail = "; ".join(failures[:5]) or "see " + evaluation.uri
+    return False, f"not blessed by the Evaluator ({detail})"

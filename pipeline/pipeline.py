@@ -1,0 +1,132 @@
+"""The watchnext TFX pipeline: one `create_pipeline`, used by every runner.
+
+Data flows top to bottom: logs → examples → statistics → schema → anomalies →
+features → model → evaluation → push. The local runner and the Kubeflow runner
+call the same function and differ only in where it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import watchnext  # first: pins Keras 2 before TensorFlow loads
+from watchnext.components.log_example_gen import make_log_example_gen
+from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.pipeline.configs import Config
+from watchnext.pipeline.eval_config import make_eval_config
+
+from tfx import v1 as tfx
+
+PREPROCESSING_FN = "watchnext.models.preprocessing.preprocessing_fn"
+RUN_FN = "watchnext.models.trainer.run_fn"
+# Key of a hash of watchnext's own sources in custom_config: functions named by import
+# path are not fingerprinted by TFX, so without it a code change would hit the cache.
+CODE_VERSION_KEY = "watchnext_code_version"
+
+
+def code_version() -> str:
+    """A hash of the installed watchnext sources that define features and model."""
+    root = Path(watchnext.__file__).parent
+    digest = hashlib.sha256()
+    for sub in ("models", "pipeline", "components"):
+        for path in sorted((root / sub).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
+                    metadata_connection_config: object | None = None,
+                    beam_pipeline_args: list[str] | None = None) -> tfx.dsl.Pipeline:
+    """The whole pipeline for `config`, reading the logs in `logs_dir`."""
+    custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: code_version()}
+    components = []
+
+    # Join the newest span's impression and event logs into labelled tf.Examples.
+    example_gen = make_log_example_gen(
+        logs_dir, eval_percent=config.data.eval_percent,
+        max_rejected_fraction=config.data.max_rejected_fraction)
+    components.append(example_gen)
+
+    # Train on a rolling window of the newest spans ingested so far.
+    window = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+        config={"range_config": tfx.proto.RangeConfig(
+            rolling_range=tfx.proto.RollingRange(num_spans=config.data.window_spans))},
+        examples=example_gen.outputs["examples"],
+    ).with_id("span_window")
+    components.append(window)
+
+    # Describe the new span: the data validation below and the schema rest on these.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    components.append(statistics_gen)
+
+    # Infer the schema (feature types, shapes, domains) the Transform graph parses by.
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True)
+    components.append(schema_gen)
+
+    # Flag anomalies (missing columns, unexpected values) in the new span.
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    components.append(example_validator)
+
+    # Featurize with one graph that is also embedded in the served model.
+    transform = tfx.components.Transform(
+        examples=window.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=custom_config,
+    )
+    components.append(transform)
+
+    # Fit the multitask model and export the serving SavedModel.
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+        custom_config=custom_config,
+    )
+    components.append(trainer)
+
+    # The model being served now: the baseline a candidate has to match.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model")
+    components.append(baseline)
+
+    # Per-head, per-slice metrics on the new span; bless only a model at least as good.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=make_eval_config(config),
+    )
+    components.append(evaluator)
+
+    # Push to the folder TF Serving watches, only when blessed.
+    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=os.path.join(config.serving_dir, config.serving.model_name))),
+        )
+    components.append(pusher)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline.name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=config.pipeline.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None
+        else list(config.pipeline.beam_args),
+    )

@@ -1,0 +1,118 @@
+"""preprocessing_fn run by tf.Transform on Beam over a small in-memory dataset."""
+
+from __future__ import annotations
+
+import tempfile
+
+import watchnext  # noqa: F401
+from watchnext.models.preprocessing import CONFIG_KEY, preprocessing_fn
+from watchnext.pipeline.configs import Config
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+CONFIG = Config()
+
+
+def _raw_spec() -> dict:
+    f = CONFIG.features
+    spec = {n.name: tf.io.FixedLenFeature([], tf.string) for n in f.ids if not n.multivalent}
+    spec.update({n.name: tf.io.VarLenFeature(tf.string) for n in f.ids if n.multivalent})
+    spec.update({n: tf.io.FixedLenFeature([], tf.float32) for n in f.numeric})
+    spec[f.position] = tf.io.FixedLenFeature([], tf.int64)
+    spec.update({k: tf.io.FixedLenFeature([], tf.float32) for k in CONFIG.label_keys})
+    return spec
+
+
+def _rows() -> list[dict]:
+    f = CONFIG.features
+    rows = []
+    for i in range(6):
+        row = {n.name: f"{n.name}-{i % 3}".encode() for n in f.ids if not n.multivalent}
+        row["query_video_id"] = f"v{i % 2}".encode()
+        row["candidate_video_id"] = f"v{(i + 1) % 4}".encode()
+        row["watch_history"] = [f"v{j}".encode() for j in range(i)]  # 0..5 ids, one row empty
+        row.update({n: float(i) for n in f.numeric})
+        row[f.position] = [0, 3, 25, 1, 2, 4][i]
+        row.update({k: float(i % 2) for k in CONFIG.label_keys})
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def transformed() -> list[dict]:
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_raw_spec()))
+    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
+        (data, _), _ = (_rows(), metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda x: preprocessing_fn(x, {CONFIG_KEY: CONFIG.to_json()}), output_record_batches=False)
+    return list(data)
+
+
+def test_every_input_and_label_has_an_output(transformed):
+    keys = set(transformed[0])
+    expected = {f.name for f in CONFIG.features.ids} | set(CONFIG.features.numeric)
+    expected |= {CONFIG.features.position} | set(CONFIG.label_keys)
+    assert keys == expected
+
+
+def test_shared_video_vocabulary_maps_same_id_to_same_index(transformed):
+    # Row 1: query v1; row 0: candidate v1 -> same index because both use vocabulary "video".
+    assert transformed[1]["query_video_id"] == transformed[0]["candidate_video_id"]
+    # Row 2 has history [v0, v1]; v1's index equals the query index of row 1.
+    hist = transformed[2]["watch_history"]
+    assert hist[1] == transformed[1]["query_video_id"]
+
+
+def test_history_is_padded_and_truncated_to_max_length(transformed):
+    length = next(f.max_length for f in CONFIG.features.ids if f.multivalent)
+    assert len(transformed[0]["watch_history"]) == length
+    assert all(v == -1 for v in transformed[0]["watch_history"])  # empty history
+    assert list(transformed[3]["watch_history"][3:]) == [-1] * (length - 3)
+
+
+def test_numeric_features_are_z_scored(transformed):
+    for name in CONFIG.features.numeric:
+        values = np.array([r[name] for r in transformed])
+        assert abs(values.mean()) < 1e-5 and abs(values.std() - 1.0) < 1e-4
+
+
+def test_position_clipped_to_max_position(transformed):
+    positions = [r[CONFIG.features.position] for r in transformed]
+    assert positions == [0, 3, CONFIG.features.max_position - 1, 1, 2, 4]
+
+
+def test_labels_pass_through_as_float(transformed):
+    assert [r["click"] for r in transformed] == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_transform_graph_serves_without_labels_and_position(tmp_path):
+    """Serving omits labels and position: the saved graph must prune those outputs only."""
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_raw_spec()))
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+        _, transform_fn = (_rows(), metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda x: preprocessing_fn(x, {CONFIG_KEY: CONFIG.to_json()}), output_record_batches=False)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "tft"))
+    layer = tft.TFTransformOutput(str(tmp_path / "tft")).transform_features_layer()
+    spec = {k: v for k, v in _raw_spec().items()
+            if k not in set(CONFIG.label_keys) | {CONFIG.features.position}}
+    example = tf.train.Example()
+    for k, v in _rows()[4].items():
+        if k not in spec:
+            continue
+        values = v if isinstance(v, list) else [v]
+        feature = example.features.feature[k]
+        if isinstance(values[0] if values else b"", bytes):
+            feature.bytes_list.value.extend(values)
+        elif isinstance(values[0], float):
+            feature.float_list.value.extend(values)
+        else:
+            feature.int64_list.value.extend(values)
+    parsed = tf.io.parse_example([example.SerializeToString()], spec)
+    out = layer(parsed)
+    assert CONFIG.features.position not in out
+    assert not set(CONFIG.label_keys) & set(out)
+    assert out["candidate_video_id"].shape == (1,)
