@@ -16,17 +16,20 @@ log = logging.getLogger("watchnext")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # force: TensorFlow and absl install root handlers on import, which would win otherwise.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                        force=True)
     if not verbose:
-        # TFX and Beam log every step at INFO through absl; keep our own lines readable.
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.WARNING)
-        logging.getLogger("absl").setLevel(logging.INFO)
+        # TFX, Beam and TensorFlow log every step; keep watchnext's own progress lines
+        # (the local runner turns the orchestrator's absl lines into per-component ones).
         logging.getLogger("absl").propagate = False
-        for noisy in ("apache_beam", "tensorflow", "root"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        for noisy in ("apache_beam", "tensorflow", "py.warnings"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        import warnings
+
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="tensorflow_model_analysis")
+        warnings.filterwarnings("ignore", category=UserWarning)
+        logging.captureWarnings(True)
 
 
 def _config(args: argparse.Namespace) -> Any:

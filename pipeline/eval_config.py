@@ -16,14 +16,25 @@ from watchnext.pipeline.configs import Config, Head
 import tensorflow_model_analysis as tfma
 
 
+def _value_threshold(head: Head, bound: str) -> tfma.GenericValueThreshold:
+    """The head's absolute bound, or no bound at all: which still fails a NaN metric.
+
+    Always present on purpose: on the first run there is no baseline, TFX drops the
+    change thresholds, and a metric left with an empty threshold would make TFMA
+    refuse the blessing as "missing thresholds".
+    """
+    if head.value_threshold > 0:
+        return tfma.GenericValueThreshold(**{bound: {"value": head.value_threshold}})
+    return tfma.GenericValueThreshold()
+
+
 def _binary_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
     auc_threshold = tfma.MetricThreshold(
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -config.evaluation.max_auc_drop},
         ),
-        value_threshold=(tfma.GenericValueThreshold(lower_bound={"value": head.value_threshold})
-                         if head.value_threshold > 0 else None),
+        value_threshold=_value_threshold(head, "lower_bound"),
     )
     return [
         tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
@@ -42,8 +53,7 @@ def _regression_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
             direction=tfma.MetricDirection.LOWER_IS_BETTER,
             relative={"value": config.evaluation.max_mse_increase_ratio},
         ),
-        value_threshold=(tfma.GenericValueThreshold(upper_bound={"value": head.value_threshold})
-                         if head.value_threshold > 0 else None),
+        value_threshold=_value_threshold(head, "upper_bound"),
     )
     return [
         tfma.MetricConfig(class_name="MeanSquaredError", threshold=mse_threshold),

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.pipeline.configs import Config
@@ -52,25 +53,33 @@ class RunResult:
     component_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-class _ComponentProgress(logging.Handler):
-    """Turns the orchestrator's per-component log lines into one progress line each."""
+class _ComponentProgress:
+    """Turns the orchestrator's per-component announcements into one progress line each.
 
-    def __init__(self, total: int) -> None:
-        super().__init__(logging.INFO)
+    LocalDagRunner has no progress hook: it announces each component with absl's
+    `logging.info`, and other libraries reset absl's level mid-run, so those lines
+    cannot be caught by a logging handler. This proxy stands in for the `logging`
+    name of the runner's module while a run lasts, and forwards every call to absl.
+    """
+
+    def __init__(self, total: int, absl_logging: Any) -> None:
         self.total = total
+        self.absl = absl_logging
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if msg.startswith("Component ") and msg.endswith(" is running."):
-            name = msg[len("Component "):-len(" is running.")]
-            self.started[name] = time.time()
-            log.info("[%d/%d] %s running", len(self.seconds) + 1, self.total, name)
-        elif msg.startswith("Component ") and msg.endswith(" is finished."):
-            name = msg[len("Component "):-len(" is finished.")]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.absl, name)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if msg == "Component %s is running." and args:
+            self.started[args[0]] = time.time()
+            log.info("[%d/%d] %s running", len(self.seconds) + 1, self.total, args[0])
+        elif msg == "Component %s is finished." and args:
+            name = args[0]
             self.seconds[name] = time.time() - self.started.get(name, time.time())
             log.info("[%d/%d] %s done in %.1fs", len(self.seconds), self.total, name, self.seconds[name])
+        self.absl.info(msg, *args, **kwargs)
 
 
 def _versions(path: str) -> set[str]:
@@ -87,14 +96,15 @@ def run_local(config: Config, logs_dir: str) -> RunResult:
         config, logs_dir=logs_dir, pipeline_root=paths.pipeline_root,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path))
-    progress = _ComponentProgress(total=len(pipeline.components))
-    orchestrator_log = logging.getLogger("absl")
-    orchestrator_log.addHandler(progress)
+    from tfx.orchestration.local import local_dag_runner
+
+    progress = _ComponentProgress(len(pipeline.components), local_dag_runner.logging)
+    local_dag_runner.logging = progress
     start = time.time()
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
-        orchestrator_log.removeHandler(progress)
+        local_dag_runner.logging = progress.absl
     seconds = time.time() - start
     new = sorted(_versions(push_root) - before, key=int)
     if new:

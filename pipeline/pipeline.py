@@ -47,7 +47,8 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     # Join the newest span's impression and event logs into labelled tf.Examples.
     example_gen = make_log_example_gen(
         logs_dir, eval_percent=config.data.eval_percent,
-        max_rejected_fraction=config.data.max_rejected_fraction)
+        max_rejected_fraction=config.data.max_rejected_fraction,
+        max_position=config.features.max_position)
     components.append(example_gen)
 
     # Train on a rolling window of the newest spans ingested so far.
