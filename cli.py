@@ -88,6 +88,75 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rank(args: argparse.Namespace) -> int:
+    from watchnext.serving.client import (
+        GrpcBackend,
+        InProcessBackend,
+        RankRequestError,
+        RestBackend,
+        rank,
+    )
+
+    config = _config(args)
+    try:
+        with open(args.request, encoding="utf-8") if args.request != "-" else sys.stdin as f:
+            request = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"watchnext rank: cannot read the request {args.request}: {e}", file=sys.stderr)
+        return 2
+    if args.grpc:
+        backend: Any = GrpcBackend(args.grpc, args.model_name or config.serving.model_name)
+    elif args.rest:
+        backend = RestBackend(args.rest, args.model_name or config.serving.model_name)
+    else:
+        backend = InProcessBackend(args.model or latest_pushed(config))
+    try:
+        ranked = rank(request, backend, config.head_names, [h.score_weight for h in config.heads])
+    except RankRequestError as e:
+        print(f"watchnext rank: INVALID_ARGUMENT: {e}", file=sys.stderr)
+        return 2
+    answer = [{"rank": i + 1, "score": r.score, "predictions": r.predictions, **r.candidate}
+              for i, r in enumerate(ranked[: args.top or None])]
+    print(json.dumps(answer, indent=1))
+    return 0
+
+
+def latest_pushed(config: Any) -> str:
+    """The newest version under <serving_dir>/<model_name>/ (what TF Serving would serve)."""
+    root = os.path.join(config.serving_dir, config.serving.model_name)
+    versions = sorted((d for d in os.listdir(root) if d.isdigit()), key=int) if os.path.isdir(root) else []
+    if not versions:
+        raise SystemExit(f"watchnext: no pushed model under {root}; run `watchnext run` or pass --model DIR")
+    return os.path.join(root, versions[-1])
+
+
+def cmd_check_serving(args: argparse.Namespace) -> int:
+    import glob
+
+    from watchnext.serving.fidelity import FidelityError, check_serving_fidelity
+
+    import tensorflow as tf
+
+    config = _config(args)
+    model_dir = args.model or latest_pushed(config)
+    pattern = args.examples or os.path.join(config.pipeline.output_dir, "tfx", "**", "Split-eval", "*.gz")
+    files = sorted(glob.glob(pattern, recursive=True))
+    if not files:
+        print(f"watchnext check-serving: no examples match {pattern}", file=sys.stderr)
+        return 2
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    examples = [r.numpy() for r in tf.data.TFRecordDataset(files[:1], compression).take(args.count)]
+    try:
+        report = check_serving_fidelity(model_dir, examples)
+    except FidelityError as e:
+        print(f"watchnext check-serving: FAILED: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(report), indent=1))
+    print(f"OK: {model_dir} serves identically through TF Serving's loader path "
+          f"({report.examples} examples, {report.op_count} op types, no Python ops)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchnext", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
@@ -99,6 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--logs", help="folder of impression/event logs (default: simulate one)")
     run.add_argument("--train-steps", type=int, help="override training.train_steps")
     run.set_defaults(func=cmd_run)
+
+    rank = sub.add_parser("rank", help="rank a request's candidates with a served model")
+    rank.add_argument("--request", required=True, help="request JSON file (- for stdin); see README")
+    target = rank.add_mutually_exclusive_group()
+    target.add_argument("--model", help="SavedModel directory (default: the newest pushed version)")
+    target.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC endpoint, e.g. localhost:8500")
+    target.add_argument("--rest", metavar="URL", help="TF Serving REST endpoint, e.g. http://localhost:8501")
+    rank.add_argument("--model-name", help="served model name (default: serving.model_name)")
+    rank.add_argument("--top", type=int, help="print only the best K")
+    rank.add_argument("--config", help="YAML config (heads and weights; output dir)")
+    rank.add_argument("--output", help="output folder of the run whose model to use")
+    rank.set_defaults(func=cmd_rank)
+
+    check = sub.add_parser("check-serving",
+                           help="load a pushed model the way TF Serving does and compare its outputs")
+    check.add_argument("--model", help="SavedModel directory (default: the newest pushed version)")
+    check.add_argument("--examples", help="TFRecord glob of raw tf.Examples (default: the eval split)")
+    check.add_argument("--count", type=int, default=256, help="how many examples to compare")
+    check.add_argument("--config", help="YAML config")
+    check.add_argument("--output", help="output folder of the run")
+    check.set_defaults(func=cmd_check_serving)
 
     from watchnext.simulator.simulate import add_arguments
 

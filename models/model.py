@@ -1,0 +1,361 @@
+"""The Watch-Next ranker (Zhao et al., RecSys 2019) as a `tfrs.Model` that only assembles layers.
+
+    features ─ FeatureEncoder ─ shared hidden layer ─ mixing layer ─┬─ Tower_1 ─(+ b)─ logit_1
+                                                                    ├─ ...
+                                                                    └─ Tower_K ─(+ b)─ logit_K
+    position, device ─ ShallowTower ─ b   (added to heads with position_bias; 0 at serving)
+
+The mixing layer (mmoe, omoe, shared_bottom, cgc, ple, single_task) is the only part that
+changes with `config.model.architecture`; the encoder, towers, shallow tower, losses and
+combined score are the same for all, so architectures compare like for like.
+
+Inputs are the transformed features of the lead's preprocessing_fn (see the README's
+"Transformed features" contract): id features as int64 [B] (or [B, 1]), multivalent ids
+as int64 [B, L] padded with -1, numeric features as float32 [B], position as int64 [B]
+with -1 for missing (the key is absent at serving), and, in training/eval batches, the
+labels and presence keys of `config.label_keys`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.models.features import SCORE_WEIGHTS_FEATURE
+from watchnext.models.layers import (
+    CombinedScore,
+    ShallowTower,
+    Tower,
+    as_batch_vector,
+    drop_position,
+    mixing_layer_from_config,
+    no_autograph,
+)
+from watchnext.pipeline.configs import Config, Head, IdFeature, from_dict
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+# Output key of the combined ranking score (the config forbids it as a head name).
+SCORE_KEY = "score"
+# Optional input: per-request or per-candidate score weights, [K] or [B, K] in head order.
+SCORE_WEIGHTS_KEY = SCORE_WEIGHTS_FEATURE
+# expm1 overflows float32 above ~88.7; log1p-scale predictions are clipped below that.
+_MAX_LOG1P_PREDICTION = 80.0
+
+
+def id_input_dim(feature: IdFeature, vocab_sizes: Mapping[str, int]) -> int:
+    """Rows of the feature's embedding table: the vocabulary plus its OOV buckets."""
+    if feature.vocabulary not in vocab_sizes:
+        raise KeyError(
+            f"vocab_sizes has no entry for vocabulary {feature.vocabulary!r} (feature {feature.name!r}, "
+            f"config key features.ids); it has {sorted(vocab_sizes)}. Pass the sizes Transform computed."
+        )
+    return int(vocab_sizes[feature.vocabulary]) + int(feature.oov_buckets)
+
+
+def device_feature(config: Config) -> IdFeature:
+    """The IdFeature named by `config.features.device` (the shallow tower's device input)."""
+    for f in config.features.ids:
+        if f.name == config.features.device:
+            return f
+    raise KeyError(f"config key features.device: {config.features.device!r} is not one of features.ids")
+
+
+class FeatureEncoder(tf_keras.layers.Layer):
+    """Transformed features → one dense vector x = [e(id_1); …; pool(e(ids_m)); numeric; (e(position))].
+
+    Each vocabulary has one embedding table, shared by the features that use it (query
+    video, candidate video and watch history are all videos, so their vectors live in one
+    space and learn from each other's data). A multivalent feature is the mean of its
+    non-padding (≥ 0) ids' embeddings, the zero vector when it has none. Numeric features
+    are appended as they are (Transform already z-scored them).
+
+    With `position_mode == "input_feature"` the position is embedded too, with row 0 for
+    "missing" (the paper's weaker baseline). Training drops it to missing with
+    `position_dropout` so the missing row that serving uses has been trained.
+    """
+
+    def __init__(self, config: Config, vocab_sizes: Mapping[str, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.vocab_sizes = {k: int(v) for k, v in vocab_sizes.items()}
+        feats = config.features
+        self.tables: dict[str, tf_keras.layers.Embedding] = {}
+        shapes: dict[str, tuple[int, int, str]] = {}
+        for f in feats.ids:
+            shape = (id_input_dim(f, self.vocab_sizes), f.embedding_dim)
+            if f.vocabulary in shapes and shapes[f.vocabulary][:2] != shape:
+                other = shapes[f.vocabulary][2]
+                raise ValueError(
+                    f"config key features.ids: {f.name!r} and {other!r} share vocabulary {f.vocabulary!r} "
+                    f"but differ in embedding_dim or oov_buckets ({shape} vs {shapes[f.vocabulary][:2]}); "
+                    "features that share a vocabulary share one embedding table, so make them equal"
+                )
+            if f.vocabulary not in shapes:
+                shapes[f.vocabulary] = (*shape, f.name)
+                self.tables[f.vocabulary] = tf_keras.layers.Embedding(
+                    shape[0], shape[1], name=f"{f.vocabulary}_embedding")
+        self.use_position = config.model.position_mode == "input_feature"
+        self.position_embedding = (
+            tf_keras.layers.Embedding(feats.max_position + 1, config.model.position_embedding_dim,
+                                      name="position_embedding") if self.use_position else None
+        )
+
+    @property
+    def output_dim(self) -> int:
+        """Width of x."""
+        feats = self.config.features
+        dim = sum(f.embedding_dim for f in feats.ids) + len(feats.numeric)
+        return dim + (self.config.model.position_embedding_dim if self.use_position else 0)
+
+    @no_autograph
+    def call(self, features: Mapping[str, tf.Tensor], training: Any = None) -> tf.Tensor:
+        feats = self.config.features
+        parts = []
+        for f in feats.ids:
+            table = self.tables[f.vocabulary]
+            ids = tf.cast(_feature(features, f.name, "features.ids"), tf.int64)
+            if f.multivalent:
+                parts.append(_mean_pool(table, ids))
+            else:
+                parts.append(table(as_batch_vector(ids)))
+        for name in feats.numeric:
+            value = _feature(features, name, "features.numeric")
+            parts.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
+        if self.position_embedding is not None:
+            position = _position_or_missing(features, feats.position, parts[0])
+            position = drop_position(position, self.config.model.position_dropout, training)
+            row = tf.clip_by_value(position, -1, feats.max_position - 1) + 1  # 0 = missing
+            parts.append(self.position_embedding(row))
+        return tf.concat(parts, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "config": self.config.to_dict(),
+                "vocab_sizes": dict(self.vocab_sizes)}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> FeatureEncoder:
+        cfg = dict(cfg)
+        config = from_dict(cfg.pop("config"), source="FeatureEncoder.get_config")
+        return cls(config, cfg.pop("vocab_sizes"), **cfg)
+
+
+def _feature(features: Mapping[str, tf.Tensor], name: str, config_key: str) -> tf.Tensor:
+    if name not in features:
+        raise KeyError(f"the features have no {name!r} (config key {config_key}); got {sorted(features)}")
+    return features[name]
+
+
+def _mean_pool(table: tf_keras.layers.Embedding, ids: tf.Tensor) -> tf.Tensor:
+    """Mean of the embeddings of the non-negative ids in each row of [B, L]; zeros for an empty row."""
+    present = tf.cast(ids >= 0, tf.float32)  # [B, L]
+    vectors = table(tf.maximum(ids, 0)) * present[..., tf.newaxis]  # [B, L, D]
+    count = tf.reduce_sum(present, axis=1, keepdims=True)  # [B, 1]
+    return tf.reduce_sum(vectors, axis=1) / tf.maximum(count, 1.0)
+
+
+def _position_or_missing(features: Mapping[str, tf.Tensor], key: str, like: tf.Tensor) -> tf.Tensor:
+    """features[key] as int64 [B], or all -1 (missing) when the key is absent (serving)."""
+    if key in features:
+        return tf.cast(as_batch_vector(features[key]), tf.int64)
+    return -tf.ones(tf.shape(like)[:1], tf.int64)
+
+
+class WatchNextModel(tfrs.Model):
+    """FeatureEncoder → shared hidden layer → mixing layer → one Tower per head (+ shallow-tower bias).
+
+    Losses: one `tfrs.tasks.Ranking` per head; binary heads use sigmoid cross-entropy on
+    the logit (AUC metric), regression heads squared error on the label after
+    `label_transform` (RMSE metric, on that scale). A head with a `presence` key averages
+    its loss over the examples whose presence is 1 only (a missing rating is not a rating
+    of 0). Total loss L = Σ_k loss_weight_k · L_k.
+
+    `call` returns serving-scale predictions, one per head (a probability, or a value in
+    label units), and the combined score. With the position key absent (serving) the
+    shallow tower is skipped: its bias would be exactly 0. When position is present
+    (training/eval batches) its bias is included in the position-biased heads' outputs.
+    """
+
+    def __init__(self, config: Config, vocab_sizes: Mapping[str, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.vocab_sizes = {k: int(v) for k, v in vocab_sizes.items()}
+        m = config.model
+        self.encoder = FeatureEncoder(config, self.vocab_sizes, name="feature_encoder")
+        self.shared_hidden = tf_keras.layers.Dense(m.shared_hidden_units, activation="relu",
+                                                   name="shared_hidden")
+        self.mixing = mixing_layer_from_config(config)
+        self.towers = [Tower(m.tower_units, name=f"tower_{h.name}") for h in config.heads]
+        self.shallow_tower = None
+        if m.position_mode == "shallow_tower":
+            self.shallow_tower = ShallowTower(
+                config.features.max_position, id_input_dim(device_feature(config), self.vocab_sizes),
+                m.position_embedding_dim, m.shallow_tower_units, m.position_dropout, name="shallow_tower")
+        self.combined_score = CombinedScore.from_heads(config.heads, name="combined_score")
+        self.tasks = [_ranking_task(h) for h in config.heads]
+        # Per-head loss averages, so training logs show which objective moves.
+        self.head_loss_metrics = [tf_keras.metrics.Mean(name=f"{h.name}_loss") for h in config.heads]
+
+    # -- forward -------------------------------------------------------------
+    @no_autograph
+    def logits(self, features: Mapping[str, tf.Tensor], training: Any = None
+               ) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
+        """Per-head logits (binary) or transformed-scale values (regression), [B] each, and the gates."""
+        x = self.encoder(features, training=training)
+        task_inputs, gates = self.mixing(self.shared_hidden(x), training=training)
+        outputs = [tower(t) for tower, t in zip(self.towers, task_inputs, strict=True)]
+        bias = self._position_bias(features, training)
+        if bias is not None:
+            outputs = [o + bias if h.position_bias else o
+                       for h, o in zip(self.config.heads, outputs, strict=True)]
+        return outputs, gates
+
+    def _position_bias(self, features: Mapping[str, tf.Tensor], training: Any) -> tf.Tensor | None:
+        """The shallow tower's bias [B], or None when there is none to add."""
+        if self.shallow_tower is None:
+            return None
+        if self.config.features.position not in features:
+            # Serving: the bias is 0, so skip the tower, but make sure its variables exist
+            # (a model first called without position must not grow variables later).
+            if not self.shallow_tower.built:
+                self.shallow_tower(-tf.ones([1], tf.int64), tf.zeros([1], tf.int64), training=False)
+            return None
+        return self.shallow_tower(features[self.config.features.position],
+                                  features[self.config.features.device], training=training)
+
+    @no_autograph
+    def call(self, features: Mapping[str, tf.Tensor], training: Any = False) -> dict[str, tf.Tensor]:
+        """{head name: serving-scale prediction [B], "score": combined score [B]}.
+
+        Binary heads give sigmoid(logit); regression heads give the value in label units
+        (expm1 of the prediction clipped to [0, 80] when label_transform is log1p, so the
+        value is ≥ 0 and finite). An optional
+        features["score_weights"] ([K] or [B, K], head order) overrides the score weights.
+        """
+        logits, _ = self.logits(features, training=training)
+        out = {h.name: serving_prediction(h, y) for h, y in zip(self.config.heads, logits, strict=True)}
+        out[SCORE_KEY] = self.combined_score([out[h.name] for h in self.config.heads],
+                                             features.get(SCORE_WEIGHTS_KEY))
+        return out
+
+    @no_autograph
+    def gate_weights(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """{head name: [B, n] weights of the gate the head's tower reads}, at inference.
+
+        n is the number of experts that gate mixes (PLE: the top level's); shared_bottom and
+        single_task report a constant [B, 1] of ones (each head reads exactly one MLP).
+        """
+        return self.logits(features, training=False)[1]
+
+    # -- training ------------------------------------------------------------
+    @no_autograph
+    def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """L = Σ_k loss_weight_k · L_k on a batch holding the features and `config.label_keys`."""
+        logits, _ = self.logits(features, training=training)
+        total = tf.constant(0.0)
+        for head, task, metric, y in zip(self.config.heads, self.tasks, self.head_loss_metrics, logits,
+                                         strict=True):
+            label = _training_label(head, _label(features, head.label, head))
+            weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
+                      if head.presence else tf.ones_like(label))
+            # An absent label may hold anything (NaN included); 0 · NaN would still poison the sum.
+            label = tf.where(weight > 0.0, label, tf.zeros_like(label))
+            summed = task(labels=label[:, tf.newaxis], predictions=y[:, tf.newaxis],
+                          sample_weight=weight[:, tf.newaxis], training=training)
+            head_loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
+            metric.update_state(head_loss)
+            total += head.loss_weight * head_loss
+        return total
+
+    # Keras wraps these in AutoGraph, which would re-parse tfrs', Keras' metrics' and the
+    # optimizer's source on every first trace (~10 s on 2 cores); none of it branches on
+    # tensor values, so it runs as plain graph-building Python.
+    @no_autograph
+    def train_step(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return super().train_step(inputs)
+
+    @no_autograph
+    def test_step(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return super().test_step(inputs)
+
+    # -- serialization -------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "vocab_sizes": dict(self.vocab_sizes)}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> WatchNextModel:
+        return cls(from_dict(cfg["config"], source="WatchNextModel.get_config"), cfg["vocab_sizes"])
+
+
+def _ranking_task(head: Head) -> tfrs.tasks.Ranking:
+    # SUM: compute_loss divides by the number of labelled examples itself (presence masks).
+    sum_reduction = tf_keras.losses.Reduction.SUM
+    if head.type == "binary":
+        return tfrs.tasks.Ranking(
+            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_reduction),
+            metrics=[tf_keras.metrics.AUC(from_logits=True, name=f"{head.name}_auc")],
+            name=f"{head.name}_task")
+    return tfrs.tasks.Ranking(
+        loss=tf_keras.losses.MeanSquaredError(reduction=sum_reduction),
+        metrics=[tf_keras.metrics.RootMeanSquaredError(name=f"{head.name}_rmse")],
+        name=f"{head.name}_task")
+
+
+def _label(features: Mapping[str, tf.Tensor], key: str, head: Head) -> tf.Tensor:
+    if key not in features:
+        raise KeyError(f"the batch has no {key!r}, needed by head {head.name!r} (config heads); "
+                       f"compute_loss needs every key in config.label_keys; got {sorted(features)}")
+    return features[key]
+
+
+def _training_label(head: Head, label: tf.Tensor) -> tf.Tensor:
+    """The label on the scale the head is trained on, float32 [B]."""
+    label = tf.reshape(tf.cast(label, tf.float32), [-1])
+    if head.label_transform == "log1p":
+        return tf.math.log1p(tf.maximum(label, 0.0))
+    return label
+
+
+def serving_prediction(head: Head, y: tf.Tensor) -> tf.Tensor:
+    """A head's raw output → serving scale: sigmoid for binary, label units for regression."""
+    if head.type == "binary":
+        return tf.sigmoid(y)
+    if head.label_transform == "log1p":
+        return tf.math.expm1(tf.clip_by_value(y, 0.0, _MAX_LOG1P_PREDICTION))
+    return y
+
+
+def build_model(config: Config, vocab_sizes: Mapping[str, int]) -> WatchNextModel:
+    """The ranker for `config` with embedding tables sized by Transform's `vocab_sizes` (by vocabulary)."""
+    return WatchNextModel(config, vocab_sizes, name="watchnext")
+
+
+def multiplications_per_example(config: Config, vocab_sizes: Mapping[str, int]) -> int:
+    """Multiply-adds the served model spends per candidate (cf. the paper's Table 2).
+
+    Counts every dense layer (d_in · d_out), every gate (d_in · n) and every gate mixture
+    (n · d_expert). Embedding lookups, mean pooling, biases, activations and the combined
+    score count 0; the shallow tower counts 0 because serving skips it (no position).
+    """
+    model = build_model(config, vocab_sizes)
+    m = config.model
+    d = model.encoder.output_dim
+    total = d * m.shared_hidden_units
+    total += model.mixing.multiplications(m.shared_hidden_units)
+    tower_input = model.mixing.output_dim(m.shared_hidden_units)
+    total += sum(t.multiplications(tower_input) for t in model.towers)
+    return total
+
+
+__all__ = [
+    "SCORE_KEY",
+    "SCORE_WEIGHTS_KEY",
+    "FeatureEncoder",
+    "WatchNextModel",
+    "build_model",
+    "multiplications_per_example",
+    "serving_prediction",
+]

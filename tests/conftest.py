@@ -1,0 +1,76 @@
+"""Shared fixtures: one tiny end-to-end pipeline run (twice) reused by every slow test."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import json
+import os
+
+from watchnext.pipeline.configs import DEFAULT_HEADS
+
+import pytest
+
+TINY = {
+    "data": {"simulate_impressions_per_day": 4000, "simulate_seed": 11},
+    "model": {"shared_hidden_units": 16, "num_experts": 2, "expert_units": [8], "tower_units": [4]},
+    "training": {"train_steps": 80, "eval_steps": 5, "batch_size": 128},
+    # A tiny model on a tiny log is not expected to clear the production AUC floors;
+    # the blessing still needs finite metrics and no regression against the baseline.
+    "heads": [dict(dataclasses.asdict(h), value_threshold=0.0) for h in DEFAULT_HEADS],
+}
+
+# Request-level fields of a watch-next request; the rest of an impression describes the candidate.
+REQUEST_FIELDS = ("user_id", "query_video_id", "device", "country", "user_activity", "watch_history")
+NOT_SERVED = ("request_id", "timestamp", "position")
+
+
+@pytest.fixture(scope="session")
+def pipeline_runs(tmp_path_factory):
+    """(config, first RunResult, second RunResult) of `make run` on a tiny simulated log."""
+    from watchnext.cli import simulated_logs
+    from watchnext.pipeline.configs import load_config
+    from watchnext.pipeline.local_runner import RunPaths, run_local
+
+    out = tmp_path_factory.mktemp("e2e")
+    config = load_config(None, {**TINY, "pipeline": {"output_dir": str(out)}})
+    logs = simulated_logs(config, RunPaths(str(out)).simulated_logs)
+    first = run_local(config, logs)
+    second = run_local(config, logs)
+    return config, first, second
+
+
+@pytest.fixture(scope="session")
+def pushed_model(pipeline_runs) -> str:
+    _, first, _ = pipeline_runs
+    assert first.pushed_path, first.message
+    return first.pushed_path
+
+
+@pytest.fixture(scope="session")
+def eval_examples(pipeline_runs) -> list[bytes]:
+    """Serialized raw tf.Examples from the eval split the pipeline wrote."""
+    import tensorflow as tf
+
+    config, _, _ = pipeline_runs
+    pattern = os.path.join(config.pipeline.output_dir, "tfx", "**", "Split-eval", "*.gz")
+    files = sorted(glob.glob(pattern, recursive=True))
+    assert files, f"no eval examples under {pattern}"
+    return [r.numpy() for r in tf.data.TFRecordDataset(files[:1], compression_type="GZIP").take(64)]
+
+
+@pytest.fixture(scope="session")
+def rank_request(pipeline_runs) -> dict:
+    """A ranking request built from the first logged slate of the simulated log."""
+    config, _, _ = pipeline_runs
+    files = sorted(glob.glob(os.path.join(config.pipeline.output_dir, "simulated_logs", "impressions", "*",
+                                          "*.jsonl.gz")))
+    with gzip.open(files[0], "rt") as f:
+        rows = [json.loads(line) for line in f]
+    first = rows[0]["request_id"]
+    slate = [r for r in rows if r["request_id"] == first]
+    request = {k: first_value for k, first_value in slate[0].items() if k in REQUEST_FIELDS}
+    request["candidates"] = [{k: v for k, v in r.items() if k not in REQUEST_FIELDS + NOT_SERVED}
+                             for r in slate]
+    return request

@@ -1,0 +1,275 @@
+"""Tests of models/layers.py: each layer alone, on small tensors built here."""
+
+from __future__ import annotations
+
+import math
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.models import layers as L
+from watchnext.pipeline.configs import ARCHITECTURES, Config, ModelSection
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+TASKS = ("click", "watch_time", "rating")
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    tf_keras.utils.set_random_seed(1234)
+
+
+def _x(batch: int = 8, dim: int = 6) -> tf.Tensor:
+    return tf.random.normal([batch, dim])
+
+
+# ---------------------------------------------------------------------------
+# MLP, Tower
+
+
+def test_mlp_stacks_dense_layers_and_empty_units_is_identity() -> None:
+    mlp = L.MLP([5, 3])
+    x = _x()
+    assert mlp(x).shape == (8, 3)
+    assert mlp.multiplications(6) == 6 * 5 + 5 * 3
+    identity = L.MLP([])
+    np.testing.assert_array_equal(identity(x).numpy(), x.numpy())
+    assert identity.output_dim(6) == 6
+
+
+def test_tower_gives_one_value_per_example() -> None:
+    tower = L.Tower([4])
+    assert tower(_x()).shape == (8,)
+    assert tower.multiplications(6) == 6 * 4 + 4 * 1
+
+
+# ---------------------------------------------------------------------------
+# ExpertGate
+
+
+def test_gate_is_a_distribution_over_experts() -> None:
+    gate = L.ExpertGate(4, dropout_rate=0.1)
+    g = gate(_x(32), training=False).numpy()
+    assert g.shape == (32, 4)
+    np.testing.assert_allclose(g.sum(axis=1), 1.0, rtol=1e-6)
+    assert (g > 0).all()
+
+
+def test_gate_dropout_zeroes_experts_at_the_configured_rate_and_renormalizes() -> None:
+    rate, n, rows = 0.1, 4, 20000
+    gate = L.ExpertGate(n, dropout_rate=rate)
+    x = _x(rows)
+    plain = gate(x, training=False).numpy()
+    dropped = gate(x, training=True).numpy()
+    np.testing.assert_allclose(dropped.sum(axis=1), 1.0, rtol=1e-5)
+    zero = dropped == 0.0
+    # An entry is zero when dropped, unless its whole row was dropped (then the row keeps
+    # its softmax): P = rate · (1 - rate^(n-1)).
+    expected = rate * (1 - rate ** (n - 1))
+    assert abs(zero.mean() - expected) < 0.01, zero.mean()
+    # Survivors are the undropped weights rescaled by one factor per row.
+    some = np.where(zero.any(axis=1))[0][:50]
+    assert len(some) > 0
+    for i in some:
+        kept = ~zero[i]
+        np.testing.assert_allclose(dropped[i, kept], plain[i, kept] / plain[i, kept].sum(), rtol=1e-5)
+
+
+def test_gate_with_every_expert_dropped_keeps_its_softmax() -> None:
+    gate = L.ExpertGate(2, dropout_rate=0.95)
+    x = _x(4000)
+    plain = gate(x, training=False).numpy()
+    dropped = gate(x, training=True).numpy()
+    assert np.isfinite(dropped).all()
+    np.testing.assert_allclose(dropped.sum(axis=1), 1.0, rtol=1e-5)
+    unchanged = np.all(dropped == plain, axis=1)
+    # Both dropped with probability 0.95² ≈ 0.90; those rows equal the plain softmax.
+    assert 0.85 < unchanged.mean() < 0.95, unchanged.mean()
+
+
+def test_gate_at_inference_is_deterministic() -> None:
+    gate = L.ExpertGate(4, dropout_rate=0.5)
+    x = _x(64)
+    np.testing.assert_array_equal(gate(x).numpy(), gate(x, training=False).numpy())
+    np.testing.assert_array_equal(gate(x, training=False).numpy(), gate(x, training=False).numpy())
+
+
+def test_gate_rejects_a_dropout_rate_of_one() -> None:
+    with pytest.raises(ValueError, match="dropout_rate"):
+        L.ExpertGate(3, dropout_rate=1.0)
+
+
+# ---------------------------------------------------------------------------
+# Mixing layers
+
+
+def test_mmoe_output_is_the_gate_weighted_sum_of_experts() -> None:
+    layer = L.MMoE(TASKS, num_experts=3, expert_units=[5], gate_dropout=0.0)
+    x = _x()
+    task_inputs, gates = layer(x, training=False)
+    assert len(task_inputs) == len(TASKS) and set(gates) == set(TASKS)
+    experts = np.stack([e(x).numpy() for e in layer.experts], axis=1)  # [B, n, d]
+    for k, task in enumerate(TASKS):
+        g = gates[task].numpy()
+        assert g.shape == (8, 3)
+        np.testing.assert_allclose(task_inputs[k].numpy(), np.einsum("bn,bnd->bd", g, experts), rtol=1e-5)
+    # Different gates: tasks get different mixtures of the same experts.
+    assert not np.allclose(gates[TASKS[0]].numpy(), gates[TASKS[1]].numpy())
+
+
+def test_omoe_shares_one_gate_and_one_mixture() -> None:
+    layer = L.OMoE(TASKS, num_experts=3, expert_units=[5])
+    task_inputs, gates = layer(_x(), training=False)
+    for k in range(1, len(TASKS)):
+        np.testing.assert_array_equal(task_inputs[k].numpy(), task_inputs[0].numpy())
+        np.testing.assert_array_equal(gates[TASKS[k]].numpy(), gates[TASKS[0]].numpy())
+
+
+def test_gateless_layers_report_a_one_expert_gate() -> None:
+    x = _x()
+    shared, shared_gates = L.SharedBottom(TASKS, [5])(x)
+    np.testing.assert_array_equal(shared[0].numpy(), shared[-1].numpy())
+    separate, separate_gates = L.SingleTask(TASKS, [5])(x)
+    assert not np.allclose(separate[0].numpy(), separate[1].numpy())
+    for gates in (shared_gates, separate_gates):
+        assert set(gates) == set(TASKS)
+        np.testing.assert_array_equal(gates[TASKS[0]].numpy(), np.ones((8, 1)))
+
+
+def test_cgc_task_gates_see_own_and_shared_experts() -> None:
+    layer = L.CGC(TASKS, task_experts=2, shared_experts=3, expert_units=[5])
+    task_inputs, gates = layer(_x(), training=False)
+    assert [t.shape for t in task_inputs] == [(8, 5)] * len(TASKS)
+    for task in TASKS:
+        assert gates[task].shape == (8, 2 + 3)
+        np.testing.assert_allclose(gates[task].numpy().sum(axis=1), 1.0, rtol=1e-6)
+    level = layer.level
+    assert level.common_gate is None
+    # Task 0's mixture uses its own experts then the shared ones, in that order.
+    x = _x()
+    outs, _ = layer(x, training=False)
+    experts = level.experts_of_task[0] + level.common_experts
+    stacked = np.stack([e(x).numpy() for e in experts], axis=1)
+    g = level.task_gates[0](x).numpy()
+    np.testing.assert_allclose(outs[0].numpy(), np.einsum("bn,bnd->bd", g, stacked), rtol=1e-5)
+
+
+def test_ple_stacks_levels_with_a_shared_gate_below_the_top() -> None:
+    layer = L.PLE(TASKS, task_experts=1, shared_experts=2, expert_units=[4], levels=3)
+    task_inputs, gates = layer(_x(), training=True)
+    assert [t.shape for t in task_inputs] == [(8, 4)] * len(TASKS)
+    assert [lvl.common_gate is not None for lvl in layer.extraction_levels] == [True, True, False]
+    # The lower levels' shared gates see every expert of the level.
+    assert layer.extraction_levels[0].common_gate.num_experts == len(TASKS) * 1 + 2
+    assert all(gates[t].shape == (8, 1 + 2) for t in TASKS)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_factory_builds_each_architecture_with_one_interface(architecture: str) -> None:
+    config = Config().replace(model=ModelSection(architecture=architecture, num_experts=2,
+                                                 expert_units=(4,), shared_hidden_units=6))
+    layer = L.mixing_layer_from_config(config)
+    task_inputs, gates = layer(_x(5, 6), training=False)
+    assert len(task_inputs) == len(config.heads)
+    assert list(gates) == config.head_names
+    for g in gates.values():
+        np.testing.assert_allclose(g.numpy().sum(axis=1), 1.0, rtol=1e-6)
+    assert all(t.shape == (5, layer.output_dim(6)) for t in task_inputs)
+
+
+# ---------------------------------------------------------------------------
+# ShallowTower
+
+
+def test_shallow_tower_bias_is_exactly_zero_for_missing_positions() -> None:
+    tower = L.ShallowTower(max_position=5, num_devices=3, embedding_dim=2, units=[4], position_dropout=0.1)
+    position = tf.constant([-1, 0, 3, -1, 4, 9], tf.int64)
+    device = tf.constant([0, 1, 2, 2, 0, 0], tf.int64)
+    bias = tower(position, device, training=False).numpy()
+    assert bias.shape == (6,)
+    assert bias[0] == 0.0 and bias[3] == 0.0
+    # A position past the end counts as the last one (rows 4 and 5: positions 4 and 9, device 0).
+    assert bias[5] == pytest.approx(bias[4], rel=1e-6)
+    # Present positions can move the logit: linear tower (no hidden relu) so 0 means "masked".
+    linear = L.ShallowTower(max_position=5, num_devices=3, embedding_dim=2, units=[])
+    assert np.all(linear(position, device, training=False).numpy()[[1, 2, 4, 5]] != 0.0)
+    # [B, 1] inputs work the same.
+    np.testing.assert_array_equal(
+        tower(position[:, None], device[:, None], training=False).numpy(), bias)
+
+
+def test_shallow_tower_drops_positions_to_missing_in_training() -> None:
+    rows, rate = 20000, 0.1
+    tower = L.ShallowTower(max_position=5, num_devices=2, embedding_dim=2, units=[], position_dropout=rate)
+    position = tf.fill([rows], tf.constant(2, tf.int64))
+    device = tf.zeros([rows], tf.int64)
+    assert np.all(tower(position, device, training=False).numpy() != 0.0)
+    zero_rate = (tower(position, device, training=True).numpy() == 0.0).mean()
+    assert abs(zero_rate - rate) < 0.01, zero_rate
+    dropped = L.drop_position(position, rate, training=True).numpy()
+    assert set(np.unique(dropped)) == {-1, 2}
+    np.testing.assert_array_equal(L.drop_position(position, rate, training=False).numpy(), position.numpy())
+
+
+# ---------------------------------------------------------------------------
+# CombinedScore
+
+
+def _hand_score(preds: list[float], forms: list[str], weights: list[float], eps: float = 1e-6) -> float:
+    f = {"identity": lambda v: max(v, eps), "complement": lambda v: max(1 - v, eps),
+         "log1p": lambda v: math.log1p(max(v, 0.0)) + eps}
+    return math.prod(f[form](p) ** w for p, form, w in zip(preds, forms, weights, strict=True))
+
+
+def test_combined_score_is_the_product_of_utilities() -> None:
+    forms = ["identity", "log1p", "complement", "identity"]
+    weights = [1.0, 0.5, 1.0, 0.25]
+    score = L.CombinedScore(forms, weights)
+    rows = [[0.5, 3.0, 0.2, 4.0], [0.9, 0.0, 0.0, 2.5], [0.0, 100.0, 1.0, 1.0]]
+    preds = [tf.constant([r[k] for r in rows]) for k in range(len(forms))]
+    got = score(preds).numpy()
+    want = [_hand_score(r, forms, weights) for r in rows]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert got[0] == pytest.approx(0.5 * math.sqrt(math.log(4.0)) * 0.8 * 4.0 ** 0.25, rel=1e-5)
+
+
+def test_combined_score_weights_can_be_overridden() -> None:
+    forms = ["identity", "log1p", "complement"]
+    score = L.CombinedScore(forms, [1.0, 1.0, 1.0])
+    preds = [tf.constant([0.5, 0.8]), tf.constant([2.0, 5.0]), tf.constant([0.1, 0.3])]
+    base = score(preds).numpy()
+    # [K]: doubling every exponent squares the score; a zero exponent drops the factor.
+    np.testing.assert_allclose(score(preds, tf.constant([2.0, 2.0, 2.0])).numpy(), base ** 2, rtol=1e-5)
+    only_click = score(preds, tf.constant([1.0, 0.0, 0.0])).numpy()
+    np.testing.assert_allclose(only_click, [0.5, 0.8], rtol=1e-5)
+    # [B, K]: one weight vector per candidate.
+    per_row = score(preds, tf.constant([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])).numpy()
+    np.testing.assert_allclose(per_row, [0.5, base[1]], rtol=1e-5)
+    with pytest.raises(ValueError, match="columns"):
+        score(preds, tf.constant([1.0, 1.0]))
+
+
+# ---------------------------------------------------------------------------
+# Serialization
+
+
+@pytest.mark.parametrize("layer", [
+    L.MLP([3, 2]),
+    L.ExpertGate(3, 0.2),
+    L.MMoE(TASKS, 2, [3], 0.1),
+    L.OMoE(TASKS, 2, [3], 0.1),
+    L.SharedBottom(TASKS, [3]),
+    L.SingleTask(TASKS, [3]),
+    L.CGC(TASKS, 1, 2, [3], 0.1),
+    L.PLE(TASKS, 1, 2, [3], 2, 0.1),
+    L.ExtractionLevel(TASKS, 1, 2, [3], 0.1, shared_gate=True),
+    L.Tower([3]),
+    L.ShallowTower(5, 2, 2, [3], 0.1),
+    L.CombinedScore(["identity", "log1p"], [1.0, 0.5]),
+], ids=lambda layer: type(layer).__name__)
+def test_every_layer_round_trips_through_get_config(layer: tf_keras.layers.Layer) -> None:
+    config = layer.get_config()
+    again = type(layer).from_config(config)
+    assert again.get_config() == config

@@ -1,0 +1,360 @@
+"""Tests of models/model.py: the encoder, losses, serving outputs, training and export.
+
+Everything runs on a tiny config and synthetic transformed features built here. The
+architecture × position-mode matrix runs a covering subset by default (every architecture
+and every position mode at least once); the other combinations and the Keras-model export
+of every architecture but the default are marked slow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.models import model as M
+from watchnext.models.layers import CombinedScore
+from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config, from_dict
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+# The fixture's names; the model itself only ever reads them from the config.
+USER, CANDIDATE, HISTORY = "user_id", "candidate_video_id", "watch_history"
+DEVICE, DURATION = "device", "duration"
+VOCAB_SIZES = {"user": 6, "video": 10, "device": 2}
+HISTORY_LENGTH = 3
+
+
+def tiny_config(architecture: str = "mmoe", position_mode: str = "shallow_tower", **model: object) -> Config:
+    """Three heads that cover every loss path: binary + position bias, log1p regression, masked rating."""
+    return from_dict({
+        "features": {
+            "ids": [
+                {"name": USER, "vocabulary": "user", "embedding_dim": 4, "oov_buckets": 1},
+                {"name": CANDIDATE, "vocabulary": "video", "embedding_dim": 4, "oov_buckets": 1},
+                {"name": HISTORY, "vocabulary": "video", "embedding_dim": 4, "oov_buckets": 1,
+                 "multivalent": True, "max_length": HISTORY_LENGTH},
+                {"name": DEVICE, "vocabulary": "device", "embedding_dim": 2, "oov_buckets": 1},
+            ],
+            "numeric": [DURATION],
+            "log1p_numeric": [],
+            "max_position": 5,
+        },
+        "heads": [
+            {"name": "click", "type": "binary", "label": "click", "position_bias": True},
+            {"name": "watch_time", "type": "regression", "label": "watch_time", "loss_weight": 0.5,
+             "score_weight": 0.5, "score_form": "log1p", "label_transform": "log1p", "position_bias": True},
+            {"name": "rating", "type": "regression", "label": "rating", "group": "satisfaction",
+             "loss_weight": 0.5, "score_weight": 0.25, "presence": "rating_present"},
+        ],
+        "model": {"architecture": architecture, "position_mode": position_mode, "shared_hidden_units": 8,
+                  "num_experts": 2, "expert_units": [4], "task_experts": 1, "ple_levels": 2,
+                  "tower_units": [4], "shallow_tower_units": [4], "position_embedding_dim": 2, **model},
+    })
+
+
+def make_batch(config: Config, n: int, seed: int = 0, position: bool = True, labels: bool = True
+               ) -> dict[str, np.ndarray]:
+    """Transformed features (the preprocessing contract) with labels the model can learn."""
+    rng = np.random.default_rng(seed)
+    batch: dict[str, np.ndarray] = {}
+    for f in config.features.ids:
+        rows = VOCAB_SIZES[f.vocabulary] + f.oov_buckets
+        if f.multivalent:
+            ids = rng.integers(0, rows, (n, f.max_length))
+            ids[rng.random((n, f.max_length)) < 0.3] = -1  # padding
+            ids[0] = -1  # one user with no history at all
+            batch[f.name] = ids.astype(np.int64)
+        else:
+            batch[f.name] = rng.integers(0, rows, n).astype(np.int64)
+    for name in config.features.numeric:
+        batch[name] = rng.normal(size=n).astype(np.float32)
+    if position:
+        max_position = config.features.max_position
+        batch[config.features.position] = rng.integers(-1, max_position + 2, n).astype(np.int64)
+    if labels:
+        click = (batch[CANDIDATE] % 2 == 0).astype(np.float32)
+        batch["click"] = click
+        batch["watch_time"] = (click * (20.0 + 10.0 * batch[DURATION])).clip(0).astype(np.float32)
+        batch["rating"] = (1.0 + batch[USER] % 5).astype(np.float32)
+        batch["rating_present"] = (rng.random(n) < 0.5).astype(np.float32)
+    return batch
+
+
+def serving_features(batch: dict[str, np.ndarray], config: Config) -> dict[str, tf.Tensor]:
+    """What TF Serving hands the model: the inputs without position and labels."""
+    drop = set(config.label_keys) | {config.features.position}
+    return {k: tf.constant(v) for k, v in batch.items() if k not in drop}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    tf_keras.utils.set_random_seed(7)
+
+
+# ---------------------------------------------------------------------------
+# FeatureEncoder
+
+
+def test_encoder_shares_tables_per_vocabulary_and_mean_pools_history() -> None:
+    config = tiny_config()
+    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    batch = make_batch(config, 6, labels=False)
+    x = encoder(batch).numpy()
+    assert x.shape == (6, encoder.output_dim) == (6, 4 + 4 + 4 + 2 + 1)
+    assert sorted(encoder.tables) == sorted(VOCAB_SIZES)
+    video = encoder.tables["video"].embeddings.numpy()
+    assert video.shape == (VOCAB_SIZES["video"] + 1, 4)
+    np.testing.assert_allclose(x[:, 4:8], video[batch[CANDIDATE]], rtol=1e-6)
+    history = x[:, 8:12]
+    np.testing.assert_array_equal(history[0], np.zeros(4))  # all padding → zero vector
+    for i in range(1, 6):
+        ids = batch[HISTORY][i][batch[HISTORY][i] >= 0]
+        want = video[ids].mean(axis=0) if len(ids) else np.zeros(4)
+        np.testing.assert_allclose(history[i], want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(x[:, -1], batch[DURATION], rtol=1e-6)
+    # [B, 1] ids and numeric values give the same vector.
+    column = {k: (v[:, None] if v.ndim == 1 else v) for k, v in batch.items()}
+    np.testing.assert_allclose(encoder(column).numpy(), x, rtol=1e-6)
+
+
+def test_encoder_input_feature_mode_embeds_position_with_a_missing_row() -> None:
+    config = tiny_config(position_mode="input_feature")
+    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    batch = make_batch(config, 5, labels=False)
+    batch[config.features.position] = np.array([-1, 0, 4, 7, -1], np.int64)
+    x = encoder(batch, training=False).numpy()
+    table = encoder.position_embedding.embeddings.numpy()
+    np.testing.assert_allclose(x[:, -2:], table[[0, 1, 5, 5, 0]], rtol=1e-6)  # 7 clips to 4 → row 5
+    # An absent position (serving) reads the "missing" row.
+    del batch[config.features.position]
+    np.testing.assert_allclose(encoder(batch).numpy()[:, -2:], np.tile(table[0], (5, 1)), rtol=1e-6)
+    assert M.FeatureEncoder(tiny_config(position_mode="none"), VOCAB_SIZES).output_dim == x.shape[1] - 2
+
+
+def test_encoder_names_what_is_wrong_with_vocabularies() -> None:
+    with pytest.raises(KeyError, match="'video'"):
+        M.FeatureEncoder(tiny_config(), {"user": 6, "device": 2})
+    base = tiny_config()
+    ids = list(base.to_dict()["features"]["ids"])
+    ids[2] = {**ids[2], "embedding_dim": 8}
+    bad = from_dict({**base.to_dict(), "features": {**base.to_dict()["features"], "ids": ids}})
+    with pytest.raises(ValueError, match="share vocabulary 'video'"):
+        M.FeatureEncoder(bad, VOCAB_SIZES)
+
+
+# ---------------------------------------------------------------------------
+# Outputs
+
+
+def test_model_outputs_serving_scale_predictions_and_score() -> None:
+    config = tiny_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    features = serving_features(make_batch(config, 16), config)
+    out = model(features)
+    assert list(out) == [*config.head_names, M.SCORE_KEY]
+    assert all(v.shape == (16,) for v in out.values())
+    click, watch_time = out["click"].numpy(), out["watch_time"].numpy()
+    assert ((click > 0) & (click < 1)).all()
+    assert (watch_time >= 0).all()
+    logits, _ = model.logits(features)
+    np.testing.assert_allclose(watch_time, np.expm1(np.clip(logits[1].numpy(), 0, None)), rtol=1e-5)
+    np.testing.assert_allclose(out["rating"].numpy(), logits[2].numpy(), rtol=1e-6)
+    want = CombinedScore.from_heads(config.heads)([out[h] for h in config.head_names]).numpy()
+    np.testing.assert_allclose(out[M.SCORE_KEY].numpy(), want, rtol=1e-6)
+    # Per-candidate score weights replace the config's: only click's exponent left → score = p(click).
+    weights = tf.constant([[1.0, 0.0, 0.0]] * 16)
+    only_click = model({**features, M.SCORE_WEIGHTS_KEY: weights})[M.SCORE_KEY].numpy()
+    np.testing.assert_allclose(only_click, click, rtol=1e-5)
+
+
+def test_served_predictions_carry_no_position_bias() -> None:
+    config = tiny_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = make_batch(config, 32)
+    position = config.features.position
+    served = model(serving_features(batch, config))
+    missing = {**serving_features(batch, config), position: -tf.ones([32], tf.int64)}
+    for name, value in model(missing).items():
+        np.testing.assert_allclose(value.numpy(), served[name].numpy(), rtol=1e-6)
+    # With logged positions the shallow tower's bias moves exactly the position-biased heads' logits.
+    unbiased, _ = model.logits(serving_features(batch, config))
+    biased, _ = model.logits({**serving_features(batch, config), position: tf.constant(batch[position])})
+    present = batch[position] >= 0
+    for head, before, after in zip(config.heads, unbiased, biased, strict=True):
+        moved = before.numpy() != after.numpy()
+        assert moved[present].all() if head.position_bias else not moved.any(), head.name
+        assert not moved[~present].any(), head.name
+
+
+def test_a_model_first_called_without_position_has_all_its_variables() -> None:
+    config = tiny_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = make_batch(config, 8)
+    model(serving_features(batch, config))
+    names = sorted(v.name for v in model.variables)
+    assert any("shallow_tower" in n for n in names)
+    model.compute_loss({k: tf.constant(v) for k, v in batch.items()}, training=True)
+    assert sorted(v.name for v in model.variables) == names
+
+
+def test_gate_weights_per_head() -> None:
+    config = tiny_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    gates = model.gate_weights(serving_features(make_batch(config, 8), config))
+    assert list(gates) == config.head_names
+    for g in gates.values():
+        assert g.shape == (8, config.model.num_experts)
+        np.testing.assert_allclose(g.numpy().sum(axis=1), 1.0, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Losses
+
+
+def _bce_from_logits(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+
+def test_loss_is_the_weighted_sum_of_head_losses_with_rating_masked() -> None:
+    config = tiny_config(position_mode="none")
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = {k: tf.constant(v) for k, v in make_batch(config, 32, seed=3).items()}
+    loss = float(model.compute_loss(batch, training=False))
+    z = [t.numpy() for t in model.logits(batch, training=False)[0]]
+    present = batch["rating_present"].numpy() == 1
+    click = _bce_from_logits(batch["click"].numpy(), z[0]).mean()
+    watch = ((z[1] - np.log1p(batch["watch_time"].numpy())) ** 2).mean()
+    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).mean()
+    assert loss == pytest.approx(1.0 * click + 0.5 * watch + 0.5 * rating, rel=1e-5)
+
+    # Changing the rating of an unrated example changes nothing; of a rated one, the loss.
+    absent_row, present_row = int(np.argmin(present)), int(np.argmax(present))
+    for row, should_change in ((absent_row, False), (present_row, True)):
+        rating_labels = batch["rating"].numpy().copy()
+        rating_labels[row] += 3.0
+        changed = float(model.compute_loss({**batch, "rating": tf.constant(rating_labels)}, training=False))
+        assert (changed != pytest.approx(loss, rel=1e-7)) == should_change
+
+
+def test_a_batch_without_any_rating_has_a_finite_loss() -> None:
+    config = tiny_config(position_mode="none")
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = make_batch(config, 8)
+    batch["rating_present"][:] = 0.0
+    batch["rating"][:] = np.nan  # an absent rating may be anything; it must not leak in
+    assert math.isfinite(float(model.compute_loss({k: tf.constant(v) for k, v in batch.items()})))
+
+
+def test_compute_loss_names_a_missing_label() -> None:
+    config = tiny_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = make_batch(config, 4)
+    del batch["rating_present"]
+    with pytest.raises(KeyError, match="rating_present"):
+        model.compute_loss({k: tf.constant(v) for k, v in batch.items()})
+
+
+# ---------------------------------------------------------------------------
+# Training and export
+
+
+def _fit(model: M.WatchNextModel, config: Config, eagerly: bool) -> list[float]:
+    data = tf.data.Dataset.from_tensor_slices(make_batch(config, 64, seed=1)).batch(64)
+    model.compile(optimizer=tf_keras.optimizers.Adagrad(learning_rate=0.1), run_eagerly=eagerly)
+    return model.fit(data, epochs=3, verbose=0).history["loss"]
+
+
+def _serving_function(model: M.WatchNextModel, features: dict[str, tf.Tensor]
+                      ) -> tf.types.experimental.Function:
+    spec = {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype, name=k) for k, v in features.items()}
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return model(inputs, training=False)
+
+    return serve
+
+
+def _assert_reloaded_outputs_match(model: M.WatchNextModel, saved: object, path: str,
+                                   features: dict[str, tf.Tensor]) -> None:
+    tf.saved_model.save(saved, path, signatures={"serving_default": _serving_function(model, features)})
+    reloaded = tf.saved_model.load(path)
+    got = reloaded.signatures["serving_default"](**features)
+    want = model(features, training=False)
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=1e-5, atol=1e-7)
+
+
+# Fast subset: every other architecture once, every position mode at least once; mmoe ×
+# shallow_tower, the default, runs in graph mode with the Keras-model export further down.
+FAST_CASES = {("omoe", "input_feature"), ("shared_bottom", "none"), ("cgc", "shallow_tower"),
+              ("ple", "input_feature"), ("single_task", "none")}
+MATRIX = [
+    pytest.param(a, p, marks=() if (a, p) in FAST_CASES else pytest.mark.slow)
+    for a in ARCHITECTURES for p in POSITION_MODES
+]
+
+
+@pytest.mark.parametrize(("architecture", "position_mode"), MATRIX)
+def test_every_architecture_and_position_mode_trains_and_exports(architecture: str, position_mode: str,
+                                                                 tmp_path: object) -> None:
+    config = tiny_config(architecture, position_mode)
+    model = M.build_model(config, VOCAB_SIZES)
+    losses = _fit(model, config, eagerly=True)
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    # Export the variables and a serving function (no position, graph mode); the Keras
+    # model object itself is exported by the test below.
+    features = serving_features(make_batch(config, 8, seed=2), config)
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    _assert_reloaded_outputs_match(model, module, str(tmp_path / "model"), features)
+
+
+@pytest.mark.parametrize("architecture", [
+    pytest.param(a, marks=() if a == "mmoe" else pytest.mark.slow) for a in ARCHITECTURES])
+def test_keras_model_trains_in_graph_mode_and_saves_with_a_signature_without_position(
+        architecture: str, tmp_path: object) -> None:
+    config = tiny_config(architecture)
+    model = M.build_model(config, VOCAB_SIZES)
+    losses = _fit(model, config, eagerly=False)
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    features = serving_features(make_batch(config, 8, seed=2), config)
+    _assert_reloaded_outputs_match(model, model, str(tmp_path / "model"), features)
+
+
+def test_model_config_round_trips() -> None:
+    config = tiny_config("ple", "input_feature")
+    model = M.build_model(config, VOCAB_SIZES)
+    again = M.WatchNextModel.from_config(model.get_config())
+    assert again.config == config and again.vocab_sizes == VOCAB_SIZES
+
+
+# ---------------------------------------------------------------------------
+# Cost
+
+
+def test_multiplications_per_example_matches_a_hand_count() -> None:
+    # Encoder: user 4 + candidate 4 + history 4 + device 2 + 1 numeric = 15 → shared hidden 8.
+    encoder_to_hidden = 15 * 8
+    towers = 3 * (4 * 4 + 4 * 1)  # per head: hidden [4] then one output
+    mmoe = (2 * (8 * 4)  # two experts [4]
+            + 3 * (8 * 2)  # one gate per head over 2 experts
+            + 3 * (2 * 4))  # each head's mixture Σ_i g_i · expert_i
+    assert M.multiplications_per_example(tiny_config("mmoe"), VOCAB_SIZES) == (
+        encoder_to_hidden + mmoe + towers)
+    # The position embedding (2) widens the encoder output; the shallow tower costs nothing at serving.
+    assert M.multiplications_per_example(tiny_config("mmoe", "input_feature"), VOCAB_SIZES) == (
+        17 * 8 + mmoe + towers)
+    assert M.multiplications_per_example(tiny_config("shared_bottom"), VOCAB_SIZES) == (
+        encoder_to_hidden + 8 * 4 + towers)
+    # PLE, 2 levels, 1 expert per head + 2 shared, experts [4]:
+    level_1 = (5 * (8 * 4)  # 3 task experts + 2 shared, reading the shared hidden layer
+               + 3 * (8 * 3 + 3 * 4)  # each head's gate over own + shared, and its mixture
+               + (8 * 5 + 5 * 4))  # the shared gate over all 5 experts, and its mixture
+    level_2 = 5 * (4 * 4) + 3 * (4 * 3 + 3 * 4)  # top level: no shared gate
+    assert M.multiplications_per_example(tiny_config("ple"), VOCAB_SIZES) == (
+        encoder_to_hidden + level_1 + level_2 + towers)
