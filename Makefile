@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.watchnext-installed
 UV_VERSION := 0.13.9
 export TF_USE_LEGACY_KERAS := 1
+# Byte-compile once into .venv and __pycache__: TFX imports take ~50 s per process otherwise.
+unexport PYTHONDONTWRITEBYTECODE
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 

@@ -76,8 +76,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("running pipeline %r on %s into %s", config.pipeline.name, logs_dir, config.pipeline.output_dir)
     result = run_local(config, logs_dir)
     log.info("pipeline finished in %.0fs", result.seconds)
+    _report(config)
     print(result.pushed_path if result.pushed_path else result.message)
     return 0 if result.pushed_path or result.blessed else 3
+
+
+def _report(config: Any) -> str | None:
+    from watchnext.pipeline.local_runner import RunPaths
+    from watchnext.pipeline.report import write_report
+
+    try:
+        path = write_report(config, RunPaths(config.pipeline.output_dir).metadata_path)
+    except FileNotFoundError as e:
+        log.warning("no evaluation report: %s", e)
+        return None
+    log.info("evaluation report: %s", path)
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    path = _report(_config(args))
+    if path is None:
+        return 1
+    with open(path, encoding="utf-8") as f:
+        print(f.read())
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -168,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--logs", help="folder of impression/event logs (default: simulate one)")
     run.add_argument("--train-steps", type=int, help="override training.train_steps")
     run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="write and print the newest evaluation as Markdown")
+    report.add_argument("--output", help="output folder of the run (default ./watchnext_output)")
+    report.add_argument("--config", help="YAML config")
+    report.set_defaults(func=cmd_report)
 
     rank = sub.add_parser("rank", help="rank a request's candidates with a served model")
     rank.add_argument("--request", required=True, help="request JSON file (- for stdin); see README")

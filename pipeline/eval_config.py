@@ -9,8 +9,10 @@ a candidate that is worse than the served model on any head is not pushed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models.export import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from watchnext.models.export import SERVING_SIGNATURE
 from watchnext.pipeline.configs import Config, Head
 
 import tensorflow_model_analysis as tfma
@@ -28,7 +30,7 @@ def _value_threshold(head: Head, bound: str) -> tfma.GenericValueThreshold:
     return tfma.GenericValueThreshold()
 
 
-def _binary_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
+def _binary_metrics(head: Head, config: Config) -> tuple[list[tfma.MetricConfig], dict[str, Any]]:
     auc_threshold = tfma.MetricThreshold(
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
@@ -37,17 +39,17 @@ def _binary_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
         value_threshold=_value_threshold(head, "lower_bound"),
     )
     return [
-        tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
+        tfma.MetricConfig(class_name="AUC"),
         tfma.MetricConfig(class_name="AUC", config='{"curve": "PR", "name": "auc_pr"}'),
         tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "log_loss"}'),
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanPrediction"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="ExampleCount"),
-    ]
+    ], {"auc": auc_threshold}
 
 
-def _regression_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
+def _regression_metrics(head: Head, config: Config) -> tuple[list[tfma.MetricConfig], dict[str, Any]]:
     mse_threshold = tfma.MetricThreshold(
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.LOWER_IS_BETTER,
@@ -56,29 +58,39 @@ def _regression_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
         value_threshold=_value_threshold(head, "upper_bound"),
     )
     return [
-        tfma.MetricConfig(class_name="MeanSquaredError", threshold=mse_threshold),
+        tfma.MetricConfig(class_name="MeanSquaredError"),
         tfma.MetricConfig(class_name="MeanAbsoluteError"),
         tfma.MetricConfig(class_name="MeanPrediction"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="ExampleCount"),
-    ]
+    ], {"mean_squared_error": mse_threshold}
+
+
+def _overall_only(thresholds: dict[str, Any]) -> dict[str, tfma.PerSliceMetricThresholds]:
+    """Apply each threshold to the overall slice only.
+
+    Slices are diagnostics: a sparse slice (a device with no ratings, a rare position)
+    has undefined or noisy metrics and must not veto a model on its own.
+    """
+    return {name: tfma.PerSliceMetricThresholds(thresholds=[
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)])
+        for name, t in thresholds.items()}
 
 
 def make_eval_config(config: Config) -> tfma.EvalConfig:
     """Per-head metrics, device/position slices and blessing thresholds."""
+    # Slices use the raw columns (device names, positions), so no Transform preprocessing
+    # here: its outputs would replace them with vocabulary indices.
     model_spec = tfma.ModelSpec(
         signature_name=SERVING_SIGNATURE,
-        preprocessing_function_names=[TRANSFORM_SIGNATURE],
         label_keys={h.name: h.label for h in config.heads},
         example_weight_keys={h.name: h.presence for h in config.heads if h.presence},
     )
-    metrics_specs = [
-        tfma.MetricsSpec(
-            output_names=[h.name],
-            metrics=_binary_metrics(h, config) if h.type == "binary" else _regression_metrics(h, config),
-        )
-        for h in config.heads
-    ]
+    metrics_specs = []
+    for h in config.heads:
+        metrics, thresholds = (_binary_metrics if h.type == "binary" else _regression_metrics)(h, config)
+        metrics_specs.append(tfma.MetricsSpec(output_names=[h.name], metrics=metrics,
+                                              per_slice_thresholds=_overall_only(thresholds)))
     f = config.features
     slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[f.device]),
                tfma.SlicingSpec(feature_keys=[f.position])]

@@ -16,7 +16,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.pipeline.configs import Config
-from watchnext.pipeline.pipeline import create_pipeline
+from watchnext.pipeline.pipeline import RUN_FN, create_pipeline
 
 from tfx import v1 as tfx
 
@@ -82,20 +82,73 @@ class _ComponentProgress:
         self.absl.info(msg, *args, **kwargs)
 
 
+def spans_on_disk(logs_dir: str) -> list[int]:
+    """Daily spans with an impressions folder (`impressions/span=YYYYMMDD`), oldest first."""
+    from watchnext.components.log_example_gen import schema
+
+    root = os.path.join(logs_dir, schema.IMPRESSIONS_LOG)
+    names = os.listdir(root) if os.path.isdir(root) else []
+    return sorted(int(n.split("=", 1)[1]) for n in names if n.startswith("span=") and n[5:].isdigit())
+
+
+def ingested_spans(metadata_path: str) -> set[int]:
+    """Spans already turned into Examples by this pipeline's ExampleGen (from ML Metadata)."""
+    if not os.path.exists(metadata_path):
+        return set()
+    from ml_metadata.metadata_store import metadata_store
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    return {a.custom_properties["span"].int_value for a in store.get_artifacts_by_type("Examples")
+            if "span" in a.custom_properties}
+
+
+def ingest_window(config: Config, logs_dir: str, paths: RunPaths) -> list[int]:
+    """Ingest the older spans of the training window that ML Metadata has not seen yet.
+
+    ExampleGen takes one span per run (the newest, in the main pipeline), so on a fresh
+    output folder the window's older spans are ingested first, each by the same
+    ExampleGen node in a pipeline of its own, for the span_window Resolver to find.
+    """
+    from watchnext.components.log_example_gen import make_log_example_gen
+
+    window = spans_on_disk(logs_dir)[-config.data.window_spans:]
+    missing = [s for s in window[:-1] if s not in ingested_spans(paths.metadata_path)]
+    for i, span in enumerate(missing, 1):
+        log.info("ingesting older span %d of the training window (%d/%d)", span, i, len(missing))
+        example_gen = make_log_example_gen(
+            logs_dir, eval_percent=config.data.eval_percent,
+            max_rejected_fraction=config.data.max_rejected_fraction, span=span,
+            max_position=config.features.max_position)
+        tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+            pipeline_name=config.pipeline.name, pipeline_root=paths.pipeline_root,
+            components=[example_gen], enable_cache=config.pipeline.enable_cache,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                paths.metadata_path),
+            beam_pipeline_args=list(config.pipeline.beam_args)))
+    return missing
+
+
 def _versions(path: str) -> set[str]:
     return {d for d in os.listdir(path) if d.isdigit()} if os.path.isdir(path) else set()
 
 
-def run_local(config: Config, logs_dir: str) -> RunResult:
+def run_local(config: Config, logs_dir: str, run_fn: str = RUN_FN) -> RunResult:
     """Run the pipeline once over `logs_dir`; report the pushed model or why none was."""
     paths = RunPaths(config.pipeline.output_dir)
     os.makedirs(paths.output_dir, exist_ok=True)
     push_root = os.path.join(config.serving_dir, config.serving.model_name)
     before = _versions(push_root)
+    if not spans_on_disk(logs_dir):
+        raise FileNotFoundError(f"no spans in {logs_dir}: expected folders like "
+                                f"{os.path.join(logs_dir, 'impressions', 'span=20260101')}")
+    if config.data.window_spans > 1:
+        ingest_window(config, logs_dir, paths)
     pipeline = create_pipeline(
         config, logs_dir=logs_dir, pipeline_root=paths.pipeline_root,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            paths.metadata_path))
+            paths.metadata_path),
+        run_fn=run_fn)
     from tfx.orchestration.local import local_dag_runner
 
     progress = _ComponentProgress(len(pipeline.components), local_dag_runner.logging)
@@ -110,19 +163,20 @@ def run_local(config: Config, logs_dir: str) -> RunResult:
     if new:
         path = os.path.join(push_root, new[-1])
         return RunResult(path, True, f"pushed {path}", seconds, progress.seconds)
-    blessed, why = latest_blessing(paths)
+    blessed, why = latest_blessing(paths.metadata_path)
     if blessed:
         why = "the model was blessed but is already served (cached run): " + why
     return RunResult(None, blessed, f"nothing pushed: {why}", seconds, progress.seconds)
 
 
-def latest_blessing(paths: RunPaths) -> tuple[bool | None, str]:
+def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:
     """The newest Evaluator verdict in ML Metadata, with the failed thresholds if any."""
     import tensorflow_model_analysis as tfma
+    from google.protobuf import text_format
     from ml_metadata.metadata_store import metadata_store
 
     store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
     blessings = store.get_artifacts_by_type("ModelBlessing")
     if not blessings:
         return None, "the Evaluator did not run"
@@ -134,8 +188,15 @@ def latest_blessing(paths: RunPaths) -> tuple[bool | None, str]:
     evaluation = max(evaluations, key=lambda a: a.id)
     result = tfma.load_validation_result(evaluation.uri)
     failures = []
-    for failure in result.metric_validations_per_slice:
-        for f in failure.failures:
-            failures.append(f"{f.metric_key.output_name}/{f.metric_key.name}: {f.message}")
+    for per_slice in result.metric_validations_per_slice:
+        where = ", ".join(f"{c.column}={c.bytes_value.decode() or c.int64_value or c.float_value}"
+                          for c in per_slice.slice_key.single_slice_keys) or "overall"
+        for f in per_slice.failures:
+            bound = text_format.MessageToString(f.metric_threshold, as_one_line=True)
+            failures.append(f"{f.metric_key.output_name}/{f.metric_key.name}"
+                            f"{' (vs baseline)' if f.metric_key.is_diff else ''} = "
+                            f"{f.metric_value.double_value.value:.4g} on {where}, needs {bound}")
+    if result.missing_thresholds:
+        failures.append(f"thresholds without a metric: {list(result.missing_thresholds)}")
     detail = "; ".join(failures[:5]) or "see " + evaluation.uri
     return False, f"not blessed by the Evaluator ({detail})"

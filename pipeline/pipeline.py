@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import watchnext  # first: pins Keras 2 before TensorFlow loads
+from watchnext.components.atomic_pusher import make_atomic_pusher
 from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline.configs import Config
@@ -39,8 +40,13 @@ def code_version() -> str:
 
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
-                    beam_pipeline_args: list[str] | None = None) -> tfx.dsl.Pipeline:
-    """The whole pipeline for `config`, reading the logs in `logs_dir`."""
+                    beam_pipeline_args: list[str] | None = None,
+                    run_fn: str = RUN_FN) -> tfx.dsl.Pipeline:
+    """The whole pipeline for `config`, reading the logs in `logs_dir`.
+
+    `run_fn` names the Trainer's function by import path; tests swap in a deliberately
+    broken trainer to prove the Evaluator stops it.
+    """
     custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: code_version()}
     components = []
 
@@ -85,7 +91,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
 
     # Fit the multitask model and export the serving SavedModel.
     trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
+        run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -112,13 +118,13 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     )
     components.append(evaluator)
 
-    # Push to the folder TF Serving watches, only when blessed.
+    # Publish to the folder TF Serving watches, only when blessed, never half-written.
     with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
-        pusher = tfx.components.Pusher(
+        pusher = make_atomic_pusher(
             model=trainer.outputs["model"],
-            push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(
-                    base_directory=os.path.join(config.serving_dir, config.serving.model_name))),
+            model_blessing=evaluator.outputs["blessing"],
+            base_directory=os.path.join(config.serving_dir, config.serving.model_name),
+            keep_versions=config.serving.keep_versions,
         )
     components.append(pusher)
 

@@ -1,0 +1,170 @@
+"""LogExampleGen: a FileBasedExampleGen that joins impression and event logs.
+
+Built the TFX way so that span handling is TFX's own: the FileBasedDriver finds the
+newest span matching the impressions pattern `impressions/span={SPAN:8}/*` under
+`input_base` (or the one a static RangeConfig names), one run ingests one span, and
+the Examples artifact carries `span` for a downstream Resolver to build a window.
+Beside `examples` it outputs `rejected` (RejectedRecords: every refused record with
+its reason, and the run's counts).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from watchnext.components.log_example_gen import executor, reading, schema
+from watchnext.components.log_example_gen.artifacts import RejectedRecords
+
+from tfx import types
+from tfx.components.example_gen import driver, utils
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.io import fileio
+from tfx.orchestration import data_types
+from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.utils import io_utils
+
+
+class LogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+    """FileBasedExampleGen's spec plus the events pattern, the rejection limit and `rejected`."""
+
+    PARAMETERS: ClassVar[dict[str, ExecutionParameter]] = {
+        **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+        executor.EVENTS_PATTERN_KEY: ExecutionParameter(type=str),
+        executor.MAX_REJECTED_FRACTION_KEY: ExecutionParameter(type=float),
+        executor.MAX_POSITION_KEY: ExecutionParameter(type=int),
+    }
+    OUTPUTS: ClassVar[dict[str, ChannelParameter]] = {
+        **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
+        executor.REJECTED_KEY: ChannelParameter(type=RejectedRecords),
+    }
+
+
+class LogDriver(driver.FileBasedDriver):
+    """TFX's FileBasedDriver, also checking the events log of the resolved span and
+    folding its files into the input fingerprint (so new late events invalidate the cache)."""
+
+    def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info: Any,
+                                component_info: Any) -> dict[str, Any]:
+        exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        span = exec_properties[utils.SPAN_PROPERTY_NAME]
+        events = executor.resolve_pattern(exec_properties[executor.EVENTS_PATTERN_KEY], span,
+                                          exec_properties[utils.VERSION_PROPERTY_NAME])
+        pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], events)
+        if not [p for p in fileio.glob(pattern) if not reading.is_marker_file(p)]:
+            raise FileNotFoundError(f"LogExampleGen: span {span} has impressions but no events log files "
+                                    f"match {pattern}")
+        fingerprint = exec_properties.get(utils.FINGERPRINT_PROPERTY_NAME) or ""
+        exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = (
+            fingerprint + "\n" + io_utils.generate_fingerprint(schema.EVENTS_LOG, pattern))
+        return exec_properties
+
+
+class LogExampleGen(FileBasedExampleGen):
+    """Joins one span of impression and event logs into labelled tf.Examples.
+
+    Outputs `examples` (Examples, splits from output_config, span/version properties)
+    and `rejected` (RejectedRecords). Fails when the rejected fraction of either log
+    exceeds `max_rejected_fraction`.
+    """
+
+    SPEC_CLASS = LogExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = LogDriver
+
+    def __init__(
+        self,
+        input_base: str,
+        input_config: example_gen_pb2.Input | None = None,
+        output_config: example_gen_pb2.Output | None = None,
+        range_config: range_config_pb2.RangeConfig | data_types.RuntimeParameter | None = None,
+        events_pattern: str = schema.EVENTS_PATTERN,
+        max_rejected_fraction: float = executor.DEFAULT_MAX_REJECTED_FRACTION,
+        max_position: int = schema.MAX_POSITION,
+        output_file_format: int = example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    ):
+        """Args:
+        input_base: the logs folder (holding impressions/ and events/).
+        input_config: one split whose pattern finds the impressions (default
+          schema.IMPRESSIONS_PATTERN); its name does not matter.
+        output_config: hash-bucket splits; default train:eval 67:33 by request_id.
+        range_config: a static range naming one span; default the latest span.
+        events_pattern: the events' pattern under input_base, with the same span spec.
+        max_rejected_fraction: fail when more than this fraction of either log is rejected.
+        max_position: positions must be < this (the position feature's vocabulary size).
+        """
+        input_config = input_config or example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=schema.IMPRESSIONS_LOG, pattern=schema.IMPRESSIONS_PATTERN)])
+        output_config = output_config or make_output_config(eval_percent=33)
+        _check_patterns(input_config, events_pattern)
+        if not 0.0 <= max_rejected_fraction <= 1.0:
+            raise ValueError(f"LogExampleGen: max_rejected_fraction={max_rejected_fraction} "
+                             "must be in [0, 1]")
+        if max_position < 1:
+            raise ValueError(f"LogExampleGen: max_position={max_position} must be >= 1")
+        spec = LogExampleGenSpec(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            custom_config=None,
+            range_config=range_config,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=output_file_format,
+            events_pattern=events_pattern,
+            max_rejected_fraction=float(max_rejected_fraction),
+            max_position=int(max_position),
+            examples=types.Channel(type=standard_artifacts.Examples),
+            rejected=types.Channel(type=RejectedRecords),
+        )
+        # FileBasedExampleGen.__init__ builds the standard spec; build ours instead.
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+
+
+def _check_patterns(input_config: example_gen_pb2.Input, events_pattern: str) -> None:
+    """Both logs must use the same span/date/version specs, or their spans could not be matched."""
+    if len(input_config.splits) != 1:
+        raise ValueError("LogExampleGen: input_config must have exactly one split (the impressions pattern)")
+    impressions = utils.verify_split_pattern_specs(input_config.splits[0])
+    events = utils.verify_split_pattern_specs(
+        example_gen_pb2.Input.Split(name="events", pattern=events_pattern))
+    if impressions != events:
+        raise ValueError(f"LogExampleGen: the impressions pattern {input_config.splits[0].pattern!r} and "
+                         f"the events pattern {events_pattern!r} must use the same "
+                         "{SPAN}/date/{VERSION} specs")
+
+
+def make_output_config(eval_percent: int) -> example_gen_pb2.Output:
+    """train:eval = (100 - eval_percent):eval_percent hash buckets of request_id, so all
+    candidates of a request land in the same split."""
+    if not 0 < eval_percent < 100:
+        raise ValueError(f"eval_percent={eval_percent} must be in (0, 100)")
+    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+        splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent)],
+        partition_feature_name="request_id"))
+
+
+def make_log_example_gen(logs_dir: str, eval_percent: int, max_rejected_fraction: float,
+                         span: int | None = None, *, max_position: int = schema.MAX_POSITION
+                         ) -> LogExampleGen:
+    """The ExampleGen for `logs_dir` laid out as in schema.py (impressions/span=YYYYMMDD/…).
+
+    span: the span to ingest as an int (e.g. 20260102); None takes the latest one on disk.
+    """
+    range_config = None
+    if span is not None:
+        if isinstance(span, bool) or not isinstance(span, int) or span < 0:
+            raise ValueError(f"span={span!r} must be a non-negative int such as 20260102, or None")
+        range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+            start_span_number=span, end_span_number=span))
+    return LogExampleGen(
+        input_base=logs_dir,
+        output_config=make_output_config(eval_percent),
+        range_config=range_config,
+        events_pattern=schema.EVENTS_PATTERN,
+        max_rejected_fraction=max_rejected_fraction,
+        max_position=max_position,
+    )

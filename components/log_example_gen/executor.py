@@ -1,0 +1,188 @@
+"""LogExampleGen's executor: one span of impression and event logs → labelled tf.Examples.
+
+It extends TFX's BaseExampleGenExecutor, whose `Do` writes the example splits and sets
+the payload and file formats. It overrides `GenerateExamplesByBeam` (as the base class
+recommends for joins of several sources): the standard hook,
+`GetInputSourceToExamplePTransform`, turns one input pattern into examples and has no
+place for a second log or for the rejected records.
+
+The driver (TFX's FileBasedDriver) has already resolved the span: the impressions
+pattern in `input_config` is concrete and `span`/`version` are exec properties. The
+events pattern is resolved here from the same span, so this also works where an
+orchestrator substitutes its own driver (Kubeflow V2 does for FileBasedExampleGens).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from typing import Any
+
+from watchnext.components.log_example_gen import counts as counts_lib
+from watchnext.components.log_example_gen import reading, schema, transforms
+
+import apache_beam as beam
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor, utils
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+EVENTS_PATTERN_KEY = "events_pattern"
+MAX_REJECTED_FRACTION_KEY = "max_rejected_fraction"
+MAX_POSITION_KEY = "max_position"
+REJECTED_KEY = "rejected"
+COUNTS_FILE = "counts.json"
+REJECTED_FILE_PREFIX = "rejected"
+DEFAULT_MAX_REJECTED_FRACTION = 0.01
+# Private exec-property keys that Do hands to GenerateExamplesByBeam (the base class
+# passes the same dict through, as it does for '_beam_pipeline_args').
+_REJECTED_URI = "_rejected_uri"
+_LOG_FILES = "_log_files"
+_FLAT_COUNTS_FILE = "_flat_counts.json"
+
+log = logging.getLogger(__name__)
+
+
+def resolve_pattern(pattern: str, span: int, version: int | None) -> str:
+    """Fill {SPAN}/{SPAN:n}, date ({YYYY}{MM}{DD}) and {VERSION} specs the way the TFX driver does."""
+    is_span, is_date, is_version = utils.verify_split_pattern_specs(
+        example_gen_pb2.Input.Split(name="events", pattern=pattern))
+    return utils.get_pattern_for_span_version(pattern, is_span, is_date, is_version, span, version)
+
+
+def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
+    """The concrete (span-resolved) glob of each log, joined to input_base."""
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    if len(input_config.splits) != 1:
+        raise ValueError(f"LogExampleGen reads one impressions pattern; input_config has "
+                         f"{len(input_config.splits)} splits: {[s.name for s in input_config.splits]}")
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    span = exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0
+    version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
+    impressions = input_config.splits[0].pattern
+    if re.search(utils.SPAN_FULL_REGEX, impressions):
+        # Not resolved by a driver (e.g. Do called directly): resolve with the given span.
+        impressions = resolve_pattern(impressions, span, version)
+    events = resolve_pattern(exec_properties[EVENTS_PATTERN_KEY], span, version)
+    return {schema.IMPRESSIONS_LOG: os.path.join(base, impressions),
+            schema.EVENTS_LOG: os.path.join(base, events)}
+
+
+def _write_json(value: Any, path: str) -> None:
+    with fileio.open(path, "w") as f:
+        f.write(json.dumps(value, indent=1, sort_keys=True))
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """Reads, validates and joins one span of logs; writes examples, rejects and counts."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        """Not used: a join of two logs with a rejected-records output does not fit this hook,
+        so GenerateExamplesByBeam is overridden instead."""
+        raise NotImplementedError("LogExampleGen's executor builds its pipeline in GenerateExamplesByBeam")
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
+                               ) -> dict[str, beam.pvalue.PCollection]:
+        """Join the logs, split examples by a hash of request_id, write rejects and counts."""
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        split_config = output_config.split_config
+        if not split_config.splits:
+            raise ValueError("LogExampleGen needs output_config.split_config with hash-bucket splits "
+                             "(e.g. train/eval, partition_feature_name='request_id')")
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        buckets = []
+        for split in split_config.splits:
+            buckets.append((buckets[-1] if buckets else 0) + split.hash_buckets)
+        files = exec_properties.get(_LOG_FILES) or {
+            log_name: reading.list_log_files(pattern) for log_name, pattern in
+            log_file_patterns(exec_properties).items()}
+        rejected_uri = exec_properties[_REJECTED_URI]
+        max_position = int(exec_properties.get(MAX_POSITION_KEY) or schema.MAX_POSITION)
+
+        joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExamples(
+            files[schema.IMPRESSIONS_LOG], files[schema.EVENTS_LOG], max_position)
+        # TFX's own partition function, so split semantics (sha256 of the serialized
+        # partition feature, cumulative hash buckets) match every other ExampleGen.
+        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.Partition(
+            base_example_gen_executor._PartitionFn, len(buckets), buckets, split_config)
+        counts = [joined[transforms.COUNTS]]
+        for name, examples in zip(split_names, splits, strict=True):
+            counts.append(examples
+                          | f"CountExamples[{name}]" >> beam.combiners.Count.Globally()
+                          | f"CountKey[{name}]" >> beam.Map(lambda n, key=f"examples.{name}": (key, n)))
+        _ = (counts
+             | "FlattenCounts" >> beam.Flatten()
+             | "CountRecords" >> transforms.CountRecords()
+             | "WriteCounts" >> beam.Map(_write_json, os.path.join(rejected_uri, _FLAT_COUNTS_FILE)))
+        _ = joined[transforms.REJECTED] | "WriteRejected" >> transforms.WriteRejected(
+            os.path.join(rejected_uri, REJECTED_FILE_PREFIX))
+        return dict(zip(split_names, splits, strict=True))
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        """Run the Beam pipeline (via the base class), then summarize, record and judge the counts."""
+        rejected = artifact_utils.get_single_instance(output_dict[REJECTED_KEY])
+        span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
+        version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
+        max_fraction = exec_properties.get(MAX_REJECTED_FRACTION_KEY)
+        max_fraction = DEFAULT_MAX_REJECTED_FRACTION if max_fraction is None else float(max_fraction)
+        # List the files before Beam starts, so a missing log fails with a plain message.
+        patterns = log_file_patterns(exec_properties)
+        files = {}
+        for log_name, pattern in patterns.items():
+            try:
+                files[log_name] = reading.list_log_files(pattern)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"LogExampleGen: span {span}: no {log_name} log files match "
+                                        f"{pattern}") from None
+        log.info("LogExampleGen: span %s: %d impression files, %d event files", span,
+                 len(files[schema.IMPRESSIONS_LOG]), len(files[schema.EVENTS_LOG]))
+        fileio.makedirs(rejected.uri)
+        exec_properties = {**exec_properties, _REJECTED_URI: rejected.uri, _LOG_FILES: files}
+
+        super().Do(input_dict, output_dict, exec_properties)
+
+        flat_path = os.path.join(rejected.uri, _FLAT_COUNTS_FILE)
+        with fileio.open(flat_path, "r") as f:
+            flat = json.loads(f.read())
+        fileio.remove(flat_path)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        split_names = artifact_utils.decode_split_names(examples.split_names)
+        summary = counts_lib.summarize(flat, split_names, span, version, files, max_fraction)
+        _write_json(summary, os.path.join(rejected.uri, COUNTS_FILE))
+        _record_properties(rejected, summary, split_names)
+        log.info("LogExampleGen: %s", counts_lib.describe(summary))
+        error = counts_lib.failure(summary, rejected.uri)
+        if error:
+            raise RuntimeError(error)
+
+
+def _record_properties(artifact: types.Artifact, summary: dict[str, Any], split_names: list[str]) -> None:
+    """Main counts as MLMD custom properties (the full summary is counts.json beside them)."""
+    imp, ev = summary[schema.IMPRESSIONS_LOG], summary[schema.EVENTS_LOG]
+    ints = {
+        "span": summary["span"],
+        "impressions_read": imp["read"],
+        "impressions_rejected": imp["rejected"],
+        "events_read": ev["read"],
+        "events_merged": ev["merged"],
+        "events_rejected": ev["rejected"],
+        "examples_written": summary["examples"]["total"],
+        **{f"examples_{name}": summary["examples"][name] for name in split_names},
+    }
+    for key, value in ints.items():
+        artifact.set_int_custom_property(key, int(value))
+    for log_name in counts_lib.LOGS:
+        artifact.set_float_custom_property(f"rejected_fraction_{log_name}",
+                                           float(summary["rejected_fraction"][log_name]))
+    artifact.set_json_value_custom_property(
+        "rejected_by_reason", {f"{log_name}.{reason}": n for log_name in counts_lib.LOGS
+                               for reason, n in summary[log_name]["rejected_by_reason"].items()})

@@ -1,0 +1,381 @@
+"""The log schema: the contract between users' logs, the simulator and the ExampleGen.
+
+Every field name, type and constraint of the two logs (impressions, events), of the
+simulator's ground truth and of the labels the ExampleGen adds lives here, once, as
+data. The validation (`validate_impression`, `validate_event`) and the README table
+(`markdown_table`) are both derived from these definitions, so the documentation
+cannot drift from what ingestion actually accepts.
+
+Layout on disk, one folder per daily span (YYYYMMDD):
+
+    LOGS/impressions/span=YYYYMMDD/*.jsonl[.gz] | *.json[.gz] | *.parquet
+    LOGS/events/span=YYYYMMDD/...
+    LOGS/truth/span=YYYYMMDD/...        (simulator only; never read by training)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# ---------------------------------------------------------------------------
+# Folder layout. `{SPAN:8}` is TFX's span placeholder (8 digits: YYYYMMDD).
+IMPRESSIONS_LOG = "impressions"
+EVENTS_LOG = "events"
+TRUTH_LOG = "truth"
+SPAN_DIR = "span={SPAN:8}"
+IMPRESSIONS_PATTERN = f"{IMPRESSIONS_LOG}/{SPAN_DIR}/*"
+EVENTS_PATTERN = f"{EVENTS_LOG}/{SPAN_DIR}/*"
+# File name endings the ExampleGen reads; anything else (except hidden or
+# `_`-prefixed marker files such as _SUCCESS, which are skipped) is an error.
+JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+PARQUET_SUFFIXES = (".parquet",)
+
+# ---------------------------------------------------------------------------
+# Closed vocabularies and bounds.
+DEVICES = ("mobile", "desktop", "tablet", "tv")
+CLICK_EVENT = "click"
+WATCH_EVENT = "watch"
+LIKE_EVENT = "like"
+DISMISS_EVENT = "dismiss"
+SURVEY_EVENT = "survey"
+EVENT_TYPES = (CLICK_EVENT, WATCH_EVENT, LIKE_EVENT, DISMISS_EVENT, SURVEY_EVENT)
+# Matches config `features.max_position` (slots 0..19) and the watch_history
+# feature's `max_length` (20).
+MAX_POSITION = 20
+MAX_HISTORY = 20
+# A watch longer than a day, or than this many times the video, is a logging bug.
+MAX_WATCH_SECONDS = 24 * 3600.0
+MAX_WATCH_DURATION_RATIO = 10.0
+MIN_RATING, MAX_RATING = 1.0, 5.0
+
+# Label names: must equal the defaults of the heads in pipeline/configs.py.
+CLICK = "click"
+WATCH_TIME = "watch_time"
+LIKE = "like"
+DISMISS = "dismiss"
+RATING = "rating"
+RATING_PRESENT = "rating_present"
+LABELS = (CLICK, WATCH_TIME, LIKE, DISMISS, RATING, RATING_PRESENT)
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+# Rejection reasons. Each is a counter (`<log>.rejected.<reason>`) and a `reason` in the
+# rejected-records output; REJECTION_REASONS documents them (rendered into the README).
+MALFORMED_JSON = "malformed_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+NON_FINITE = "non_finite"
+OUT_OF_RANGE = "out_of_range"
+UNKNOWN_DEVICE = "unknown_device"
+UNKNOWN_EVENT = "unknown_event"
+MISSING_VALUE = "missing_value"
+ABSURD_WATCH_TIME = "absurd_watch_time"
+DUPLICATE_IMPRESSION = "duplicate_impression"
+CONFLICTING_IMPRESSION = "conflicting_impression"
+DUPLICATE_EVENT = "duplicate_event"
+ORPHAN_EVENT = "orphan_event"
+EVENT_OF_REJECTED_IMPRESSION = "event_of_rejected_impression"
+WATCH_EXCEEDS_DURATION = "watch_exceeds_duration"
+
+REJECTION_REASONS: dict[str, str] = {
+    MALFORMED_JSON: "The line is not valid JSON (or not UTF-8).",
+    NOT_AN_OBJECT: "The line is valid JSON but not an object.",
+    MISSING_FIELD: "A required field is absent or null.",
+    WRONG_TYPE: "A field has the wrong type (e.g. a string for a number, a non-integral "
+                "number for an int; integral floats such as 3.0 are accepted as ints).",
+    NON_FINITE: "A number is NaN or infinite.",
+    OUT_OF_RANGE: "A value is outside its bounds (see the Constraint column), e.g. position ≥ "
+                  "max_position, a negative watch, a rating outside 1–5, an empty id.",
+    UNKNOWN_DEVICE: "The device is not one of " + ", ".join(DEVICES) + " (rejected, not mapped: "
+                    "the position bias is modelled per device, so a new device should be added "
+                    "to schema.DEVICES on purpose).",
+    UNKNOWN_EVENT: "The event type is not one of " + ", ".join(EVENT_TYPES) + ".",
+    MISSING_VALUE: "A watch or survey event has no value.",
+    ABSURD_WATCH_TIME: "A watch event longer than 24 hours.",
+    DUPLICATE_IMPRESSION: "An exact copy of an impression already read; the first copy "
+                          "(by file, line) is kept.",
+    CONFLICTING_IMPRESSION: "Two or more impressions share (request_id, candidate_video_id) but "
+                            "differ; all of them are rejected (which one the events belong to "
+                            "is unknowable).",
+    DUPLICATE_EVENT: "An exact copy of an event already read (same request, candidate, event, "
+                     "timestamp and value); the first copy is kept.",
+    ORPHAN_EVENT: "An event whose (request_id, candidate_video_id) matches no impression.",
+    EVENT_OF_REJECTED_IMPRESSION: "An event whose impression exists but was rejected.",
+    WATCH_EXCEEDS_DURATION: "A watch event longer than " + _num(MAX_WATCH_DURATION_RATIO)
+                            + "× the video's duration (the example is kept without it).",
+}
+
+
+FieldType = Literal["string", "int", "float", "string_list"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a log record: its name, type, whether it must be present, and its bounds."""
+
+    name: str
+    type: FieldType
+    required: bool
+    meaning: str
+    # Bounds for numbers (inclusive unless exclusive_minimum), allowed values for strings,
+    # and the longest accepted list.
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+    maximum: float | None = None
+    allowed: tuple[str, ...] = ()
+    max_items: int | None = None
+    # Whether null is an accepted value (otherwise null counts as missing).
+    nullable: bool = False
+    # The rejection reason for a string outside `allowed`.
+    unknown_reason: str = OUT_OF_RANGE
+
+    @property
+    def constraint(self) -> str:
+        """Human-readable bounds, for the README table and error messages."""
+        parts = []
+        if self.allowed:
+            parts.append(" | ".join(self.allowed))
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '≥'} {_num(self.minimum)}")
+        if self.maximum is not None:
+            parts.append(f"≤ {_num(self.maximum)}")
+        if self.max_items is not None:
+            parts.append(f"≤ {self.max_items} items")
+        if self.type == "string" and not self.allowed:
+            parts.append("non-empty")
+        if self.nullable:
+            parts.append("may be null")
+        return ", ".join(parts)
+
+
+IMPRESSION_FIELDS: tuple[Field, ...] = (
+    Field("request_id", "string", True, "Identifies one watch-next request (one slate); "
+          "all candidates of a request land in the same train/eval split."),
+    Field("timestamp", "int", True, "When the slate was shown, unix seconds.", minimum=0),
+    Field("user_id", "string", True, "The viewer."),
+    Field("query_video_id", "string", True, "The video being watched when the slate was shown."),
+    Field("candidate_video_id", "string", True, "The recommended video this record describes."),
+    Field("position", "int", True, "0-based slot of the candidate in the slate.",
+          minimum=0, maximum=MAX_POSITION - 1),
+    Field("device", "string", True, "Device the slate was shown on.", allowed=DEVICES,
+          unknown_reason=UNKNOWN_DEVICE),
+    Field("country", "string", True, "Viewer's country code."),
+    Field("video_duration", "float", True, "Candidate's length in seconds.",
+          minimum=0, exclusive_minimum=True),
+    Field("video_age_days", "float", True, "Days since the candidate was uploaded.", minimum=0),
+    Field("video_log_views", "float", True, "log(1 + views) of the candidate so far."),
+    Field("user_activity", "float", True, "Viewer's activity, e.g. watches in the last 30 days.",
+          minimum=0),
+    Field("watch_history", "string_list", True, "Viewer's recent video ids, newest first; may be empty.",
+          max_items=MAX_HISTORY),
+)
+
+EVENT_FIELDS: tuple[Field, ...] = (
+    Field("request_id", "string", True, "The request of the impression this event belongs to."),
+    Field("candidate_video_id", "string", True, "The candidate of that impression."),
+    Field("event", "string", True, "What the viewer did.", allowed=EVENT_TYPES,
+          unknown_reason=UNKNOWN_EVENT),
+    Field("timestamp", "int", True, "When it happened, unix seconds.", minimum=0),
+    Field("value", "float", False, "Seconds watched for `watch` (≥ 0, ≤ 24 h and ≤ "
+          f"{_num(MAX_WATCH_DURATION_RATIO)}× video_duration); rating {_num(MIN_RATING)}–"
+          f"{_num(MAX_RATING)} for `survey`; null otherwise (ignored).", nullable=True),
+)
+
+# The labels the ExampleGen adds to every impression (its tf.Example features besides the
+# impression fields). `type` is the tf.Example type: int → int64_list, float → float_list.
+LABEL_FIELDS: tuple[Field, ...] = (
+    Field(CLICK, "int", True, "1 if the impression has at least one click event, else 0."),
+    Field(WATCH_TIME, "float", True, "Sum of the values of its watch events, seconds (0 if none)."),
+    Field(LIKE, "int", True, "1 if it has a like event."),
+    Field(DISMISS, "int", True, "1 if it has a dismiss event."),
+    Field(RATING, "float", True, "The latest survey rating (1–5); 0.0 when there is none."),
+    Field(RATING_PRESENT, "int", True, "1 if it has a survey event (the rating head's mask)."),
+)
+
+TRUTH_FIELDS: tuple[Field, ...] = (
+    Field("request_id", "string", True, "As in the impression."),
+    Field("candidate_video_id", "string", True, "As in the impression."),
+    Field("position", "int", True, "As in the impression."),
+    Field("device", "string", True, "As in the impression.", allowed=DEVICES),
+    Field("examination", "float", True, "P(the viewer examines the slot) = 1/(1+position)^eta_device."),
+    Field("p_click", "float", True, "P(click | examined)."),
+    Field("p_like", "float", True, "P(like | click)."),
+    Field("p_dismiss", "float", True, "P(dismiss | examined)."),
+    Field("expected_watch_time", "float", True, "E[watch_time label] = examination · p_click · "
+          "E[seconds watched | click]."),
+    Field("relevance", "float", True, "The utility the logging policy ranks by (before its noise)."),
+    Field("shuffled", "int", True, "1 if the request's slate was a uniformly random subset in random "
+          "order (position effects are identifiable there), 0 if ranked by the logging policy."),
+)
+
+SCHEMAS: dict[str, tuple[Field, ...]] = {
+    IMPRESSIONS_LOG: IMPRESSION_FIELDS,
+    EVENTS_LOG: EVENT_FIELDS,
+    TRUTH_LOG: TRUTH_FIELDS,
+    "labels": LABEL_FIELDS,
+}
+
+
+def example_feature_types() -> dict[str, str]:
+    """Every tf.Example feature the ExampleGen writes → 'bytes', 'int64' or 'float'.
+
+    watch_history is the only multivalent feature (a bytes list, possibly empty);
+    every other feature has exactly one value in every example.
+    """
+    tf_type = {"string": "bytes", "string_list": "bytes", "int": "int64", "float": "float"}
+    return {f.name: tf_type[f.type] for f in IMPRESSION_FIELDS + LABEL_FIELDS}
+
+
+def markdown_table(fields: tuple[Field, ...] | str) -> str:
+    """Render a schema (a field tuple or a key of SCHEMAS) as a Markdown table for the README."""
+    if isinstance(fields, str):
+        fields = SCHEMAS[fields]
+    type_name = {"string": "string", "int": "int", "float": "float", "string_list": "list[string]"}
+    rows = ["| Field | Type | Required | Constraint | Meaning |", "|---|---|---|---|---|"]
+    for f in fields:
+        rows.append(f"| `{f.name}` | {type_name[f.type]} | {'yes' if f.required else 'no'} | "
+                    f"{_cell(f.constraint)} | {_cell(f.meaning)} |")
+    return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_rejection_reasons() -> str:
+    """The rejection reasons as a Markdown table for the README."""
+    rows = ["| Reason | Meaning |", "|---|---|"]
+    rows += [f"| `{reason}` | {_cell(meaning)} |" for reason, meaning in REJECTION_REASONS.items()]
+    return "\n".join(rows)
+
+
+def markdown_schema() -> str:
+    """All the log schema tables with headings, ready to paste into the README."""
+    parts = [
+        f"Impressions (`{IMPRESSIONS_LOG}/span=YYYYMMDD/`, one record per candidate shown):",
+        markdown_table(IMPRESSION_FIELDS),
+        f"Events (`{EVENTS_LOG}/span=YYYYMMDD/`, one record per viewer action):",
+        markdown_table(EVENT_FIELDS),
+        "Labels added to each example (besides every impression field):",
+        markdown_table(LABEL_FIELDS),
+        f"Simulator ground truth (`{TRUTH_LOG}/span=YYYYMMDD/`, never read by training):",
+        markdown_table(TRUTH_FIELDS),
+        "Why the ExampleGen rejects a record (each reason is counted and the record is kept, "
+        "with its file and line, in the RejectedRecords output):",
+        markdown_rejection_reasons(),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Validation.
+
+@dataclass(frozen=True)
+class Invalid:
+    """Why a record was rejected: a reason code (counted) and the field and detail (for people)."""
+
+    reason: str
+    field: str = ""
+    detail: str = ""
+
+
+def _coerce(f: Field, value: Any) -> tuple[Any, Invalid | None]:
+    """Type-check and convert one value; integral floats are accepted for int fields
+    (some JSON writers emit 5.0 for 5), bools never count as numbers."""
+    if f.type == "string":
+        if not isinstance(value, str):
+            return None, Invalid(WRONG_TYPE, f.name, f"expected a string, got {type(value).__name__}")
+        return value, None
+    if f.type == "string_list":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return None, Invalid(WRONG_TYPE, f.name, "expected a list of strings")
+        return [str(v) for v in value], None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, Invalid(WRONG_TYPE, f.name, f"expected a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, Invalid(NON_FINITE, f.name, f"{value}")
+    if f.type == "int":
+        if isinstance(value, float):
+            if not value.is_integer():
+                return None, Invalid(WRONG_TYPE, f.name, f"expected an integer, got {value}")
+        return int(value), None
+    return float(value), None
+
+
+def _check_bounds(f: Field, value: Any) -> Invalid | None:
+    if f.allowed and value not in f.allowed:
+        return Invalid(f.unknown_reason, f.name, f"{value!r} is not one of {', '.join(f.allowed)}")
+    if f.type == "string" and not f.allowed and value == "":
+        return Invalid(OUT_OF_RANGE, f.name, "empty string")
+    if f.minimum is not None and (value <= f.minimum if f.exclusive_minimum else value < f.minimum):
+        return Invalid(OUT_OF_RANGE, f.name, f"{value} is not {f.constraint}")
+    if f.maximum is not None and value > f.maximum:
+        return Invalid(OUT_OF_RANGE, f.name, f"{value} is not {f.constraint}")
+    if f.max_items is not None and len(value) > f.max_items:
+        return Invalid(OUT_OF_RANGE, f.name, f"{len(value)} items, at most {f.max_items} allowed")
+    return None
+
+
+def validate_record(raw: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any] | None, Invalid | None]:
+    """Check one decoded record against `fields`: (clean record, None) or (None, why).
+
+    Fields not in the schema are ignored (logs may carry more than the model needs);
+    a missing optional field becomes None. The first problem found is reported.
+    """
+    if not isinstance(raw, dict):
+        return None, Invalid(NOT_AN_OBJECT, "", f"a JSON {type(raw).__name__}, not an object")
+    clean: dict[str, Any] = {}
+    for f in fields:
+        value = raw.get(f.name)
+        if value is None:
+            if f.required:
+                return None, Invalid(MISSING_FIELD, f.name, "absent or null")
+            clean[f.name] = None
+            continue
+        value, invalid = _coerce(f, value)
+        if invalid is None:
+            invalid = _check_bounds(f, value)
+        if invalid is not None:
+            return None, invalid
+        clean[f.name] = value
+    return clean, None
+
+
+def validate_impression(raw: Any, max_position: int = MAX_POSITION) -> tuple[dict | None, Invalid | None]:
+    """An impression record → (clean record, None) or (None, why). Positions ≥ max_position
+    are out of range (the position feature's vocabulary is 0..max_position-1)."""
+    record, invalid = validate_record(raw, IMPRESSION_FIELDS)
+    if record is not None and record["position"] >= max_position:
+        return None, Invalid(OUT_OF_RANGE, "position", f"{record['position']} is not < {max_position}")
+    return record, invalid
+
+
+def validate_event(raw: Any) -> tuple[dict | None, Invalid | None]:
+    """An event record → (clean record, None) or (None, why).
+
+    `value` is required for watch (seconds, 0 ≤ v ≤ 24 h) and survey (rating 1–5), and
+    ignored (set to None) for click, like and dismiss. The bound relative to the video's
+    duration needs the impression and is checked by the join.
+    """
+    record, invalid = validate_record(raw, EVENT_FIELDS)
+    if record is None:
+        return None, invalid
+    kind, value = record["event"], record["value"]
+    if kind not in (WATCH_EVENT, SURVEY_EVENT):
+        record["value"] = None
+        return record, None
+    if value is None:
+        return None, Invalid(MISSING_VALUE, "value", f"a {kind} event needs a value")
+    if kind == WATCH_EVENT:
+        if value < 0:
+            return None, Invalid(OUT_OF_RANGE, "value", f"negative watch time {value}")
+        if value > MAX_WATCH_SECONDS:
+            return None, Invalid(ABSURD_WATCH_TIME, "value", f"{value} s is more than 24 h")
+    elif not MIN_RATING <= value <= MAX_RATING:
+        return None, Invalid(OUT_OF_RANGE, "value", f"rating {value} is not in [{MIN_RATING}, {MAX_RATING}]")
+    return record, None

@@ -1,0 +1,110 @@
+"""A Markdown summary of the newest evaluation: per head, per slice, and the verdict.
+
+TFMA's results are protos meant for notebooks; an unattended daily job needs a file a
+person can read in a terminal or a code review. `write_report` renders the newest
+ModelEvaluation in ML Metadata as `<output>/report.md`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.pipeline.configs import Config
+
+# Columns per head type: (TFMA metric name, column title).
+BINARY_COLUMNS = (("auc", "AUC"), ("auc_pr", "PR-AUC"), ("log_loss", "log loss"),
+                  ("calibration", "calibration"), ("example_count", "n"))
+REGRESSION_COLUMNS = (("mean_squared_error", "MSE"), ("mean_absolute_error", "MAE"),
+                      ("mean_prediction", "mean pred"), ("mean_label", "mean label"),
+                      ("example_count", "n"))
+
+
+def _slice_name(slice_key: Iterable[tuple[str, Any]]) -> str:
+    parts = [f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in slice_key]
+    return ", ".join(parts) or "overall"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def metric_table(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """{slice name: {output name: {metric name: value}}} of the candidate model."""
+    import tensorflow_model_analysis as tfma
+
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for m in tfma.load_metrics(evaluation_uri):
+        name = _slice_name(tfma.slicer.deserialize_slice_key(m.slice_key))
+        for kv in m.metric_keys_and_values:
+            key = kv.key
+            if key.model_name == "baseline" or key.is_diff:
+                continue
+            if kv.value.HasField("double_value"):
+                per_output = table.setdefault(name, {}).setdefault(key.output_name, {})
+                per_output[key.name] = kv.value.double_value.value
+    return table
+
+
+def _sort_key(name: str) -> tuple[int, str, float]:
+    if name == "overall":
+        return (0, "", 0.0)
+    feature, _, value = name.partition("=")
+    try:
+        return (1, feature, float(value))
+    except ValueError:
+        return (1, feature, float("inf"))
+
+
+def render(config: Config, table: dict[str, dict[str, dict[str, float]]], verdict: str,
+           model_uri: str = "") -> str:
+    """The report as Markdown: one table per head, rows are slices."""
+    lines = ["# watchnext evaluation", "", f"**Verdict:** {verdict}", ""]
+    if model_uri:
+        lines += [f"Candidate model: `{model_uri}`", ""]
+    lines += ["The served model ignores position; the position slices show where selection bias "
+              "lives in the logged labels.", ""]
+    slices = sorted(table, key=_sort_key)
+    for head in config.heads:
+        columns = BINARY_COLUMNS if head.type == "binary" else REGRESSION_COLUMNS
+        note = f" (only where `{head.presence}` = 1)" if head.presence else ""
+        lines += [f"## {head.name} ({head.type}){note}", "",
+                  "| slice | " + " | ".join(title for _, title in columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        for s in slices:
+            values = table[s].get(head.name, {})
+            if not values:
+                continue
+            lines.append(f"| {s} | " + " | ".join(_fmt(values.get(k)) for k, _ in columns) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(config: Config, metadata_path: str, out_path: str | None = None) -> str:
+    """Render the newest evaluation in ML Metadata to Markdown; return the file's path."""
+    from watchnext.pipeline.local_runner import latest_blessing
+
+    from ml_metadata.metadata_store import metadata_store
+    from tfx import v1 as tfx
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    evaluations = store.get_artifacts_by_type("ModelEvaluation")
+    if not evaluations:
+        raise FileNotFoundError(f"no evaluation recorded in {metadata_path}; run the pipeline first")
+    evaluation = max(evaluations, key=lambda a: a.id)
+    _, verdict = latest_blessing(metadata_path)
+    text = render(config, metric_table(evaluation.uri), verdict)
+    out_path = out_path or os.path.join(config.pipeline.output_dir, "report.md")
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return out_path

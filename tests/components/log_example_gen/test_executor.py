@@ -1,0 +1,115 @@
+"""The whole executor on real artifacts: simulated logs plus injected bad records."""
+
+from __future__ import annotations
+
+import collections
+import glob
+import gzip
+import json
+import os
+
+from watchnext.components.log_example_gen import RejectedRecords, make_log_example_gen
+from watchnext.components.log_example_gen.executor import Executor
+from watchnext.simulator.simulate import simulate
+
+import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
+
+SPAN = 20260101
+
+
+def _run(tmp_path, logs_dir: str, max_rejected_fraction: float, resolve, name: str = "run"):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / name / "examples")
+    rejected = RejectedRecords()
+    rejected.uri = str(tmp_path / name / "rejected")
+    props = resolve(make_log_example_gen(logs_dir, eval_percent=20,
+                                         max_rejected_fraction=max_rejected_fraction))
+    outputs = {"examples": [examples], "rejected": [rejected]}
+    try:
+        Executor().Do({}, outputs, props)
+    finally:
+        counts_path = os.path.join(rejected.uri, "counts.json")
+        counts = json.load(open(counts_path)) if os.path.exists(counts_path) else None
+    return examples, rejected, counts
+
+
+def _read_examples(uri: str, split: str) -> list[tf.train.Example]:
+    files = glob.glob(os.path.join(uri, f"Split-{split}", "*.gz"))
+    return [tf.train.Example.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+@pytest.fixture
+def simulated_logs(tmp_path) -> str:
+    logs = str(tmp_path / "logs")
+    simulate(logs, impressions_per_day=2000, days=1, seed=3, shards=2)
+    imp_dir, ev_dir = f"{logs}/impressions/span={SPAN}", f"{logs}/events/span={SPAN}"
+    with gzip.open(f"{ev_dir}/part-00000-of-00002.jsonl.gz", "rt") as f:
+        first_event = f.readline().strip()
+    with open(f"{imp_dir}/zz-bad.jsonl", "w") as f:
+        f.write("{oops\n" + json.dumps({"request_id": "x"}) + "\n")
+    with open(f"{ev_dir}/zz-bad.jsonl", "w") as f:
+        orphan = {"request_id": "nope", "candidate_video_id": "v1", "event": "click", "timestamp": 1}
+        f.write(first_event + "\n" + json.dumps(orphan) + "\n")
+    open(f"{imp_dir}/_SUCCESS", "w").close()  # marker files are skipped
+    return logs
+
+
+def test_executor_writes_examples_rejects_and_counts(tmp_path, simulated_logs, resolve):
+    examples, rejected, counts = _run(tmp_path, simulated_logs, 0.01, resolve)
+
+    assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    by_split = {s: _read_examples(examples.uri, s) for s in ("train", "eval")}
+    assert {s: len(v) for s, v in by_split.items()} == {s: counts["examples"][s] for s in by_split}
+    assert counts["examples"]["total"] == 2000
+    assert 0.12 < len(by_split["eval"]) / 2000 < 0.28  # eval_percent=20 of requests
+    split_of_request = collections.defaultdict(set)
+    for split, exs in by_split.items():
+        for ex in exs:
+            split_of_request[ex.features.feature["request_id"].bytes_list.value[0]].add(split)
+    assert all(len(s) == 1 for s in split_of_request.values())  # a request never straddles splits
+    labels = collections.Counter()
+    for ex in by_split["train"] + by_split["eval"]:
+        f = ex.features.feature
+        labels["click"] += f["click"].int64_list.value[0]
+        labels["rating_present"] += f["rating_present"].int64_list.value[0]
+    assert labels["click"] == counts["events"]["merged_by_event"]["click"] > 0
+
+    # Records in = examples out + rejected, per log; the injected bad records are all there.
+    assert counts["accounting_errors"] == []
+    assert counts["impressions"]["read"] == 2002 and counts["impressions"]["blank_lines"] == 0
+    assert counts["impressions"]["rejected_by_reason"] == {"malformed_json": 1, "missing_field": 1}
+    assert counts["events"]["rejected_by_reason"] == {"duplicate_event": 1, "orphan_event": 1}
+    assert counts["events"]["read"] == counts["events"]["merged"] + 2
+    assert not any("_SUCCESS" in p for p in counts["files"]["impressions"])
+    rows = []
+    for path in glob.glob(os.path.join(rejected.uri, "rejected-*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            rows += [json.loads(x) for x in f]
+    # The copy read first (by file, line) is kept: the injected copy is the duplicate.
+    assert sorted((r["log"], os.path.basename(r["source"]), r["line"], r["reason"]) for r in rows) == [
+        ("events", "zz-bad.jsonl", 1, "duplicate_event"),
+        ("events", "zz-bad.jsonl", 2, "orphan_event"),
+        ("impressions", "zz-bad.jsonl", 1, "malformed_json"),
+        ("impressions", "zz-bad.jsonl", 2, "missing_field"),
+    ]
+
+    props = rejected.mlmd_artifact.custom_properties
+    assert props["span"].int_value == SPAN
+    assert props["examples_eval"].int_value == len(by_split["eval"])
+    assert props["impressions_rejected"].int_value == 2
+    assert rejected.get_json_value_custom_property("rejected_by_reason")["events.orphan_event"] == 1
+    assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+
+
+def test_executor_fails_above_the_rejected_fraction(tmp_path, tiny_logs, resolve):
+    with pytest.raises(RuntimeError) as failure:
+        _run(tmp_path, tiny_logs["dir"], 0.01, resolve)
+    message = str(failure.value)
+    assert "span 20260101" in message and "max_rejected_fraction=0.01" in message
+    assert "impressions.conflicting_impression=2" in message and "rejected 10 impressions" in message
+    counts = json.load(open(tmp_path / "run" / "rejected" / "counts.json"))
+    assert counts["impressions"]["read"] == counts["examples"]["total"] + counts["impressions"]["rejected"]
+    assert counts["events"]["read"] == counts["events"]["merged"] + counts["events"]["rejected"]

@@ -1,0 +1,45 @@
+"""The Evaluator's gate: a model trained on shuffled labels after a good one is not pushed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+
+from watchnext.pipeline.local_runner import RunPaths, run_local
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _tree(path: str) -> dict[str, tuple[int, float]]:
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            out[os.path.relpath(full, path)] = (os.path.getsize(full), os.path.getmtime(full))
+    return out
+
+
+def test_shuffled_label_model_is_not_blessed_and_serving_is_untouched(pipeline_runs, tmp_path, monkeypatch):
+    config, first, _ = pipeline_runs
+    assert first.pushed_path, first.message
+    # Continue from a copy of the good runs (ML Metadata knows the blessed model).
+    out = str(tmp_path / "continued")
+    shutil.copytree(config.pipeline.output_dir, out)
+    config = config.replace(pipeline=dataclasses.replace(config.pipeline, output_dir=out))
+    serving = os.path.join(config.serving_dir, config.serving.model_name)
+    before = _tree(serving)
+    assert before, "the copied serving folder should hold the good model"
+
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    result = run_local(config, RunPaths(out).simulated_logs, run_fn="shuffled_label_trainer.run_fn")
+    sys.modules.pop("shuffled_label_trainer", None)
+
+    assert result.pushed_path is None
+    assert result.blessed is False, result.message
+    assert "not blessed by the Evaluator" in result.message
+    assert "click" in result.message  # the failed threshold is named
+    assert _tree(serving) == before
