@@ -12,6 +12,7 @@ from watchnext.models import features
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model
 from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.models.warm_start import warm_start
 from watchnext.pipeline.configs import Config
 
 import tensorflow as tf
@@ -76,6 +77,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     sizes = features.vocab_sizes(tf_transform_output, config)
     log.info("vocabulary sizes: %s", sizes)
     model = build_model(config, sizes)
+    if t.warm_start and fn_args.base_model:
+        model(next(iter(train)), training=False)  # create the variables before assigning them
+        vocabularies = {name: tf_transform_output.vocabulary_by_name(name)
+                        for name in features.vocabulary_names(config)}
+        warm_start(model, fn_args.base_model, vocabularies, config)
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=t.learning_rate))
     model.fit(
         train,

@@ -31,6 +31,9 @@ HEAD_TYPES = ("binary", "regression")
 HEAD_GROUPS = ("engagement", "satisfaction")
 LABEL_TRANSFORMS = ("none", "log1p")
 SCORE_FORMS = ("identity", "log1p", "complement")
+BEAM_PRESETS = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")
+BEAM_ENVIRONMENT_TYPES = ("EXTERNAL", "DOCKER", "PROCESS", "LOOPBACK")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker_mirrored")
 
 
 class ConfigError(ValueError):
@@ -48,8 +51,24 @@ class PipelineSection:
     name: str = "watchnext"
     output_dir: str = "watchnext_output"
     enable_cache: bool = True
-    # Extra Beam flags for every Beam-powered component (DirectRunner by default).
-    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    # Where every Beam-powered component runs (flags made by pipeline/beam.py): direct (in
+    # memory, one process), direct-multiprocess (beam_workers local processes), dataflow, or
+    # flink/spark (a portable Beam job server at beam_job_endpoint).
+    beam_preset: Literal["direct", "direct-multiprocess", "dataflow", "flink", "spark"] = "direct"
+    # direct-multiprocess: worker processes; dataflow: max_num_workers; flink: parallelism.
+    beam_workers: int = 2
+    # Extra Beam flags appended after the preset's (a later flag wins).
+    beam_args: tuple[str, ...] = ()
+    # dataflow: GCP project, region, and a gs:// folder for temporary and staging files.
+    dataflow_project: str = ""
+    dataflow_region: str = ""
+    dataflow_temp_location: str = ""
+    # flink, spark: the job server (host:port) and how it starts the Python SDK workers:
+    # EXTERNAL (a worker pool at beam_environment_config, default localhost:50000), DOCKER
+    # (the image in beam_environment_config, default the pipeline's image), PROCESS, LOOPBACK.
+    beam_job_endpoint: str = ""
+    beam_environment_type: Literal["EXTERNAL", "DOCKER", "PROCESS", "LOOPBACK"] = "EXTERNAL"
+    beam_environment_config: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,11 @@ class TrainingSection:
     batch_size: int = 256
     learning_rate: float = 0.003
     seed: int = 42
+    # Start from the last blessed model's weights (embeddings remapped by id) when there is one.
+    warm_start: bool = True
+    # tf.distribute strategy (models/distribution.py): default (one device), mirrored (every
+    # local GPU, else every local CPU device) or multi_worker_mirrored (workers from TF_CONFIG).
+    distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
 
 
 @dataclass(frozen=True)
@@ -306,6 +330,27 @@ class Config:
         _check(self.training.train_steps >= 1, "training.train_steps", "must be >= 1")
         _check(self.training.batch_size >= 1, "training.batch_size", "must be >= 1")
         _check(self.serving.keep_versions >= 1, "serving.keep_versions", "must be >= 1")
+        _check(self.training.distribution in DISTRIBUTIONS, "training.distribution",
+               f"{self.training.distribution!r} is not one of {DISTRIBUTIONS}")
+        self._validate_beam()
+
+    def _validate_beam(self) -> None:
+        p = self.pipeline
+        _check(p.beam_preset in BEAM_PRESETS, "pipeline.beam_preset",
+               f"{p.beam_preset!r} is not one of {BEAM_PRESETS}")
+        _check(p.beam_environment_type in BEAM_ENVIRONMENT_TYPES, "pipeline.beam_environment_type",
+               f"{p.beam_environment_type!r} is not one of {BEAM_ENVIRONMENT_TYPES}")
+        _check(p.beam_workers >= 1, "pipeline.beam_workers", "must be >= 1")
+        if p.beam_preset == "dataflow":
+            for key in ("dataflow_project", "dataflow_region", "dataflow_temp_location"):
+                _check(bool(getattr(p, key)), f"pipeline.{key}", "is needed by beam_preset dataflow")
+            _check(p.dataflow_temp_location.startswith("gs://"), "pipeline.dataflow_temp_location",
+                   f"{p.dataflow_temp_location!r} must be a gs:// folder")
+        if p.beam_preset in ("flink", "spark"):
+            _check(bool(p.beam_job_endpoint), "pipeline.beam_job_endpoint",
+                   f"is needed by beam_preset {p.beam_preset} (the job server's host:port)")
+            _check(p.beam_environment_type != "PROCESS" or bool(p.beam_environment_config),
+                   "pipeline.beam_environment_config", "is needed by beam_environment_type PROCESS")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

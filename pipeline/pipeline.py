@@ -89,7 +89,15 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     )
     components.append(transform)
 
-    # Fit the multitask model and export the serving SavedModel.
+    # The model being served now: the Trainer's warm start and the Evaluator's baseline.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model")
+    components.append(baseline)
+
+    # Fit the multitask model (warm-started from the served one) and export it.
     trainer = tfx.components.Trainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -98,16 +106,9 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config=custom_config,
+        base_model=baseline.outputs["model"] if config.training.warm_start else None,
     )
     components.append(trainer)
-
-    # The model being served now: the baseline a candidate has to match.
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model")
-    components.append(baseline)
 
     # Per-head, per-slice metrics on the new span; bless only a model at least as good.
     evaluator = tfx.components.Evaluator(

@@ -1,0 +1,130 @@
+"""Warm start: begin training from the last blessed model instead of from scratch.
+
+A daily job retrains on a window that overlaps yesterday's, so most of yesterday's
+weights are still right. Dense weights are copied by variable name when their shapes
+agree. Embedding tables cannot be copied as they are: Transform recomputes each
+vocabulary on the new window, so an id's row moves, new ids appear and old ones drop
+out. Rows are therefore matched by token: the base model's vocabulary files (its
+SavedModel assets, one per vocabulary name) give each old row's id, and every id the
+new vocabulary shares with the old one gets its old row; new ids keep their fresh
+initialization. OOV bucket rows (hashed, so stable) are copied when the bucket count
+is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.pipeline.configs import Config
+
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+# The encoder names the table of vocabulary V "<V>_embedding" (models/model.py).
+EMBEDDING_SUFFIX = "_embedding/embeddings:0"
+# The shallow tower's tables are indexed by device id (alone and crossed with position).
+DEVICE_INDEXED_PREFIX = "shallow_tower/"
+
+
+@dataclass
+class WarmStartReport:
+    """What was carried over from the base model."""
+
+    base_model: str
+    copied: list[str] = field(default_factory=list)
+    remapped: dict[str, tuple[int, int]] = field(default_factory=dict)  # name → (kept rows, new rows)
+    skipped: dict[str, str] = field(default_factory=dict)  # name → why
+
+
+def read_vocabulary(path: str) -> list[bytes]:
+    """One token per line, as tf.Transform writes its vocabulary files."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return [line.rstrip(b"\n") for line in f]
+
+
+def remap_rows(old: np.ndarray, old_vocab: Sequence[bytes], new: np.ndarray,
+               new_vocab: Sequence[bytes], oov_buckets: int) -> tuple[np.ndarray, int]:
+    """`new` with each shared token's row taken from `old`; returns (table, rows kept)."""
+    out = new.copy()
+    index = {t: i for i, t in enumerate(old_vocab)}
+    kept = 0
+    for i, token in enumerate(new_vocab):
+        j = index.get(token)
+        if j is not None and j < old.shape[0]:
+            out[i] = old[j]
+            kept += 1
+    old_oov = old.shape[0] - len(old_vocab)
+    if oov_buckets and old_oov == oov_buckets and new.shape[0] - len(new_vocab) == oov_buckets:
+        out[len(new_vocab):] = old[len(old_vocab):]
+    return out, kept
+
+
+def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, Sequence[bytes]],
+               config: Config) -> WarmStartReport:
+    """Assign the base model's weights to `model` (already built) where they still apply."""
+    report = WarmStartReport(base_model_dir)
+    base = tf.saved_model.load(base_model_dir)
+    # Variables created inside fit() carry no model-name scope, ones created by an eager
+    # call do ("<model name>/..."): compare names without it.
+    prefix = f"{model.name}/"
+
+    def key(name: str) -> str:
+        return name[len(prefix):] if name.startswith(prefix) else name
+
+    old = {key(v.name): v for v in base.variables}
+    oov = {f.vocabulary: f.oov_buckets for f in config.features.ids}
+    device_vocab = next(f.vocabulary for f in config.features.ids if f.name == config.features.device)
+    for var in model.trainable_variables:
+        name = key(var.name)
+        source = old.get(name)
+        if source is None:
+            report.skipped[name] = "not in the base model"
+            continue
+        vocab = _vocabulary_of(name, new_vocabularies)
+        if name.startswith(DEVICE_INDEXED_PREFIX) and not _same_vocabulary(
+                base_model_dir, device_vocab, new_vocabularies):
+            report.skipped[name] = f"indexed by the {device_vocab!r} vocabulary, which changed"
+            continue
+        if vocab is not None:
+            vocab_file = os.path.join(base_model_dir, "assets", vocab)
+            if not tf.io.gfile.exists(vocab_file):
+                report.skipped[name] = f"the base model has no vocabulary file {vocab_file}"
+                continue
+            old_vocab = read_vocabulary(vocab_file)
+            if source.shape[1] != var.shape[1]:
+                report.skipped[name] = f"embedding width changed {source.shape[1]} → {var.shape[1]}"
+                continue
+            table, kept = remap_rows(source.numpy(), old_vocab, var.numpy(), new_vocabularies[vocab],
+                                     oov.get(vocab, 0))
+            var.assign(table)
+            report.remapped[name] = (kept, var.shape[0])
+        elif source.shape == var.shape:
+            var.assign(source)
+            report.copied.append(name)
+        else:
+            report.skipped[name] = f"shape changed {source.shape} → {var.shape}"
+    log.info("warm start from %s: %d variables copied, %d embedding tables remapped %s, %d skipped %s",
+             base_model_dir, len(report.copied), len(report.remapped), report.remapped,
+             len(report.skipped), sorted(report.skipped))
+    return report
+
+
+def _same_vocabulary(base_model_dir: str, vocab: str, new_vocabularies: Mapping[str, Sequence[bytes]]
+                     ) -> bool:
+    path = os.path.join(base_model_dir, "assets", vocab)
+    return tf.io.gfile.exists(path) and read_vocabulary(path) == list(new_vocabularies.get(vocab, []))
+
+
+def _vocabulary_of(variable_name: str, vocabularies: Mapping[str, Any]) -> str | None:
+    """The vocabulary whose encoder table this variable is, if any."""
+    if not variable_name.startswith("feature_encoder/") or not variable_name.endswith(EMBEDDING_SUFFIX):
+        return None
+    vocab = variable_name[len("feature_encoder/"):-len(EMBEDDING_SUFFIX)]
+    return vocab if vocab in vocabularies else None
