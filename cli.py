@@ -231,10 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     from watchnext.pipeline.configs import ConfigError
+    from watchnext.pipeline.output_lock import OutputInUse
 
     try:
         return args.func(args)
-    except ConfigError as e:
+    except (ConfigError, OutputInUse, FileNotFoundError) as e:
         print(f"watchnext: {e}", file=sys.stderr)
         return 2
 

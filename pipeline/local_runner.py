@@ -16,6 +16,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.pipeline.configs import Config
+from watchnext.pipeline.output_lock import output_lock
 from watchnext.pipeline.pipeline import RUN_FN, create_pipeline
 
 from tfx import v1 as tfx
@@ -135,8 +136,12 @@ def _versions(path: str) -> set[str]:
 
 def run_local(config: Config, logs_dir: str, run_fn: str = RUN_FN) -> RunResult:
     """Run the pipeline once over `logs_dir`; report the pushed model or why none was."""
+    with output_lock(config.pipeline.output_dir):
+        return _run_locked(config, logs_dir, run_fn)
+
+
+def _run_locked(config: Config, logs_dir: str, run_fn: str) -> RunResult:
     paths = RunPaths(config.pipeline.output_dir)
-    os.makedirs(paths.output_dir, exist_ok=True)
     push_root = os.path.join(config.serving_dir, config.serving.model_name)
     before = _versions(push_root)
     if not spans_on_disk(logs_dir):
