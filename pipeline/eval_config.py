@@ -9,13 +9,15 @@ a candidate that is worse than the served model on any head is not pushed.
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models.export import SERVING_SIGNATURE
 from watchnext.pipeline.configs import Config, Head
 
 import tensorflow_model_analysis as tfma
+
+SCORE_OUTPUT = "score"
 
 
 def _value_threshold(head: Head, bound: str) -> tfma.GenericValueThreshold:
@@ -30,7 +32,7 @@ def _value_threshold(head: Head, bound: str) -> tfma.GenericValueThreshold:
     return tfma.GenericValueThreshold()
 
 
-def _binary_metrics(head: Head, config: Config) -> tuple[list[tfma.MetricConfig], dict[str, Any]]:
+def _binary_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
     auc_threshold = tfma.MetricThreshold(
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
@@ -39,17 +41,17 @@ def _binary_metrics(head: Head, config: Config) -> tuple[list[tfma.MetricConfig]
         value_threshold=_value_threshold(head, "lower_bound"),
     )
     return [
-        tfma.MetricConfig(class_name="AUC"),
+        tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_overall_only(auc_threshold)),
         tfma.MetricConfig(class_name="AUC", config='{"curve": "PR", "name": "auc_pr"}'),
         tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "log_loss"}'),
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanPrediction"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="ExampleCount"),
-    ], {"auc": auc_threshold}
+    ]
 
 
-def _regression_metrics(head: Head, config: Config) -> tuple[list[tfma.MetricConfig], dict[str, Any]]:
+def _regression_metrics(head: Head, config: Config) -> list[tfma.MetricConfig]:
     mse_threshold = tfma.MetricThreshold(
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.LOWER_IS_BETTER,
@@ -58,39 +60,52 @@ def _regression_metrics(head: Head, config: Config) -> tuple[list[tfma.MetricCon
         value_threshold=_value_threshold(head, "upper_bound"),
     )
     return [
-        tfma.MetricConfig(class_name="MeanSquaredError"),
+        tfma.MetricConfig(class_name="MeanSquaredError", per_slice_thresholds=_overall_only(mse_threshold)),
         tfma.MetricConfig(class_name="MeanAbsoluteError"),
         tfma.MetricConfig(class_name="MeanPrediction"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="ExampleCount"),
-    ], {"mean_squared_error": mse_threshold}
+    ]
 
 
-def _overall_only(thresholds: dict[str, Any]) -> dict[str, tfma.PerSliceMetricThresholds]:
-    """Apply each threshold to the overall slice only.
+def _overall_only(threshold: tfma.MetricThreshold) -> list[tfma.PerSliceMetricThreshold]:
+    """Apply a threshold to the overall slice only (an empty SlicingSpec matches nothing else).
 
     Slices are diagnostics: a sparse slice (a device with no ratings, a rare position)
     has undefined or noisy metrics and must not veto a model on its own.
     """
-    return {name: tfma.PerSliceMetricThresholds(thresholds=[
-        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=t)])
-        for name, t in thresholds.items()}
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
+def ranking_gains(config: Config) -> list[str]:
+    """Labels used as NDCG gains: those of the engagement heads (e.g. click, watch_time)."""
+    gains = [h.label for h in config.heads if h.group == "engagement" and not h.presence]
+    return gains or [config.heads[0].label]
 
 
 def make_eval_config(config: Config) -> tfma.EvalConfig:
     """Per-head metrics, device/position slices and blessing thresholds."""
     # Slices use the raw columns (device names, positions), so no Transform preprocessing
     # here: its outputs would replace them with vocabulary indices.
+    gains = ranking_gains(config)
     model_spec = tfma.ModelSpec(
         signature_name=SERVING_SIGNATURE,
-        label_keys={h.name: h.label for h in config.heads},
+        # `score` has no label of its own; TFMA wants one per output, and the query
+        # metrics below read their gains from the gain columns, not from this label.
+        label_keys={**{h.name: h.label for h in config.heads}, SCORE_OUTPUT: gains[0]},
         example_weight_keys={h.name: h.presence for h in config.heads if h.presence},
     )
     metrics_specs = []
     for h in config.heads:
-        metrics, thresholds = (_binary_metrics if h.type == "binary" else _regression_metrics)(h, config)
-        metrics_specs.append(tfma.MetricsSpec(output_names=[h.name], metrics=metrics,
-                                              per_slice_thresholds=_overall_only(thresholds)))
+        metrics = (_binary_metrics if h.type == "binary" else _regression_metrics)(h, config)
+        metrics_specs.append(tfma.MetricsSpec(output_names=[h.name], metrics=metrics))
+    # Ranking quality of the combined score within each request (slate): NDCG@k with
+    # each engagement label as the gain.
+    metrics_specs.append(tfma.MetricsSpec(
+        output_names=[SCORE_OUTPUT], query_key=config.features.request_id,
+        metrics=[tfma.MetricConfig(class_name="NDCG", config=json.dumps({
+            "gain_key": gain, "top_k_list": list(config.evaluation.ndcg_cutoffs), "name": f"ndcg_{gain}"}))
+            for gain in gains]))
     f = config.features
     slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[f.device]),
                tfma.SlicingSpec(feature_keys=[f.position])]

@@ -14,6 +14,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.pipeline.configs import Config
+from watchnext.pipeline.eval_config import SCORE_OUTPUT
 
 # Columns per head type: (TFMA metric name, column title).
 BINARY_COLUMNS = (("auc", "AUC"), ("auc_pr", "PR-AUC"), ("log_loss", "log loss"),
@@ -51,7 +52,10 @@ def metric_table(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
                 continue
             if kv.value.HasField("double_value"):
                 per_output = table.setdefault(name, {}).setdefault(key.output_name, {})
-                per_output[key.name] = kv.value.double_value.value
+                metric = key.name
+                if key.sub_key.HasField("top_k"):
+                    metric += f"@{key.sub_key.top_k.value}"
+                per_output[metric] = kv.value.double_value.value
     return table
 
 
@@ -85,6 +89,14 @@ def render(config: Config, table: dict[str, dict[str, dict[str, float]]], verdic
             if not values:
                 continue
             lines.append(f"| {s} | " + " | ".join(_fmt(values.get(k)) for k, _ in columns) + " |")
+        lines.append("")
+    ranking = {s: table[s].get(SCORE_OUTPUT, {}) for s in slices if table[s].get(SCORE_OUTPUT)}
+    if ranking:
+        columns = sorted({m for values in ranking.values() for m in values if m.startswith("ndcg")})
+        lines += ["## Ranking by `score` within each request (NDCG@k, gain = label)", "",
+                  "| slice | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        lines += [f"| {s} | " + " | ".join(_fmt(v.get(c)) for c in columns) + " |"
+                  for s, v in ranking.items()]
         lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,50 @@
+"""The TFMA EvalConfig derived from the config: one spec per head, thresholds on the overall slice."""
+
+from __future__ import annotations
+
+import json
+
+from watchnext.pipeline.configs import Config
+from watchnext.pipeline.eval_config import SCORE_OUTPUT, make_eval_config
+
+import tensorflow_model_analysis as tfma
+
+CONFIG = Config()
+
+
+def _spec(eval_config, output):
+    (spec,) = [s for s in eval_config.metrics_specs if list(s.output_names) == [output]]
+    return spec
+
+
+def test_every_head_is_an_output_with_its_label_and_presence_weight():
+    ec = make_eval_config(CONFIG)
+    (model,) = ec.model_specs
+    assert dict(model.label_keys) == {**{h.name: h.label for h in CONFIG.heads}, SCORE_OUTPUT: "click"}
+    assert dict(model.example_weight_keys) == {"rating": "rating_present"}
+
+
+def test_blessing_thresholds_sit_on_the_overall_slice_of_the_main_metric():
+    ec = make_eval_config(CONFIG)
+    for head in CONFIG.heads:
+        spec = _spec(ec, head.name)
+        gated = [m for m in spec.metrics if m.per_slice_thresholds]
+        assert [m.class_name for m in gated] == (["AUC"] if head.type == "binary" else ["MeanSquaredError"])
+        (per_slice,) = gated[0].per_slice_thresholds
+        assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]
+        threshold = per_slice.threshold
+        assert threshold.HasField("change_threshold") and threshold.HasField("value_threshold")
+        if head.type == "binary" and head.value_threshold:
+            assert threshold.value_threshold.lower_bound.value == head.value_threshold
+
+
+def test_ndcg_of_the_score_per_request():
+    spec = _spec(make_eval_config(CONFIG), SCORE_OUTPUT)
+    assert spec.query_key == CONFIG.features.request_id
+    gains = sorted(json.loads(m.config)["gain_key"] for m in spec.metrics)
+    assert gains == ["click", "watch_time"]
+
+
+def test_slices_by_device_and_position():
+    keys = [list(s.feature_keys) for s in make_eval_config(CONFIG).slicing_specs]
+    assert keys == [[], ["device"], ["position"]]
