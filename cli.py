@@ -81,6 +81,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.pushed_path or result.blessed else 3
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from watchnext.pipeline.local_runner import backfill
+
+    config = _config(args)
+    results = backfill(config, args.logs, args.first, args.last)
+    for span, result in results:
+        print(f"{span}: {result.pushed_path or result.message}")
+    _report(config)
+    return 0
+
+
 def _report(config: Any) -> str | None:
     from watchnext.pipeline.local_runner import RunPaths
     from watchnext.pipeline.report import write_report
@@ -191,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--logs", help="folder of impression/event logs (default: simulate one)")
     run.add_argument("--train-steps", type=int, help="override training.train_steps")
     run.set_defaults(func=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="run the daily job over a range of spans, in order, resumably")
+    backfill.add_argument("--logs", required=True, help="folder of impression/event logs")
+    backfill.add_argument("--from", dest="first", type=int, required=True, help="first span, e.g. 20260101")
+    backfill.add_argument("--to", dest="last", type=int, required=True, help="last span, e.g. 20260107")
+    backfill.add_argument("--output", help="output folder (default ./watchnext_output)")
+    backfill.add_argument("--config", help="YAML config")
+    backfill.add_argument("--train-steps", type=int, help="override training.train_steps")
+    backfill.set_defaults(func=cmd_backfill)
 
     report = sub.add_parser("report", help="write and print the newest evaluation as Markdown")
     report.add_argument("--output", help="output folder of the run (default ./watchnext_output)")

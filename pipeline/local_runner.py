@@ -8,6 +8,7 @@ Everything a run writes lives under `config.pipeline.output_dir`:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -104,7 +105,7 @@ def ingested_spans(metadata_path: str) -> set[int]:
             if "span" in a.custom_properties}
 
 
-def ingest_window(config: Config, logs_dir: str, paths: RunPaths) -> list[int]:
+def ingest_window(config: Config, logs_dir: str, paths: RunPaths, newest: int | None = None) -> list[int]:
     """Ingest the older spans of the training window that ML Metadata has not seen yet.
 
     ExampleGen takes one span per run (the newest, in the main pipeline), so on a fresh
@@ -113,7 +114,8 @@ def ingest_window(config: Config, logs_dir: str, paths: RunPaths) -> list[int]:
     """
     from watchnext.components.log_example_gen import make_log_example_gen
 
-    window = spans_on_disk(logs_dir)[-config.data.window_spans:]
+    spans = [s for s in spans_on_disk(logs_dir) if newest is None or s <= newest]
+    window = spans[-config.data.window_spans:]
     missing = [s for s in window[:-1] if s not in ingested_spans(paths.metadata_path)]
     for i, span in enumerate(missing, 1):
         log.info("ingesting older span %d of the training window (%d/%d)", span, i, len(missing))
@@ -134,13 +136,45 @@ def _versions(path: str) -> set[str]:
     return {d for d in os.listdir(path) if d.isdigit()} if os.path.isdir(path) else set()
 
 
-def run_local(config: Config, logs_dir: str, run_fn: str = RUN_FN) -> RunResult:
-    """Run the pipeline once over `logs_dir`; report the pushed model or why none was."""
+def run_local(config: Config, logs_dir: str, run_fn: str = RUN_FN, span: int | None = None) -> RunResult:
+    """Run the pipeline once over `logs_dir` (its newest span, or `span`); report the push."""
     with output_lock(config.pipeline.output_dir):
-        return _run_locked(config, logs_dir, run_fn)
+        return _run_locked(config, logs_dir, run_fn, span)
 
 
-def _run_locked(config: Config, logs_dir: str, run_fn: str) -> RunResult:
+def backfill(config: Config, logs_dir: str, first: int, last: int) -> list[tuple[int, RunResult]]:
+    """Run the daily job for every span on disk in [first, last], oldest first.
+
+    Each span is one pipeline run, exactly as the daily job would have run it that day
+    (window, warm start from the model blessed the day before, blessing, push). Progress
+    is kept in `<output>/backfill.json`, so a backfill that failed part-way resumes at the
+    first unfinished span when run again; TFX's cache makes any repeated step cheap.
+    """
+    spans = [s for s in spans_on_disk(logs_dir) if first <= s <= last]
+    if not spans:
+        raise FileNotFoundError(f"no spans between {first} and {last} in {logs_dir}")
+    state_path = os.path.join(config.pipeline.output_dir, "backfill.json")
+    done: list[int] = []
+    if os.path.exists(state_path):
+        with open(state_path, encoding="utf-8") as f:
+            done = json.load(f).get("done", [])
+    results = []
+    for i, span in enumerate(spans, 1):
+        if span in done:
+            log.info("backfill %d/%d: span %d already done", i, len(spans), span)
+            continue
+        log.info("backfill %d/%d: span %d", i, len(spans), span)
+        result = run_local(config, logs_dir, span=span)
+        results.append((span, result))
+        done.append(span)
+        os.makedirs(config.pipeline.output_dir, exist_ok=True)
+        with open(state_path, "w", encoding="utf-8") as f:
+            json.dump({"logs_dir": logs_dir, "done": sorted(done)}, f)
+        log.info("backfill span %d: %s", span, result.message)
+    return results
+
+
+def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) -> RunResult:
     paths = RunPaths(config.pipeline.output_dir)
     push_root = os.path.join(config.serving_dir, config.serving.model_name)
     before = _versions(push_root)
@@ -148,12 +182,12 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str) -> RunResult:
         raise FileNotFoundError(f"no spans in {logs_dir}: expected folders like "
                                 f"{os.path.join(logs_dir, 'impressions', 'span=20260101')}")
     if config.data.window_spans > 1:
-        ingest_window(config, logs_dir, paths)
+        ingest_window(config, logs_dir, paths, newest=span)
     pipeline = create_pipeline(
         config, logs_dir=logs_dir, pipeline_root=paths.pipeline_root,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path),
-        run_fn=run_fn)
+        run_fn=run_fn, span=span)
     from tfx.orchestration.local import local_dag_runner
 
     progress = _ComponentProgress(len(pipeline.components), local_dag_runner.logging)

@@ -41,11 +41,12 @@ def code_version() -> str:
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
                     beam_pipeline_args: list[str] | None = None,
-                    run_fn: str = RUN_FN) -> tfx.dsl.Pipeline:
+                    run_fn: str = RUN_FN, span: int | None = None) -> tfx.dsl.Pipeline:
     """The whole pipeline for `config`, reading the logs in `logs_dir`.
 
-    `run_fn` names the Trainer's function by import path; tests swap in a deliberately
-    broken trainer to prove the Evaluator stops it.
+    `span` ingests that daily span instead of the newest one (backfills). `run_fn` names
+    the Trainer's function by import path; tests swap in a deliberately broken trainer
+    to prove the Evaluator stops it.
     """
     custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: code_version()}
     components = []
@@ -54,7 +55,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     example_gen = make_log_example_gen(
         logs_dir, eval_percent=config.data.eval_percent,
         max_rejected_fraction=config.data.max_rejected_fraction,
-        max_position=config.features.max_position)
+        max_position=config.features.max_position, span=span)
     components.append(example_gen)
 
     # Train on a rolling window of the newest spans ingested so far.
