@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output", help="output folder of the run")
     check.set_defaults(func=cmd_check_serving)
 
+    from watchnext.kubeflow.runner import add_arguments as add_kubeflow_arguments
+
+    add_kubeflow_arguments(sub.add_parser("compile-kubeflow", help="compile the Kubeflow Pipelines v2 spec"))
+
     from watchnext.simulator.simulate import add_arguments
 
     simulate = sub.add_parser("simulate", help="write simulated impression/event logs with ground truth")

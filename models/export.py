@@ -7,6 +7,11 @@ features and the featurization can never drift between training and serving.
   candidate; returns one tensor per head, named after the head, and `score`.
   A request may carry a `score_weights` float list (one weight per head, config order) to
   override the combined score's exponents; without it the config's weights apply.
+- `serving_raw(<one named tensor per raw feature>)`: the same outputs for clients that
+  send JSON (TF Serving REST) rather than tf.Examples: one row per candidate; strings,
+  int64 and float32 as in the log schema, multivalent features as a [N, L] string
+  matrix padded with "". `serving_raw_weighted` also takes `score_weights` [N, heads].
+  (TF Serving requires every input of a signature, hence two signatures.)
 - `transform_features(examples)`: the Transform outputs, for TFMA's preprocessing.
 - `gate_weights(examples)`: each task's gate weights over the experts (expert utilization).
 """
@@ -23,6 +28,8 @@ import tensorflow as tf
 
 EXAMPLES_INPUT = "examples"
 SERVING_SIGNATURE = "serving_default"
+RAW_SIGNATURE = "serving_raw"
+RAW_WEIGHTED_SIGNATURE = "serving_raw_weighted"
 TRANSFORM_SIGNATURE = "transform_features"
 GATES_SIGNATURE = "gate_weights"
 
@@ -46,6 +53,36 @@ def build_signatures(model: Any, tf_transform_output: Any, config: Config) -> di
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return model(_transform(examples), training=False)
 
+    raw_inputs = {k: v for k, v in serve_spec.items() if k != SCORE_WEIGHTS_FEATURE}
+    raw_signature = {
+        name: tf.TensorSpec([None] if isinstance(spec, tf.io.FixedLenFeature) else [None, None],
+                            spec.dtype, name=name)
+        for name, spec in sorted(raw_inputs.items())
+    }
+
+    def _from_tensors(tensors: dict[str, tf.Tensor]) -> dict[str, Any]:
+        """Named [N] / [N, L] tensors → what parse_example would have produced."""
+        parsed: dict[str, Any] = {}
+        for name, spec in raw_inputs.items():
+            value = tensors[name]
+            if isinstance(spec, tf.io.FixedLenFeature):
+                parsed[name] = tf.reshape(value, [-1, *spec.shape])
+            else:
+                parsed[name] = tf.sparse.from_dense(value)  # drops "" padding
+        return parsed
+
+    @tf.function(input_signature=[raw_signature])
+    def serve_raw(tensors: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return model(model.tft_layer(_from_tensors(tensors)), training=False)
+
+    weights_spec = tf.TensorSpec([None, len(config.heads)], tf.float32, name=SCORE_WEIGHTS_FEATURE)
+
+    @tf.function(input_signature=[raw_signature, weights_spec])
+    def serve_raw_weighted(tensors: dict[str, tf.Tensor], weights: tf.Tensor) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer(_from_tensors(tensors))
+        transformed[SCORE_WEIGHTS_FEATURE] = weights
+        return model(transformed, training=False)
+
     @tf.function(input_signature=[examples_spec])
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return model.tft_layer(tf.io.parse_example(examples, raw_spec))
@@ -56,6 +93,8 @@ def build_signatures(model: Any, tf_transform_output: Any, config: Config) -> di
 
     return {
         SERVING_SIGNATURE: serve_examples.get_concrete_function(),
+        RAW_SIGNATURE: serve_raw.get_concrete_function(),
+        RAW_WEIGHTED_SIGNATURE: serve_raw_weighted.get_concrete_function(),
         TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
         GATES_SIGNATURE: gate_weights.get_concrete_function(),
     }

@@ -275,7 +275,23 @@ class WatchNextModel(tfrs.Model):
     # tensor values, so it runs as plain graph-building Python.
     @no_autograph
     def train_step(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        return super().train_step(inputs)
+        """tfrs.Model's step, with the loss divided by the number of replicas.
+
+        Under a MirroredStrategy each replica's gradients are summed across replicas;
+        tfrs.Model does not scale its loss for that, which made every update N times the
+        one-device update. Dividing inside the tape restores it (1.0 with one replica).
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
+            total_loss = loss + regularization_loss
+            scaled_loss = total_loss / replicas
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        metrics = {m.name: m.result() for m in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        return metrics
 
     @no_autograph
     def test_step(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import features
+from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model
 from watchnext.models.preprocessing import CONFIG_KEY
@@ -67,6 +68,8 @@ def input_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAcc
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer."""
     config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
+    # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
+    strategy = strategy_from_config(config)
     tf_keras.utils.set_random_seed(config.training.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     schema = tf_transform_output.transformed_metadata.schema
@@ -76,13 +79,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     sizes = features.vocab_sizes(tf_transform_output, config)
     log.info("vocabulary sizes: %s", sizes)
-    model = build_model(config, sizes)
-    if t.warm_start and fn_args.base_model:
-        model(next(iter(train)), training=False)  # create the variables before assigning them
-        vocabularies = {name: tf_transform_output.vocabulary_by_name(name)
-                        for name in features.vocabulary_names(config)}
-        warm_start(model, fn_args.base_model, vocabularies, config)
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=t.learning_rate))
+    with strategy.scope():
+        model = build_model(config, sizes)
+        if t.warm_start and fn_args.base_model:
+            model(next(iter(train)), training=False)  # create the variables before assigning them
+            vocabularies = {name: tf_transform_output.vocabulary_by_name(name)
+                            for name in features.vocabulary_names(config)}
+            warm_start(model, fn_args.base_model, vocabularies, config)
+        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=t.learning_rate))
     model.fit(
         train,
         steps_per_epoch=fn_args.train_steps,

@@ -15,6 +15,7 @@ import watchnext  # first: pins Keras 2 before TensorFlow loads
 from watchnext.components.atomic_pusher import make_atomic_pusher
 from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.pipeline import beam
 from watchnext.pipeline.configs import Config
 from watchnext.pipeline.eval_config import make_eval_config
 
@@ -41,12 +42,14 @@ def code_version() -> str:
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
                     beam_pipeline_args: list[str] | None = None,
-                    run_fn: str = RUN_FN, span: int | None = None) -> tfx.dsl.Pipeline:
+                    run_fn: str = RUN_FN, span: int | None = None,
+                    span_window: bool = True) -> tfx.dsl.Pipeline:
     """The whole pipeline for `config`, reading the logs in `logs_dir`.
 
     `span` ingests that daily span instead of the newest one (backfills). `run_fn` names
     the Trainer's function by import path; tests swap in a deliberately broken trainer
-    to prove the Evaluator stops it.
+    to prove the Evaluator stops it. `span_window=False` trains on the new span alone:
+    the Kubeflow V2 compiler accepts no SpanRangeStrategy resolver.
     """
     custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: code_version()}
     components = []
@@ -59,13 +62,16 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     components.append(example_gen)
 
     # Train on a rolling window of the newest spans ingested so far.
-    window = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
-        config={"range_config": tfx.proto.RangeConfig(
-            rolling_range=tfx.proto.RollingRange(num_spans=config.data.window_spans))},
-        examples=example_gen.outputs["examples"],
-    ).with_id("span_window")
-    components.append(window)
+    examples = example_gen.outputs["examples"]
+    if span_window:
+        window = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+            config={"range_config": tfx.proto.RangeConfig(
+                rolling_range=tfx.proto.RollingRange(num_spans=config.data.window_spans))},
+            examples=example_gen.outputs["examples"],
+        ).with_id("span_window")
+        components.append(window)
+        examples = window.outputs["examples"]
 
     # Describe the new span: the data validation below and the schema rest on these.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -83,7 +89,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
 
     # Featurize with one graph that is also embedded in the served model.
     transform = tfx.components.Transform(
-        examples=window.outputs["examples"],
+        examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=custom_config,
@@ -137,5 +143,5 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None
-        else list(config.pipeline.beam_args),
+        else beam.beam_pipeline_args(config),
     )

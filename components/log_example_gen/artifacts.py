@@ -14,4 +14,5 @@ class RejectedRecords(artifact.Artifact):
     (span, impressions_read, events_read, examples_<split>, …) so that they show in MLMD.
     """
 
-    TYPE_NAME = "RejectedRecords"
+    # namespace.Name: the Kubeflow V2 compiler refuses custom type names of any other shape.
+    TYPE_NAME = "watchnext.RejectedRecords"

@@ -7,12 +7,11 @@ Trainer (tests put this folder on sys.path).
 
 from __future__ import annotations
 
-import dataclasses
-
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.trainer import run_fn as real_run_fn
 from watchnext.pipeline.configs import Config
 
+import attr
 import tensorflow as tf
 
 
@@ -30,5 +29,5 @@ def run_fn(fn_args):
 
         return accessor.tf_dataset_factory(*args, **kwargs).map(shuffle)
 
-    fn_args.data_accessor = dataclasses.replace(accessor, tf_dataset_factory=shuffled_factory)
+    fn_args.data_accessor = attr.evolve(accessor, tf_dataset_factory=shuffled_factory)
     real_run_fn(fn_args)

@@ -49,7 +49,7 @@ def test_missing_span_or_missing_events_fail_clearly(three_spans, resolve):
 def test_component_wiring():
     gen = make_log_example_gen("/logs", eval_percent=25, max_rejected_fraction=0.05)
     assert set(gen.outputs) == {"examples", "rejected"}
-    assert gen.outputs["rejected"].type_name == "RejectedRecords"
+    assert gen.outputs["rejected"].type_name == "watchnext.RejectedRecords"
     assert gen.exec_properties["events_pattern"] == schema.EVENTS_PATTERN
     assert gen.exec_properties["max_rejected_fraction"] == 0.05
     output_config = example_gen_pb2.Output()

@@ -28,7 +28,7 @@ def test_local_dag_runner_ingests_the_latest_span(tmp_path, tiny):
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
     [examples] = store.get_artifacts_by_type("Examples")
-    [rejected] = store.get_artifacts_by_type("RejectedRecords")
+    [rejected] = store.get_artifacts_by_type("watchnext.RejectedRecords")
     assert examples.custom_properties["span"].int_value == 20260102  # set by the FileBasedDriver
     assert rejected.custom_properties["examples_written"].int_value == 3
     assert rejected.custom_properties["span"].int_value == 20260102

@@ -1,0 +1,53 @@
+"""SIGKILL in the middle of a run, then rerun: the pipeline completes, reusing what finished.
+
+The CI subset kills during the Trainer; `scripts/crash_test.py --phase Transform|Trainer|Pusher`
+runs the same check for every phase (see README, Reliability).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+from watchnext.pipeline.crash import kill_during, serving_versions_complete
+from watchnext.pipeline.local_runner import RunPaths, run_local
+
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+pytestmark = pytest.mark.slow
+
+
+def test_killed_trainer_then_rerun_completes_with_cache(pipeline_runs, tmp_path):
+    config, first, _ = pipeline_runs
+    assert first.pushed_path, first.message
+    out = str(tmp_path / "crashed")
+    shutil.copytree(config.pipeline.output_dir, out)
+    # One more training step: everything up to Transform is cached, the Trainer must rerun.
+    config = config.replace(
+        pipeline=dataclasses.replace(config.pipeline, output_dir=out),
+        training=dataclasses.replace(config.training, train_steps=config.training.train_steps + 1))
+    logs = RunPaths(out).simulated_logs
+    killed = kill_during(config, logs, phase="Trainer", after_seconds=3.0)
+    assert killed.killed, killed.output[-2000:]
+    assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
+
+    result = run_local(config, logs)
+    assert result.pushed_path, result.message
+    assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
+    # What finished before the kill was reused: the newest Transform execution is a cache hit,
+    # and the killed Trainer execution was left behind, never reported as complete.
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(RunPaths(out).metadata_path))
+    states = {name: [metadata_store_pb2.Execution.State.Name(e.last_known_state)
+                     for e in _executions(store, name)] for name in ("Transform", "Trainer")}
+    assert states["Transform"][-1] == "CACHED", states
+    assert states["Trainer"][-1] == "COMPLETE" and "RUNNING" in states["Trainer"], states
+
+
+def _executions(store, component: str) -> list:
+    (type_name,) = [t.name for t in store.get_execution_types() if t.name.endswith("." + component)]
+    return sorted(store.get_executions_by_type(type_name), key=lambda e: e.id)
