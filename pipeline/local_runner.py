@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.pipeline import beam
 from watchnext.pipeline.configs import Config
 from watchnext.pipeline.output_lock import output_lock
 from watchnext.pipeline.pipeline import RUN_FN, create_pipeline
@@ -128,7 +129,7 @@ def ingest_window(config: Config, logs_dir: str, paths: RunPaths, newest: int | 
             components=[example_gen], enable_cache=config.pipeline.enable_cache,
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 paths.metadata_path),
-            beam_pipeline_args=list(config.pipeline.beam_args)))
+            beam_pipeline_args=beam.beam_pipeline_args(config)))
     return missing
 
 

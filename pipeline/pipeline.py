@@ -16,7 +16,7 @@ from watchnext.components.atomic_pusher import make_atomic_pusher
 from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline import beam
-from watchnext.pipeline.configs import Config
+from watchnext.pipeline.configs import Config, Head
 from watchnext.pipeline.eval_config import make_eval_config
 
 from tfx import v1 as tfx
@@ -39,6 +39,16 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def transform_view(config: Config) -> Config:
+    """`config` with everything preprocessing_fn does not read reset to its defaults.
+
+    preprocessing_fn reads `features` and the heads' label and presence columns; the
+    other sections (and the heads' weights) would only make the Transform cache miss.
+    """
+    heads = tuple(Head(h.name, h.type, h.label, presence=h.presence) for h in config.heads)
+    return Config(features=config.features, heads=heads)
+
+
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
                     beam_pipeline_args: list[str] | None = None,
@@ -51,7 +61,11 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     to prove the Evaluator stops it. `span_window=False` trains on the new span alone:
     the Kubeflow V2 compiler accepts no SpanRangeStrategy resolver.
     """
-    custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: code_version()}
+    version = code_version()
+    custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: version}
+    # Transform gets only what preprocessing_fn reads, so that changing, say, the
+    # training steps does not invalidate the cached Transform.
+    transform_config = {CONFIG_KEY: transform_view(config).to_json(), CODE_VERSION_KEY: version}
     components = []
 
     # Join the newest span's impression and event logs into labelled tf.Examples.
@@ -92,7 +106,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=custom_config,
+        custom_config=transform_config,
     )
     components.append(transform)
 

@@ -126,6 +126,21 @@ def _weights(given: Any, head_names: Sequence[str] | None, defaults: Sequence[fl
     return out
 
 
+def tf_error_summary(message: str) -> str:
+    """The informative line of a TensorFlow error (e.g. "Feature: x ... is required").
+
+    Graph execution errors start with "Graph execution error:" and a stack of where the
+    failing op was defined; the reason is on its own line further down.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("Feature:", "Name:", "Key:")) or "required but could not be found" in line:
+            return line
+    noise = ("[[", "Graph execution error", "Detected at node", "File ", "Traceback")
+    useful = [line for line in lines if not line.startswith(noise)]
+    return useful[-1] if useful else message.strip()
+
+
 # ---------------------------------------------------------------------------
 # Backends: each maps serialized examples to {output name: list of floats}.
 
@@ -144,7 +159,7 @@ class InProcessBackend:
         try:
             out = self._fn(**{EXAMPLES_INPUT: tf.constant(examples, dtype=tf.string)})
         except tf.errors.InvalidArgumentError as e:
-            raise RankRequestError(f"the model rejected the request: {e.message.splitlines()[0]}") from None
+            raise RankRequestError(f"the model rejected the request: {tf_error_summary(e.message)}") from None
         return {k: v.numpy().tolist() for k, v in out.items()}
 
 

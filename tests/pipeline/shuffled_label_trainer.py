@@ -11,7 +11,6 @@ from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.trainer import run_fn as real_run_fn
 from watchnext.pipeline.configs import Config
 
-import attr
 import tensorflow as tf
 
 
@@ -29,5 +28,5 @@ def run_fn(fn_args):
 
         return accessor.tf_dataset_factory(*args, **kwargs).map(shuffle)
 
-    fn_args.data_accessor = attr.evolve(accessor, tf_dataset_factory=shuffled_factory)
+    fn_args.data_accessor = accessor._replace(tf_dataset_factory=shuffled_factory)  # a NamedTuple
     real_run_fn(fn_args)

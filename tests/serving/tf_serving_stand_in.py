@@ -16,6 +16,7 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import watchnext  # noqa: F401
+from watchnext.serving.client import tf_error_summary
 
 import grpc
 import numpy as np
@@ -53,8 +54,10 @@ class GrpcStandIn(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
             outputs = self.model.run(request.model_spec.signature_name, inputs)
-        except (ValueError, tf.errors.InvalidArgumentError) as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e).splitlines()[0])
+        except ValueError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except tf.errors.InvalidArgumentError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, tf_error_summary(e.message))
         response = predict_pb2.PredictResponse()
         response.model_spec.CopyFrom(request.model_spec)
         for k, v in outputs.items():
@@ -113,8 +116,10 @@ class RestStandIn:
                         out = model.run(signature, {"examples": instances})
                         rows = [{k: v[i].tolist() for k, v in out.items()} for i in range(len(instances))]
                         self._send(200, {"predictions": rows})
-                except (ValueError, KeyError, tf.errors.InvalidArgumentError) as e:
-                    self._send(400, {"error": str(e).splitlines()[0]})
+                except (ValueError, KeyError) as e:
+                    self._send(400, {"error": str(e)})
+                except tf.errors.InvalidArgumentError as e:
+                    self._send(400, {"error": tf_error_summary(e.message)})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
