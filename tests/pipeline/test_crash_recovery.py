@@ -24,13 +24,13 @@ pytestmark = pytest.mark.slow
 def test_killed_trainer_then_rerun_completes_with_cache(pipeline_runs, tmp_path):
     config, first, _ = pipeline_runs
     assert first.pushed_path, first.message
+    logs = RunPaths(config.pipeline.output_dir).simulated_logs  # the same logs: upstream stays cached
     out = str(tmp_path / "crashed")
     shutil.copytree(config.pipeline.output_dir, out)
     # One more training step: everything up to Transform is cached, the Trainer must rerun.
     config = config.replace(
         pipeline=dataclasses.replace(config.pipeline, output_dir=out),
         training=dataclasses.replace(config.training, train_steps=config.training.train_steps + 1))
-    logs = RunPaths(out).simulated_logs
     killed = kill_during(config, logs, phase="Trainer", after_seconds=3.0)
     assert killed.killed, killed.output[-2000:]
     assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
