@@ -68,7 +68,7 @@ def simulated_logs(config: Any, out_dir: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from watchnext.pipeline.local_runner import RunPaths, run_local
+    from watchnext.pipeline.local_runner import RunPaths, latest_ingestion, run_local
 
     config = _config(args)
     logs_dir = config.data.logs_dir or simulated_logs(
@@ -76,6 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("running pipeline %r on %s into %s", config.pipeline.name, logs_dir, config.pipeline.output_dir)
     result = run_local(config, logs_dir)
     log.info("pipeline finished in %.0fs", result.seconds)
+    ingestion = latest_ingestion(RunPaths(config.pipeline.output_dir).metadata_path)
+    if ingestion:
+        log.info("%s", ingestion)
     _report(config)
     print(result.pushed_path if result.pushed_path else result.message)
     return 0 if result.pushed_path or result.blessed else 3

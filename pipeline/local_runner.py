@@ -209,6 +209,27 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
     return RunResult(None, blessed, f"nothing pushed: {why}", seconds, progress.seconds)
 
 
+def latest_ingestion(metadata_path: str) -> str | None:
+    """What the newest LogExampleGen run read, wrote and rejected, and where the rejects are."""
+    from watchnext.components.log_example_gen import counts
+    from watchnext.components.log_example_gen.artifacts import RejectedRecords
+
+    from ml_metadata.metadata_store import metadata_store
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    artifacts = store.get_artifacts_by_type(RejectedRecords.TYPE_NAME)
+    if not artifacts:
+        return None
+    newest = max(artifacts, key=lambda a: a.id)
+    path = os.path.join(newest.uri, "counts.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        summary = json.load(f)
+    return f"ingestion: {counts.describe(summary)}; rejected records: {newest.uri}"
+
+
 def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:
     """The newest Evaluator verdict in ML Metadata, with the failed thresholds if any."""
     import tensorflow_model_analysis as tfma

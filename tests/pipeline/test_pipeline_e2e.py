@@ -87,3 +87,14 @@ def test_simulated_log_is_reused_not_rewritten(pipeline_runs):
     assert [os.path.getmtime(f) for f in files] == mtimes
     with gzip.open(files[0], "rt") as f:
         assert f.readline().startswith("{")
+
+
+def test_ingestion_counts_are_reported_after_a_run(pipeline_runs):
+    from watchnext.pipeline.local_runner import latest_ingestion
+
+    config, _, _ = pipeline_runs
+    line = latest_ingestion(RunPaths(config.pipeline.output_dir).metadata_path)
+    assert line is not None
+    impressions = config.data.simulate_impressions_per_day
+    assert f"read {impressions} impressions" in line
+    assert "rejected 0 impressions" in line and "rejected records: " in line
