@@ -23,6 +23,7 @@ help:
 	@echo "make test    # the whole test suite (about 10 minutes on 2 cores)"
 	@echo "make test-fast  # skip tests marked slow (the end-to-end pipeline runs)"
 	@echo "make lint    # ruff"
+	@echo "make bench [BENCH=oracle]  # benchmarks, --quick sizes, into reports/"
 
 venv: $(STAMP)
 
@@ -49,6 +50,10 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+BENCH ?= all
+bench: $(STAMP)
+	$(VENV)/bin/watchnext bench $(BENCH) --quick --out reports
 
 clean:
 	rm -rf watchnext_output .pytest_cache

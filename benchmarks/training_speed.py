@@ -1,0 +1,297 @@
+"""Training throughput: the Trainer's real input path vs in-memory tensors, as a share of the CPU's peak.
+
+Three feeds of the same default model (mmoe, config sizes, batch `training.batch_size`):
+- `trainer_input`: `models.trainer.input_dataset` itself, with the DataAccessor TFX's Trainer
+  builds (`tfxio_utils.get_tf_dataset_factory_from_artifact` on an Examples artifact whose
+  Split-train holds the transformed TFRecords: tfx_bsl's TFExampleRecord → TFRecordDataset
+  + shuffle + `parse_example_dataset`);
+- `tfrecord_parse`: `FeaturizedSimulation.train_dataset` (TFRecordDataset, shuffle, batch,
+  `tf.io.parse_example`), the hand-written equivalent;
+- `in_memory`: every transformed train example parsed once into tensors and cut into whole
+  batches up front; the dataset hands out those ready batches in order (no I/O, no parsing,
+  no shuffling, no per-example work).
+
+Each feed trains the same model for `warmup` steps (retracing for the feed's shapes), then
+`steps` timed steps; throughput counts only the timed steps (per-step timestamps from a
+callback). The feeds take turns for `rounds` rounds and the median round is reported, so
+a change in the machine's load during the run does not favour the feed that ran first.
+The input pipeline alone (iterating the dataset without a model) is timed too,
+to tell an input-bound feed from a compute-bound one.
+
+FLOPs: the forward pass costs 2 × multiply-adds (`multiplications_per_example`, plus the
+shallow tower, which runs in training); a training step is taken as 3 × the forward pass
+(the backward pass computes two matmuls of each forward matmul's size: the gradients
+with respect to the input and to the weights). tf.profiler's float-op count of one
+traced gradient step is recorded beside it as a cross-check (it also counts element-wise
+ops, softmax, losses and Adam's update). Peak: a float32 1024×1024 matmul probe in the
+same process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.benchmarks import common
+from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, si
+from watchnext.models import trainer
+from watchnext.models.model import build_model, multiplications_per_example
+from watchnext.pipeline.configs import Config
+from watchnext.simulator import datasets
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+NAME = "training_speed"
+# The backward pass is taken as 2 × the forward pass: training FLOPs = 3 × forward FLOPs.
+TRAINING_FLOPS_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    impressions: int
+    steps: int
+    warmup: int = 10
+    # Each feed runs `steps` timed steps once per round; feeds alternate within a round.
+    rounds: int = 3
+    batch_size: int = 256
+    input_only_batches: int = 200
+    matmul_n: int = 1024
+    matmul_seconds: float = 2.0
+    sim_seed: int = 7
+
+
+SIZES = {
+    "smoke": Sizes(impressions=400, steps=3, warmup=2, rounds=1, batch_size=32, input_only_batches=5,
+                   matmul_n=256, matmul_seconds=0.2),
+    "quick": Sizes(impressions=10000, steps=100),
+    "full": Sizes(impressions=40000, steps=500, input_only_batches=1000, matmul_seconds=5.0),
+}
+
+
+class StepTimes(tf_keras.callbacks.Callback):
+    """perf_counter() at the end of every training step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.times.append(time.perf_counter())
+
+
+def trainer_input(sim: datasets.FeaturizedSimulation, work_dir: str, batch_size: int, seed: int
+                  ) -> tf.data.Dataset:
+    """`models.trainer.input_dataset` fed the way TFX's Trainer feeds it (see the module docstring)."""
+    from tfx.components.trainer.fn_args_utils import DataAccessor
+    from tfx.components.util import examples_utils, tfxio_utils
+    from tfx.proto import example_gen_pb2
+    from tfx.types import artifact_utils, standard_artifacts
+    from tfx.utils import io_utils
+
+    uri = os.path.join(work_dir, "transformed_examples")
+    split_dir = os.path.join(uri, "Split-train")
+    os.makedirs(split_dir, exist_ok=True)
+    for i, path in enumerate(sim.train_files):
+        # Transform names its gzipped shards *.gz; tfx_bsl picks GZIP from the suffix.
+        link = os.path.join(split_dir, f"transformed_examples-{i:05d}-of-{len(sim.train_files):05d}.gz")
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(path), link)
+    examples = standard_artifacts.Examples()
+    examples.uri = uri
+    examples.split_names = artifact_utils.encode_split_names(["train"])
+    examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
+    accessor = DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], ["Trainer"]),
+        record_batch_factory=None, data_view_decode_fn=None)
+    files = [io_utils.all_files_pattern(uri) for uri in artifact_utils.get_split_uris([examples], "train")]
+    schema = sim.tf_transform_output().transformed_metadata.schema
+    return trainer.input_dataset(files, accessor, schema, batch_size, seed)
+
+
+def in_memory(sim: datasets.FeaturizedSimulation, batch_size: int) -> tuple[tf.data.Dataset, int]:
+    """All transformed train examples as tensors cut into whole batches up front; and how many there are.
+
+    Each dataset element is one ready batch (a slice of a [batches, batch_size, ...] tensor), so
+    the feed does no per-example work at all: the closest tf.data gets to handing fit tensors.
+    """
+    spec = sim.tf_transform_output().transformed_feature_spec()
+    parts = [tf.io.parse_example(records, spec)
+             for records in tf.data.TFRecordDataset(sim.train_files, compression_type="GZIP").batch(4096)]
+    tensors = {k: tf.concat([p[k] for p in parts], axis=0) for k in parts[0]}
+    n = int(next(iter(tensors.values())).shape[0])
+    batches = n // batch_size
+    if batches < 1:
+        raise ValueError(f"training_speed: {n} train examples do not fill one batch of {batch_size}; "
+                         "raise --impressions or lower --batch-size")
+    stacked = {k: tf.reshape(v[:batches * batch_size], [batches, batch_size, *v.shape[1:]])
+               for k, v in tensors.items()}
+    return tf.data.Dataset.from_tensor_slices(stacked).repeat().prefetch(2), n
+
+
+def input_only_rate(dataset: tf.data.Dataset, batches: int, batch_size: int) -> float:
+    """Examples/s of iterating the dataset alone (after its first batch)."""
+    it = iter(dataset)
+    next(it)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - t0)
+
+
+def profiled_flops(model: Any, batch: dict[str, tf.Tensor]) -> dict[str, Any]:
+    """tf.profiler's float-op count of one gradient step (loss + gradients) and of one forward pass."""
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    spec = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in batch.items()}
+
+    @tf.function
+    def gradient_step(features: dict[str, tf.Tensor]) -> Any:
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(features, training=True)
+        return tape.gradient(loss, model.trainable_variables)
+
+    @tf.function
+    def forward(features: dict[str, tf.Tensor]) -> Any:
+        return model(features, training=False)
+
+    batch_size = int(next(iter(batch.values())).shape[0])
+    out: dict[str, Any] = {}
+    options = option_builder.ProfileOptionBuilder(option_builder.ProfileOptionBuilder.float_operation()
+                                                  ).with_empty_output().build()
+    for key, fn in (("gradient_step", gradient_step), ("forward", forward)):
+        try:
+            graph = fn.get_concrete_function(spec).graph
+            total = model_analyzer.profile(graph, options=options).total_float_ops
+            out[f"{key}_flops_per_example"] = total / batch_size
+        except Exception as e:  # the profiler is best effort; the analytic count stands alone
+            out[f"{key}_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
+    config = Config()
+    sim = context.simulation(sizes.impressions, sizes.sim_seed, config)
+    vocab = sim.vocab_sizes()
+    served_macs = multiplications_per_example(config, vocab)
+
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    model = build_model(config, vocab)
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.training.learning_rate))
+    memory_dataset, n_train = in_memory(sim, sizes.batch_size)
+    feeds = {
+        "trainer_input": trainer_input(sim, context.work_dir, sizes.batch_size, 0),
+        "tfrecord_parse": sim.train_dataset(sizes.batch_size, 0),
+        "in_memory": memory_dataset,
+    }
+    first_batch = next(iter(memory_dataset))
+    shallow_macs = model.shallow_tower.multiplications() if model.shallow_tower is not None else 0
+    training_macs = served_macs + shallow_macs
+    analytic_flops = TRAINING_FLOPS_FACTOR * 2.0 * training_macs
+    # The first fit traces train_step (tens of seconds); it is not part of any feed's figure.
+    t0 = time.perf_counter()
+    model.fit(memory_dataset, steps_per_epoch=1, epochs=1, verbose=0)
+    trace_seconds = time.perf_counter() - t0
+
+    # Feeds take turns, round after round, so a change in the machine's load hits all of them alike.
+    rates: dict[str, list[float]] = {name: [] for name in feeds}
+    step_seconds: dict[str, list[float]] = {name: [] for name in feeds}
+    for _ in range(sizes.rounds):
+        for name, dataset in feeds.items():
+            timer = StepTimes()
+            model.fit(dataset, steps_per_epoch=sizes.warmup + sizes.steps, epochs=1, verbose=0,
+                      callbacks=[timer])
+            timed = timer.times[sizes.warmup - 1:]
+            step_seconds[name] += np.diff(timed).tolist()
+            rates[name].append(sizes.steps * sizes.batch_size / (timed[-1] - timed[0]))
+    results: dict[str, dict[str, Any]] = {}
+    for name, dataset in feeds.items():
+        rate = float(np.median(rates[name]))
+        results[name] = {
+            "examples_per_second": rate,
+            "examples_per_second_by_round": rates[name],
+            "steps_per_second": rate / sizes.batch_size,
+            "step_ms_p50": float(np.percentile(step_seconds[name], 50) * 1e3),
+            "step_ms_p90": float(np.percentile(step_seconds[name], 90) * 1e3),
+            "input_only_examples_per_second": input_only_rate(dataset, sizes.input_only_batches,
+                                                              sizes.batch_size),
+            "model_flops_per_second": rate * analytic_flops,
+        }
+
+    peak = common.matmul_peak(sizes.matmul_n, sizes.matmul_seconds)
+    for r in results.values():
+        r["utilization"] = r["model_flops_per_second"] / peak["flops_best"]
+    profiled = profiled_flops(model, dict(first_batch))
+
+    table = Table("Training throughput by input feed (default mmoe, batch "
+                  f"{sizes.batch_size}; median of {sizes.rounds} round(s) of {sizes.steps} timed steps)",
+                  ["feed", "examples/s", "step p50 ms", "step p90 ms", "input alone, examples/s",
+                   "model FLOP/s", "utilization of matmul peak"])
+    for name, r in results.items():
+        table.rows.append([name, f"{r['examples_per_second']:,.0f}", f"{r['step_ms_p50']:.1f}",
+                           f"{r['step_ms_p90']:.1f}", f"{r['input_only_examples_per_second']:,.0f}",
+                           si(r["model_flops_per_second"], "FLOP/s"), f"{100 * r['utilization']:.3f} %"])
+    flops_table = Table("FLOPs per example", ["count", "value"], [
+        ["served forward multiply-adds (`multiplications_per_example`)", f"{served_macs:,}"],
+        ["+ shallow tower (runs in training)", f"{shallow_macs:,}"],
+        [f"training FLOPs = {TRAINING_FLOPS_FACTOR:g} × 2 × multiply-adds (assumed backward = 2 × forward)",
+         f"{analytic_flops:,.0f}"],
+        ["tf.profiler: one gradient step (loss + gradients, no optimizer update)",
+         _profiled_cell(profiled, "gradient_step")],
+        ["tf.profiler: one forward pass (served outputs, position present)",
+         _profiled_cell(profiled, "forward")],
+        [f"matmul probe peak ({peak['n']}×{peak['n']} float32, best of 3)", si(peak["flops_best"], "FLOP/s")],
+    ])
+    notes = [
+        f"Data: {sizes.impressions} simulated impressions ({n_train} transformed train examples); the "
+        "shuffle buffers of the file feeds refill from disk, the in-memory feed cycles through "
+        "pre-cut batches in order.",
+        "On 2 shared cores the input pipeline's threads compete with the training step for the same "
+        "cores, so a feed's cost shows up in the training rate even when it alone runs faster than "
+        "training.",
+        f"The first fit (tracing train_step) took {trace_seconds:.1f} s and is excluded; each feed then "
+        f"runs {sizes.warmup} warm-up steps (a retrace when its shapes differ) before the timed steps.",
+        "Utilization uses the analytic training FLOPs; the model's matmuls are tiny (batch × 64 × 32), so "
+        "most of a step is op dispatch, embedding gathers and the optimizer, not matmul arithmetic.",
+    ]
+
+    def draw(fig: Any) -> None:
+        ax = fig.subplots()
+        names = list(results)
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, [results[n]["examples_per_second"] for n in names], 0.4, label="training")
+        ax.bar(x + 0.2, [results[n]["input_only_examples_per_second"] for n in names], 0.4,
+               label="input pipeline alone")
+        ax.set_xticks(x, names)
+        ax.set_yscale("log")
+        ax.set_ylabel("examples / s")
+        ax.set_title("Training throughput by feed (default mmoe)")
+        ax.legend()
+
+    return BenchmarkResult(
+        name=NAME,
+        title="Training speed: the Trainer's input path vs in-memory tensors, and FLOP utilization",
+        parameters={**sizes.__dict__, "architecture": config.model.architecture,
+                    "training_flops_factor": TRAINING_FLOPS_FACTOR},
+        figures={"feeds": results, "served_multiply_adds": served_macs,
+                 "shallow_tower_multiply_adds": shallow_macs,
+                 "training_flops_per_example": analytic_flops, "profiler": profiled, "matmul_peak": peak,
+                 "trace_seconds": trace_seconds, "train_examples": n_train,
+                 "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}},
+        tables=[table, flops_table],
+        plots=[Plot("feeds", "Training examples/s per feed, and the input pipeline alone (log scale)", draw)],
+        notes=notes,
+    )
+
+
+def _profiled_cell(profiled: dict[str, Any], key: str) -> str:
+    if f"{key}_flops_per_example" in profiled:
+        return f"{profiled[f'{key}_flops_per_example']:,.0f}"
+    return f"not counted ({profiled.get(f'{key}_error', 'unknown')})"
+

@@ -1,0 +1,68 @@
+"""The benchmark framework runs a benchmark end to end and writes its JSON, Markdown and plot.
+
+No timing is asserted: the figures are the benchmark's output, not a test condition.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from watchnext.benchmarks.cli import run_benchmark
+from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, jsonable, machine_info, write_report
+
+
+def test_oracle_smoke_writes_json_markdown_and_plot(tmp_path):
+    out = tmp_path / "reports"
+    paths = run_benchmark("oracle", "smoke", str(out), str(tmp_path / "work"))
+
+    document = json.loads((out / "oracle.json").read_text())
+    assert {"benchmark", "date", "wall_seconds", "machine", "parameters", "figures", "notes", "plots"} <= set(
+        document)
+    machine = document["machine"]
+    assert {"cpu_model", "nproc", "load_average", "load_average_after", "versions", "date"} <= set(machine)
+    assert machine["versions"]["tensorflow"] and len(machine["load_average"]) == 3
+    assert document["parameters"]["size"] == "smoke"
+    figures = document["figures"]
+    assert set(figures["oracle_auc"]) == {"click", "like", "dismiss"}
+    (run,) = figures["runs"]
+    assert run["architecture"] == "mmoe" and set(run["auc"]) == {"click", "like", "dismiss"}
+    assert all(0.0 <= run["auc"][h] <= 1.0 for h in run["auc"])
+    share = figures["summary"]["mmoe"]["click"]["oracle_share"]
+    expected = (run["auc"]["click"] - 0.5) / (figures["oracle_auc"]["click"] - 0.5)
+    assert math.isclose(share["mean"], expected, rel_tol=1e-9) and share["sd"] is None  # one seed
+
+    markdown = (out / "oracle.md").read_text()
+    assert "| mmoe |" in markdown and "oracle_share.png" in markdown and "load average" in markdown
+    png = (out / "oracle_share.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(paths) == {"json", "md", "plot:share"}
+
+
+def test_report_is_strict_json_with_the_machine(tmp_path):
+    result = BenchmarkResult(
+        name="demo", title="Demo", parameters={"n": 3},
+        figures={"nan": float("nan"), "values": [1.0, float("inf")]},
+        tables=[Table("t", ["a", "b"], [[1, 2]])],
+        plots=[Plot("line", "a line", lambda fig: fig.subplots().plot([0, 1], [1, 0]))],
+        notes=["a note"])
+    paths = write_report(result, str(tmp_path), machine_info(), 1.0)
+    document = json.loads((tmp_path / "demo.json").read_text())  # NaN/inf written as null
+    assert document["figures"] == {"nan": None, "values": [1.0, None]}
+    assert "| 1 | 2 |" in (tmp_path / "demo.md").read_text()
+    assert sorted(paths) == ["json", "md", "plot:line"]
+    assert jsonable({"x": (1, 2)}) == {"x": [1, 2]}
+
+
+def test_bench_flags_parse_as_a_watchnext_subcommand():
+    import argparse
+
+    from watchnext.benchmarks import cli, oracle
+
+    parser = argparse.ArgumentParser(prog="watchnext")
+    cli.add_arguments(parser.add_subparsers(dest="command").add_parser("bench"))
+    args = parser.parse_args(["bench", "oracle", "--quick", "--seeds", "2", "--out", "r"])
+    assert (args.name, args.size, args.seeds, args.out, args.work_dir) == ("oracle", "quick", 2, "r", None)
+    assert parser.parse_args(["bench", "all"]).size == "full"
+    sizes = cli.sizes_for(oracle, args.size, args)
+    assert sizes.seeds == 2 and sizes.impressions == oracle.SIZES["quick"].impressions
