@@ -189,7 +189,7 @@ def cmd_check_serving(args: argparse.Namespace) -> int:
         print(f"watchnext check-serving: FAILED: {e}", file=sys.stderr)
         return 1
     print(json.dumps(dataclasses.asdict(report), indent=1))
-    print(f"OK: {model_dir} serves identically through TF Serving's loader path "
+    print(f"OK: {model_dir} gives the same outputs (to float32 rounding) through TF Serving's loader path "
           f"({report.examples} examples, {report.op_count} op types, no Python ops)")
     return 0
 

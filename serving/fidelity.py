@@ -35,21 +35,27 @@ class FidelityReport:
     signature: str
     examples: int
     max_abs_diff: dict[str, float] = field(default_factory=dict)
+    mismatched: list[str] = field(default_factory=list)
     python_ops: list[str] = field(default_factory=list)
     op_count: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.python_ops and all(d <= 1e-5 for d in self.max_abs_diff.values())
+        return not self.python_ops and not self.mismatched
 
 
 def check_serving_fidelity(model_dir: str, examples: list[bytes], signature: str = "serving_default",
-                           atol: float = 1e-5) -> FidelityReport:
-    """Run `examples` through both loaders; raise FidelityError on any mismatch."""
+                           rtol: float = 1e-5, atol: float = 1e-5) -> FidelityReport:
+    """Run `examples` through both loaders; raise FidelityError on any mismatch.
+
+    Outputs must agree to float32 rounding: |a - b| <= atol + rtol * |b| elementwise
+    (watch time is in seconds, so an absolute bound alone would flag rounding).
+    """
     import tensorflow as tf
 
     if not examples:
         raise FidelityError("no examples to check with")
+    model_dir = os.path.abspath(model_dir)  # the loader runs in a temporary working directory
     with tempfile.TemporaryDirectory() as tmp:
         records = os.path.join(tmp, "examples.tfrecord")
         with tf.io.TFRecordWriter(records) as w:
@@ -74,9 +80,11 @@ def check_serving_fidelity(model_dir: str, examples: list[bytes], signature: str
         raise FidelityError(f"outputs differ: TF2 {sorted(expected)} vs TF Serving loader {sorted(tf1)}")
     for key, value in expected.items():
         report.max_abs_diff[key] = float(np.max(np.abs(value - tf1[key]))) if value.size else 0.0
+        if not np.allclose(tf1[key], value, rtol=rtol, atol=atol):
+            report.mismatched.append(key)
     if report.python_ops:
         raise FidelityError(f"the graph holds Python ops TF Serving cannot run: {report.python_ops}")
-    bad = {k: d for k, d in report.max_abs_diff.items() if not d <= atol}
-    if bad:
-        raise FidelityError(f"outputs differ between loaders by more than {atol}: {bad}")
+    if report.mismatched:
+        bad = {k: report.max_abs_diff[k] for k in report.mismatched}
+        raise FidelityError(f"outputs differ between loaders beyond rtol={rtol}, atol={atol}: {bad}")
     return report
