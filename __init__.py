@@ -2,7 +2,8 @@
 
 Importing watchnext first pins Keras 2: tensorflow-recommenders 0.7.7, tf.Transform
 and TFMA all need it, and TensorFlow 2.16 reads TF_USE_LEGACY_KERAS only when it is
-first imported. Code in this package names `tf_keras` directly, never `tf.keras`.
+first imported. Code in this package names `tf_keras` directly, never the keras attribute of
+tensorflow, whose meaning flips with import order in this stack.
 """
 
 import os
