@@ -160,11 +160,13 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 def latest_pushed(config: Any) -> str:
     """The newest version under <serving_dir>/<model_name>/ (what TF Serving would serve)."""
+    from watchnext.components.atomic_pusher import version_dirs
+
     root = os.path.join(config.serving_dir, config.serving.model_name)
-    versions = sorted((d for d in os.listdir(root) if d.isdigit()), key=int) if os.path.isdir(root) else []
+    versions = version_dirs(root)
     if not versions:
         raise SystemExit(f"watchnext: no pushed model under {root}; run `watchnext run` or pass --model DIR")
-    return os.path.join(root, versions[-1])
+    return os.path.join(root, str(versions[-1]))
 
 
 def cmd_check_serving(args: argparse.Namespace) -> int:

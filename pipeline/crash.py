@@ -63,12 +63,11 @@ def kill_during(config: Config, logs_dir: str, phase: str, after_seconds: float 
 
 def serving_versions_complete(model_root: str) -> bool:
     """Every numeric version folder holds a whole SavedModel (saved_model.pb and variables)."""
-    if not os.path.isdir(model_root):
-        return True
-    for name in os.listdir(model_root):
-        if name.isdigit():
-            path = os.path.join(model_root, name)
-            if not (os.path.exists(os.path.join(path, "saved_model.pb"))
-                    and os.path.isdir(os.path.join(path, "variables"))):
-                return False
+    from watchnext.components.atomic_pusher import version_dirs
+
+    for version in version_dirs(model_root):
+        path = os.path.join(model_root, str(version))
+        if not (os.path.exists(os.path.join(path, "saved_model.pb"))
+                and os.path.isdir(os.path.join(path, "variables"))):
+            return False
     return True

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.components.atomic_pusher import version_dirs
 from watchnext.pipeline import beam
 from watchnext.pipeline.configs import Config
 from watchnext.pipeline.output_lock import output_lock
@@ -85,6 +86,14 @@ class _ComponentProgress:
         self.absl.info(msg, *args, **kwargs)
 
 
+def open_metadata(metadata_path: str) -> Any:
+    """The run's SQLite ML Metadata store."""
+    from ml_metadata.metadata_store import metadata_store
+
+    return metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+
+
 def spans_on_disk(logs_dir: str) -> list[int]:
     """Daily spans with an impressions folder (`impressions/span=YYYYMMDD`), oldest first."""
     from watchnext.components.log_example_gen import schema
@@ -98,10 +107,7 @@ def ingested_spans(metadata_path: str) -> set[int]:
     """Spans already turned into Examples by this pipeline's ExampleGen (from ML Metadata)."""
     if not os.path.exists(metadata_path):
         return set()
-    from ml_metadata.metadata_store import metadata_store
-
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    store = open_metadata(metadata_path)
     return {a.custom_properties["span"].int_value for a in store.get_artifacts_by_type("Examples")
             if "span" in a.custom_properties}
 
@@ -131,10 +137,6 @@ def ingest_window(config: Config, logs_dir: str, paths: RunPaths, newest: int | 
                 paths.metadata_path),
             beam_pipeline_args=beam.beam_pipeline_args(config)))
     return missing
-
-
-def _versions(path: str) -> set[str]:
-    return {d for d in os.listdir(path) if d.isdigit()} if os.path.isdir(path) else set()
 
 
 def run_local(config: Config, logs_dir: str, run_fn: str = RUN_FN, span: int | None = None) -> RunResult:
@@ -178,7 +180,7 @@ def backfill(config: Config, logs_dir: str, first: int, last: int) -> list[tuple
 def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) -> RunResult:
     paths = RunPaths(config.pipeline.output_dir)
     push_root = os.path.join(config.serving_dir, config.serving.model_name)
-    before = _versions(push_root)
+    before = set(version_dirs(push_root))
     if not spans_on_disk(logs_dir):
         raise FileNotFoundError(f"no spans in {logs_dir}: expected folders like "
                                 f"{os.path.join(logs_dir, 'impressions', 'span=20260101')}")
@@ -199,9 +201,9 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
     finally:
         local_dag_runner.logging = progress.absl
     seconds = time.time() - start
-    new = sorted(_versions(push_root) - before, key=int)
+    new = sorted(set(version_dirs(push_root)) - before)
     if new:
-        path = os.path.join(push_root, new[-1])
+        path = os.path.join(push_root, str(new[-1]))
         return RunResult(path, True, f"pushed {path}", seconds, progress.seconds)
     blessed, why = latest_blessing(paths.metadata_path)
     if blessed:
@@ -214,10 +216,7 @@ def latest_ingestion(metadata_path: str) -> str | None:
     from watchnext.components.log_example_gen import counts
     from watchnext.components.log_example_gen.artifacts import RejectedRecords
 
-    from ml_metadata.metadata_store import metadata_store
-
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    store = open_metadata(metadata_path)
     artifacts = store.get_artifacts_by_type(RejectedRecords.TYPE_NAME)
     if not artifacts:
         return None
@@ -234,10 +233,7 @@ def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:
     """The newest Evaluator verdict in ML Metadata, with the failed thresholds if any."""
     import tensorflow_model_analysis as tfma
     from google.protobuf import text_format
-    from ml_metadata.metadata_store import metadata_store
-
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    store = open_metadata(metadata_path)
     blessings = store.get_artifacts_by_type("ModelBlessing")
     if not blessings:
         return None, "the Evaluator did not run"

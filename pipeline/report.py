@@ -103,13 +103,9 @@ def render(config: Config, table: dict[str, dict[str, dict[str, float]]], verdic
 
 def write_report(config: Config, metadata_path: str, out_path: str | None = None) -> str:
     """Render the newest evaluation in ML Metadata to Markdown; return the file's path."""
-    from watchnext.pipeline.local_runner import latest_blessing
+    from watchnext.pipeline.local_runner import latest_blessing, open_metadata
 
-    from ml_metadata.metadata_store import metadata_store
-    from tfx import v1 as tfx
-
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    store = open_metadata(metadata_path)
     evaluations = store.get_artifacts_by_type("ModelEvaluation")
     if not evaluations:
         raise FileNotFoundError(f"no evaluation recorded in {metadata_path}; run the pipeline first")
