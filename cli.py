@@ -13,6 +13,8 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 log = logging.getLogger("watchnext")
+# Exit status of a run stopped by data validation (2: bad usage/config, 3: nothing blessed).
+DATA_ANOMALIES_EXIT = 4
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -40,9 +42,9 @@ def _config(args: argparse.Namespace) -> Any:
         overrides.setdefault("pipeline", {})["output_dir"] = args.output
     if getattr(args, "train_steps", None):
         overrides.setdefault("training", {})["train_steps"] = args.train_steps
-    if getattr(args, "logs", None):
-        overrides.setdefault("data", {})["logs_dir"] = args.logs
-    return load_config(args.config, overrides)
+    config = load_config(args.config, overrides)
+    # --logs names the data of either source: the logs folder, or a table's CSV file or glob.
+    return config.with_data_path(args.logs) if getattr(args, "logs", None) else config
 
 
 def simulated_logs(config: Any, out_dir: str) -> str:
@@ -68,17 +70,31 @@ def simulated_logs(config: Any, out_dir: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from watchnext.pipeline.local_runner import RunPaths, latest_ingestion, run_local
+    from watchnext.components.data_gate import DataValidationFailed
+    from watchnext.models.expert_utilization import alarms
+    from watchnext.pipeline.local_runner import RunPaths, latest_ingestion, latest_utilization, run_local
 
     config = _config(args)
-    logs_dir = config.data.logs_dir or simulated_logs(
-        config, RunPaths(config.pipeline.output_dir).simulated_logs)
+    if config.data.source == "table" and not config.data_path:
+        raise FileNotFoundError("data.source is table but no table is given: pass --logs PATH (the CSV "
+                                "file or glob) or set data.table.path in the config")
+    logs_dir = config.data_path or simulated_logs(config, RunPaths(config.pipeline.output_dir).simulated_logs)
     log.info("running pipeline %r on %s into %s", config.pipeline.name, logs_dir, config.pipeline.output_dir)
-    result = run_local(config, logs_dir)
+    metadata_path = RunPaths(config.pipeline.output_dir).metadata_path
+    try:
+        result = run_local(config, logs_dir)
+    except DataValidationFailed as e:
+        ingestion = latest_ingestion(metadata_path)
+        if ingestion:
+            log.info("%s", ingestion)
+        print(f"watchnext run: {e}", file=sys.stderr)
+        return DATA_ANOMALIES_EXIT
     log.info("pipeline finished in %.0fs", result.seconds)
-    ingestion = latest_ingestion(RunPaths(config.pipeline.output_dir).metadata_path)
+    ingestion = latest_ingestion(metadata_path)
     if ingestion:
         log.info("%s", ingestion)
+    for alarm in alarms(latest_utilization(metadata_path) or {}):
+        print(f"ALARM {alarm}", file=sys.stderr)
     _report(config)
     print(result.pushed_path if result.pushed_path else result.message)
     return 0 if result.pushed_path or result.blessed else 3
@@ -204,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the local TFX pipeline and push a blessed model")
     run.add_argument("--output", help="output folder (default: pipeline.output_dir, ./watchnext_output)")
     run.add_argument("--config", help="YAML file with settings that differ from the defaults")
-    run.add_argument("--logs", help="folder of impression/event logs (default: simulate one)")
+    run.add_argument("--logs", help="folder of impression/event logs (default: simulate one), or the CSV "
+                                     "file/glob of a data.source table config (sets data.table.path)")
     run.add_argument("--train-steps", type=int, help="override training.train_steps")
     run.set_defaults(func=cmd_run)
 
@@ -265,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    from watchnext.components.data_gate import DataValidationFailed
     from watchnext.pipeline.configs import ConfigError
     from watchnext.pipeline.output_lock import OutputInUse
 
@@ -273,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OutputInUse, FileNotFoundError) as e:
         print(f"watchnext: {e}", file=sys.stderr)
         return 2
+    except DataValidationFailed as e:
+        print(f"watchnext: {e}", file=sys.stderr)
+        return DATA_ANOMALIES_EXIT
 
 
 if __name__ == "__main__":

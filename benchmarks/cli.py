@@ -30,6 +30,8 @@ BENCHMARKS = {
     "position_bias": "watchnext.benchmarks.position_bias",
     "expert_utilization": "watchnext.benchmarks.expert_utilization",
     "task_correlation": "watchnext.benchmarks.task_correlation",
+    "census": "watchnext.benchmarks.census",
+    "pipeline_scale": "watchnext.benchmarks.pipeline_scale",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
 # Flags that override a field of a benchmark's Sizes (when it has that field).
@@ -56,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "or the preprocessing_fn, which the cache key does not cover")
     for name in OVERRIDES:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the size's {name}")
+    parser.add_argument("--data", help="a benchmark's input data, for those that read a data set "
+                                       "(census: census-income.test.gz; default: the shared copy)")
 
 
 def sizes_for(module: Any, size: str, args: argparse.Namespace | None = None) -> Any:
@@ -90,7 +94,7 @@ def run_benchmark(name: str, size: str, out_dir: str, work_dir: str | None = Non
              machine["load_average"], machine["nproc"])
     t0 = time.time()
     try:
-        result = module.run(common.Context(work_dir), sizes)
+        result = module.run(common.Context(work_dir, data_path=getattr(args, "data", None) or ""), sizes)
     finally:
         if own_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)

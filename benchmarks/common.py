@@ -41,6 +41,8 @@ class Context:
     """
 
     work_dir: str
+    # Input data named by `watchnext bench --data` (benchmarks that read a data set; "" = their default).
+    data_path: str = ""
     _memo: dict[str, datasets.FeaturizedSimulation] = dataclasses.field(default_factory=dict)
 
     def simulation(self, impressions: int, seed: int, config: Config | None = None,

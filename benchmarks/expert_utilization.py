@@ -19,12 +19,14 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
+from watchnext.models.expert_utilization import gate_statistics
 from watchnext.pipeline.configs import Config
 
 import numpy as np
 
 NAME = "expert_utilization"
-POLARIZED = 0.9
+# The threshold the Trainer's polarization alarm uses (evaluation.polarized_gate_weight).
+POLARIZED = Config().evaluation.polarized_gate_weight
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,6 @@ SIZES = {
 }
 
 
-def gate_statistics(weights: np.ndarray) -> dict[str, Any]:
-    """Polarized share, mean max weight, normalized entropy and mean weight per expert of [N, n] gates."""
-    n = weights.shape[1]
-    top = weights.max(axis=1)
-    entropy = -np.sum(weights * np.log(np.clip(weights, 1e-12, 1.0)), axis=1)
-    return {"polarized_share": float(np.mean(top > POLARIZED)), "mean_max_weight": float(np.mean(top)),
-            "normalized_entropy": float(np.mean(entropy) / np.log(n)) if n > 1 else float("nan"),
-            "mean_weight_per_expert": weights.mean(axis=0).tolist(),
-            "top_expert_histogram": np.bincount(weights.argmax(axis=1), minlength=n).tolist()}
-
-
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     base = common.with_model(Config(), architecture="mmoe")
     sim = context.simulation(sizes.impressions, sizes.sim_seed, base)
@@ -71,7 +62,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
             # A sample of seed 0's gates for the distribution plot (not written to the JSON).
             sample = {t: gates[t][:2000] for t in tasks} if seed == 0 else None
             runs.append({"gate_dropout": rate, "seed": seed, "train_seconds": trained.seconds,
-                         "tasks": {t: gate_statistics(gates[t]) for t in tasks}, "sample": sample})
+                         "tasks": {t: gate_statistics(gates[t], POLARIZED) for t in tasks}, "sample": sample})
 
     summary = {}
     for rate in sizes.gate_dropouts:

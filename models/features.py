@@ -32,7 +32,7 @@ def vocab_sizes(tf_transform_output: Any, config: Config) -> dict[str, int]:
 
 def non_input_columns(config: Config) -> set[str]:
     """Raw columns that are never model inputs at serving: labels and bias features."""
-    return set(config.label_keys) | {config.features.position}
+    return set(config.label_keys) | ({config.features.position} if config.features.position else set())
 
 
 def serving_raw_feature_spec(raw_feature_spec: dict[str, Any], config: Config) -> dict[str, Any]:

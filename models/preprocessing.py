@@ -5,7 +5,8 @@ What it produces (the model's input contract):
   `vocabulary`, e.g. query video, candidate video and watch history), with OOV buckets;
 - multivalent id features: int64 [B, max_length], padded with -1;
 - numeric features: float32 [B], log1p first where configured, then z-scored;
-- position: int64 [B], -1 where missing, clipped to max_position - 1;
+- position: int64 [B], -1 where missing, clipped to max_position - 1 (no output when
+  features.position is empty: data without positions, such as a table);
 - labels and presence indicators: float32 [B], passed through.
 
 Position and labels are outputs of their own, so when serving omits them the
@@ -85,9 +86,10 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
             x = tf.math.log1p(tf.maximum(x, 0.0))
         outputs[name] = tft.scale_to_z_score(x)
 
-    position = tf.cast(_dense(inputs[feats.position], MISSING_ID), tf.int64)
-    outputs[feats.position] = tf.where(position < 0, tf.constant(MISSING_ID, tf.int64),
-                                       tf.minimum(position, feats.max_position - 1))
+    if feats.position:
+        position = tf.cast(_dense(inputs[feats.position], MISSING_ID), tf.int64)
+        outputs[feats.position] = tf.where(position < 0, tf.constant(MISSING_ID, tf.int64),
+                                           tf.minimum(position, feats.max_position - 1))
 
     for key in config.label_keys:
         outputs[key] = tf.cast(_dense(inputs[key], 0), tf.float32)

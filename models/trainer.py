@@ -8,11 +8,12 @@ import time
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models import features
+from watchnext.models import expert_utilization, features
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model
 from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.models.tuner import apply_hyperparameters, tuned_settings
 from watchnext.models.warm_start import warm_start
 from watchnext.pipeline.configs import Config
 
@@ -68,6 +69,12 @@ def input_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAcc
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer."""
     config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
+    # The Tuner's best values (tuning.enabled), applied the way each of its trials applied them.
+    hyperparameters = getattr(fn_args, "hyperparameters", None)
+    if hyperparameters:
+        config = apply_hyperparameters(config, hyperparameters)
+    log.info("hyperparameters (%s): %s", "from the Tuner" if hyperparameters else "from the config",
+             tuned_settings(config))
     # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     strategy = strategy_from_config(config)
     tf_keras.utils.set_random_seed(config.training.seed)
@@ -107,3 +114,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         raise TrainingDiverged(f"eval metrics are not finite: {bad}; no model exported")
     export_model(model, tf_transform_output, config, fn_args.serving_model_dir)
     log.info("exported the serving model to %s", fn_args.serving_model_dir)
+    # How the gates spread their weight on eval data; the CLI and report.md raise the alarm.
+    utilization = expert_utilization.measure(model, evaluation, fn_args.eval_steps, config)
+    expert_utilization.write(utilization, fn_args.model_run_dir)
+    for alarm in expert_utilization.alarms(utilization):
+        log.warning("%s", alarm)

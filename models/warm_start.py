@@ -80,7 +80,8 @@ def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, S
 
     old = {key(v.name): v for v in base.variables}
     oov = {f.vocabulary: f.oov_buckets for f in config.features.ids}
-    device_vocab = next(f.vocabulary for f in config.features.ids if f.name == config.features.device)
+    # None without a device feature (a table): then there is no shallow tower either.
+    device_vocab = next((f.vocabulary for f in config.features.ids if f.name == config.features.device), None)
     for var in model.trainable_variables:
         name = key(var.name)
         source = old.get(name)
@@ -112,7 +113,7 @@ def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, S
             report.skipped[name] = f"shape changed {source.shape} → {var.shape}"
     log.info("warm start from %s: %d variables copied, %d embedding tables remapped %s, %d skipped %s",
              base_model_dir, len(report.copied), len(report.remapped), report.remapped,
-             len(report.skipped), sorted(report.skipped))
+             len(report.skipped), dict(sorted(report.skipped.items())))
     return report
 
 

@@ -84,7 +84,7 @@ def ranking_gains(config: Config) -> list[str]:
 
 
 def make_eval_config(config: Config) -> tfma.EvalConfig:
-    """Per-head metrics, device/position slices and blessing thresholds."""
+    """Per-head metrics, device/position slices (when the data has them) and blessing thresholds."""
     # Slices use the raw columns (device names, positions), so no Transform preprocessing
     # here: its outputs would replace them with vocabulary indices.
     gains = ranking_gains(config)
@@ -100,14 +100,15 @@ def make_eval_config(config: Config) -> tfma.EvalConfig:
         metrics = (_binary_metrics if h.type == "binary" else _regression_metrics)(h, config)
         metrics_specs.append(tfma.MetricsSpec(output_names=[h.name], metrics=metrics))
     # Ranking quality of the combined score within each request (slate): NDCG@k with
-    # each engagement label as the gain.
-    metrics_specs.append(tfma.MetricsSpec(
-        output_names=[SCORE_OUTPUT], query_key=config.features.request_id,
-        metrics=[tfma.MetricConfig(class_name="NDCG", config=json.dumps({
-            "gain_key": gain, "top_k_list": list(config.evaluation.ndcg_cutoffs), "name": f"ndcg_{gain}"}))
-            for gain in gains]))
+    # each engagement label as the gain. Data without requests (a table) has no slates.
+    if config.features.request_id:
+        metrics_specs.append(tfma.MetricsSpec(
+            output_names=[SCORE_OUTPUT], query_key=config.features.request_id,
+            metrics=[tfma.MetricConfig(class_name="NDCG", config=json.dumps({
+                "gain_key": gain, "top_k_list": list(config.evaluation.ndcg_cutoffs),
+                "name": f"ndcg_{gain}"})) for gain in gains]))
     f = config.features
-    slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[f.device]),
-               tfma.SlicingSpec(feature_keys=[f.position])]
+    slicing = [tfma.SlicingSpec()]
+    slicing += [tfma.SlicingSpec(feature_keys=[name]) for name in (f.device, f.position) if name]
     slicing += [tfma.SlicingSpec(feature_keys=[name]) for name in f.slices]
     return tfma.EvalConfig(model_specs=[model_spec], metrics_specs=metrics_specs, slicing_specs=slicing)

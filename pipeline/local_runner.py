@@ -181,7 +181,8 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
     paths = RunPaths(config.pipeline.output_dir)
     push_root = os.path.join(config.serving_dir, config.serving.model_name)
     before = set(version_dirs(push_root))
-    if not spans_on_disk(logs_dir):
+    # A table (data.source table) has no spans: `logs_dir` is its file or glob.
+    if config.data.source == "logs" and not spans_on_disk(logs_dir):
         raise FileNotFoundError(f"no spans in {logs_dir}: expected folders like "
                                 f"{os.path.join(logs_dir, 'impressions', 'span=20260101')}")
     if config.data.window_spans > 1:
@@ -212,9 +213,10 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
 
 
 def latest_ingestion(metadata_path: str) -> str | None:
-    """What the newest LogExampleGen run read, wrote and rejected, and where the rejects are."""
+    """What the newest ExampleGen run read, wrote and rejected, and where the rejects are."""
     from watchnext.components.log_example_gen import counts
     from watchnext.components.log_example_gen.artifacts import RejectedRecords
+    from watchnext.components.table_example_gen import counts as table_counts
 
     store = open_metadata(metadata_path)
     artifacts = store.get_artifacts_by_type(RejectedRecords.TYPE_NAME)
@@ -226,7 +228,16 @@ def latest_ingestion(metadata_path: str) -> str | None:
         return None
     with open(path, encoding="utf-8") as f:
         summary = json.load(f)
-    return f"ingestion: {counts.describe(summary)}; rejected records: {newest.uri}"
+    describe = table_counts.describe if summary.get("source") == table_counts.SOURCE else counts.describe
+    return f"ingestion: {describe(summary)}; rejected records: {newest.uri}"
+
+
+def latest_utilization(metadata_path: str) -> dict[str, Any] | None:
+    """The expert-utilization summary of the newest Trainer run (models/expert_utilization.py)."""
+    from watchnext.models import expert_utilization
+
+    runs = open_metadata(metadata_path).get_artifacts_by_type("ModelRun")
+    return expert_utilization.read(max(runs, key=lambda a: a.id).uri) if runs else None
 
 
 def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:

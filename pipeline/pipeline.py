@@ -13,13 +13,20 @@ from pathlib import Path
 
 import watchnext  # first: pins Keras 2 before TensorFlow loads
 from watchnext.components.atomic_pusher import make_atomic_pusher
+from watchnext.components.data_gate import DRIFT_SPLIT_PAIRS, DataGate, drift_config
 from watchnext.components.log_example_gen import make_log_example_gen
+from watchnext.components.table_example_gen import make_table_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.models.tuner import TUNER_FN, tuner_view
 from watchnext.pipeline import beam
-from watchnext.pipeline.configs import Config, Head
+from watchnext.pipeline.configs import Config, Head, ModelSection
 from watchnext.pipeline.eval_config import make_eval_config
+from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
 
 from tfx import v1 as tfx
+
+# Not exported under tfx.v1 in TFX 1.16, but a standard component since 1.13.
+from tfx.components.distribution_validator.component import DistributionValidator
 
 PREPROCESSING_FN = "watchnext.models.preprocessing.preprocessing_fn"
 RUN_FN = "watchnext.models.trainer.run_fn"
@@ -46,7 +53,9 @@ def transform_view(config: Config) -> Config:
     other sections (and the heads' weights) would only make the Transform cache miss.
     """
     heads = tuple(Head(h.name, h.type, h.label, presence=h.presence) for h in config.heads)
-    return Config(features=config.features, heads=heads)
+    # position_mode only because validation ties it to the features (no position: none).
+    return Config(features=config.features, heads=heads,
+                  model=ModelSection(position_mode=config.model.position_mode))
 
 
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
@@ -58,8 +67,8 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
 
     `span` ingests that daily span instead of the newest one (backfills). `run_fn` names
     the Trainer's function by import path; tests swap in a deliberately broken trainer
-    to prove the Evaluator stops it. `span_window=False` trains on the new span alone:
-    the Kubeflow V2 compiler accepts no SpanRangeStrategy resolver.
+    to prove the Evaluator stops it. `span_window=False` trains on the new span alone and
+    skips the drift check: the Kubeflow V2 compiler accepts no custom resolver strategy.
     """
     version = code_version()
     custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: version}
@@ -69,19 +78,23 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     components = []
 
     # Join the newest span's impression and event logs into labelled tf.Examples.
-    example_gen = make_log_example_gen(
-        logs_dir, eval_percent=config.data.eval_percent,
-        max_rejected_fraction=config.data.max_rejected_fraction,
-        max_position=config.features.max_position, span=span)
+    # (data.source table: read CSV rows instead, into seeded train/eval/test splits;
+    # `logs_dir` is then the table's file or glob.)
+    if config.data.source == "table":
+        example_gen = make_table_example_gen(config, logs_dir)
+    else:
+        example_gen = make_log_example_gen(
+            logs_dir, eval_percent=config.data.eval_percent,
+            max_rejected_fraction=config.data.max_rejected_fraction,
+            max_position=config.features.max_position, span=span)
     components.append(example_gen)
 
-    # Train on a rolling window of the newest spans ingested so far.
+    # Train on a rolling window of the newest spans ingested so far (logs only: a table
+    # has no spans).
     examples = example_gen.outputs["examples"]
-    if span_window:
+    if span_window and config.data.source == "logs":
         window = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
-            config={"range_config": tfx.proto.RangeConfig(
-                rolling_range=tfx.proto.RollingRange(num_spans=config.data.window_spans))},
+            strategy_class=RollingWindowStrategy, config={"num_spans": config.data.window_spans},
             examples=example_gen.outputs["examples"],
         ).with_id("span_window")
         components.append(window)
@@ -101,6 +114,31 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     components.append(example_validator)
 
+    # Compare the new span with the one before it (label rates, feature histograms, example
+    # count, vanished columns): resolve the previous span's examples and describe their
+    # training split the same way. The Kubeflow V2 compiler takes no custom resolver, so
+    # there (span_window=False) only the schema check gates the run.
+    drift_anomalies = None
+    if span_window:
+        previous_span = tfx.dsl.Resolver(
+            strategy_class=PreviousSpanStrategy, examples=example_gen.outputs["examples"],
+        ).with_id("previous_span")
+        previous_statistics = tfx.components.StatisticsGen(
+            examples=previous_span.outputs["examples"], exclude_splits=["eval"],
+        ).with_id("previous_span_statistics")
+        distribution_validator = DistributionValidator(
+            statistics=statistics_gen.outputs["statistics"],
+            baseline_statistics=previous_statistics.outputs["statistics"].as_optional(),
+            config=drift_config(config), include_split_pairs=DRIFT_SPLIT_PAIRS)
+        components += [previous_span, previous_statistics, distribution_validator]
+        drift_anomalies = distribution_validator.outputs["anomalies"]
+
+    # Stop here, naming each anomaly, instead of training on data that failed validation.
+    data_gate = DataGate(examples=example_gen.outputs["examples"],
+                         anomalies=example_validator.outputs["anomalies"], drift_anomalies=drift_anomalies,
+                         fail_on_anomalies=config.validation.fail_on_anomalies)
+    components.append(data_gate)
+
     # Featurize with one graph that is also embedded in the served model.
     transform = tfx.components.Transform(
         examples=examples,
@@ -108,6 +146,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=transform_config,
     )
+    transform.add_upstream_node(data_gate)
     components.append(transform)
 
     # The model being served now: the Trainer's warm start and the Evaluator's baseline.
@@ -117,6 +156,21 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model")
     components.append(baseline)
+
+    # Search experts, expert width, learning rate and gate dropout on a small budget
+    # (tuning.enabled); the best values feed the Trainer. Keyed on what the search reads only.
+    tuner = None
+    if config.tuning.enabled:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(num_steps=config.tuning.train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=config.tuning.eval_steps),
+            custom_config={CONFIG_KEY: tuner_view(config).to_json(), CODE_VERSION_KEY: version},
+        )
+        components.append(tuner)
 
     # Fit the multitask model (warm-started from the served one) and export it.
     trainer = tfx.components.Trainer(
@@ -128,6 +182,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config=custom_config,
         base_model=baseline.outputs["model"] if config.training.warm_start else None,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )
     components.append(trainer)
 

@@ -70,13 +70,14 @@ def _sort_key(name: str) -> tuple[int, str, float]:
 
 
 def render(config: Config, table: dict[str, dict[str, dict[str, float]]], verdict: str,
-           model_uri: str = "") -> str:
-    """The report as Markdown: one table per head, rows are slices."""
+           model_uri: str = "", utilization: dict[str, Any] | None = None) -> str:
+    """The report as Markdown: one table per head, rows are slices; then the gates."""
     lines = ["# watchnext evaluation", "", f"**Verdict:** {verdict}", ""]
     if model_uri:
         lines += [f"Candidate model: `{model_uri}`", ""]
-    lines += ["The served model ignores position; the position slices show where selection bias "
-              "lives in the logged labels.", ""]
+    if config.features.position:
+        lines += ["The served model ignores position; the position slices show where selection bias "
+                  "lives in the logged labels.", ""]
     slices = sorted(table, key=_sort_key)
     for head in config.heads:
         columns = BINARY_COLUMNS if head.type == "binary" else REGRESSION_COLUMNS
@@ -98,12 +99,32 @@ def render(config: Config, table: dict[str, dict[str, dict[str, float]]], verdic
         lines += [f"| {s} | " + " | ".join(_fmt(v.get(c)) for c in columns) + " |"
                   for s, v in ranking.items()]
         lines.append("")
+    if utilization:
+        lines += _utilization_lines(utilization)
     return "\n".join(lines)
+
+
+def _utilization_lines(summary: dict[str, Any]) -> list[str]:
+    """The expert-utilization table (from the Trainer) and its alarms."""
+    from watchnext.models.expert_utilization import alarms
+
+    lines = [f"## Expert utilization ({summary['architecture']}, gate dropout {summary['gate_dropout']:g}, "
+             f"{summary['examples']} eval examples)", "",
+             f"Polarized: one expert gets > {summary['polarized_gate_weight']:g} of the gate's weight.", "",
+             "| head | experts | polarized share | mean max weight | normalized entropy "
+             "| mean weight per expert |", "|---|---|---|---|---|---|"]
+    for head, st in summary["heads"].items():
+        weights = ", ".join(f"{w:.2f}" for w in st["mean_weight_per_expert"])
+        lines.append(f"| {head} | {st['experts']} | {st['polarized_share']:.0%} "
+                     f"| {st['mean_max_weight']:.3f} | {_fmt(st['normalized_entropy'])} | {weights} |")
+    found = alarms(summary)
+    lines += ["", *(f"**ALARM** {a}" for a in found)] if found else ["", "No gate polarization alarm."]
+    return [*lines, ""]
 
 
 def write_report(config: Config, metadata_path: str, out_path: str | None = None) -> str:
     """Render the newest evaluation in ML Metadata to Markdown; return the file's path."""
-    from watchnext.pipeline.local_runner import latest_blessing, open_metadata
+    from watchnext.pipeline.local_runner import latest_blessing, latest_utilization, open_metadata
 
     store = open_metadata(metadata_path)
     evaluations = store.get_artifacts_by_type("ModelEvaluation")
@@ -111,7 +132,8 @@ def write_report(config: Config, metadata_path: str, out_path: str | None = None
         raise FileNotFoundError(f"no evaluation recorded in {metadata_path}; run the pipeline first")
     evaluation = max(evaluations, key=lambda a: a.id)
     _, verdict = latest_blessing(metadata_path)
-    text = render(config, metric_table(evaluation.uri), verdict)
+    text = render(config, metric_table(evaluation.uri), verdict,
+                  utilization=latest_utilization(metadata_path))
     out_path = out_path or os.path.join(config.pipeline.output_dir, "report.md")
     with open(out_path, "w", encoding="utf-8") as f:
         f.write(text)

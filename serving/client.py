@@ -14,6 +14,13 @@ schema, and goes to the model's `serving_default` through one of three backends:
 in-process (a SavedModel directory), TF Serving gRPC (PredictionService.Predict) or
 TF Serving REST (`POST /v1/models/<name>:predict`). The answer is the candidates
 ordered by `score`, with every head's prediction.
+
+Request size: TF Serving's own gRPC server accepts messages up to 2 GB, but gRPC's
+default limit (4 MiB) is what most other servers and proxies in between keep, and 10,000
+candidates with a full watch history are 4 MB or more of tf.Examples. The gRPC backend
+therefore sends the candidates in consecutive calls of at most
+GRPC_DEFAULT_MAX_MESSAGE_BYTES each; every candidate is scored on its own, so the scores
+do not depend on how they are chunked.
 """
 
 from __future__ import annotations
@@ -33,6 +40,12 @@ from watchnext.models.features import SCORE_WEIGHTS_FEATURE
 
 CANDIDATES_KEY = "candidates"
 SCORE_KEY = "score"
+# gRPC's default maximum message size (grpc.max_receive_message_length), in bytes.
+GRPC_DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# Headroom for what a PredictRequest holds besides the examples (model spec, tensor
+# shape) and for each example's field tag and length prefix.
+_REQUEST_OVERHEAD_BYTES = 4096
+_PER_EXAMPLE_OVERHEAD_BYTES = 8
 
 
 class RankRequestError(ValueError):
@@ -88,20 +101,28 @@ def request_to_examples(request: dict[str, Any], head_names: Sequence[str] | Non
     types = example_feature_types()
     shared = {k: v for k, v in request.items() if k not in (CANDIDATES_KEY, SCORE_WEIGHTS_FEATURE)}
     weights = _weights(request.get(SCORE_WEIGHTS_FEATURE), head_names, default_weights)
+    # The request-level features are the same in every example: build them once.
+    shared_features = _features(shared, types, "request")
+    if weights is not None:
+        weight_list = tf.train.FloatList(value=weights)
+        shared_features[SCORE_WEIGHTS_FEATURE] = tf.train.Feature(float_list=weight_list)
     examples = []
     for i, candidate in enumerate(candidates):
         if not isinstance(candidate, dict):
             raise RankRequestError(f"request.{CANDIDATES_KEY}[{i}]: expected an object")
-        features = {}
-        for where, part in (("request", shared), (f"request.{CANDIDATES_KEY}[{i}]", candidate)):
-            for name, value in part.items():
-                if name not in types:
-                    raise RankRequestError(f"{where}.{name}: unknown feature; known: {sorted(types)}")
-                features[name] = _feature(name, value, types[name], where)
-        if weights is not None:
-            features[SCORE_WEIGHTS_FEATURE] = tf.train.Feature(float_list=tf.train.FloatList(value=weights))
+        features = {**shared_features, **_features(candidate, types, f"request.{CANDIDATES_KEY}[{i}]")}
         examples.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     return examples
+
+
+def _features(part: dict[str, Any], types: dict[str, str], where: str) -> dict[str, Any]:
+    """tf.train.Features of one part of the request (its shared fields, or one candidate)."""
+    features = {}
+    for name, value in part.items():
+        if name not in types:
+            raise RankRequestError(f"{where}.{name}: unknown feature; known: {sorted(types)}")
+        features[name] = _feature(name, value, types[name], where)
+    return features
 
 
 def _weights(given: Any, head_names: Sequence[str] | None, defaults: Sequence[float] | None
@@ -163,19 +184,57 @@ class InProcessBackend:
         return {k: v.numpy().tolist() for k, v in out.items()}
 
 
-class GrpcBackend:
-    """TF Serving's gRPC PredictionService (default port 8500)."""
+def chunk_by_size(examples: list[bytes], max_request_bytes: int | None) -> list[list[bytes]]:
+    """Consecutive runs of `examples` whose PredictRequest stays within max_request_bytes
+    (None: one run). A single example over the limit is a RankRequestError naming it."""
+    if max_request_bytes is None:
+        return [examples] if examples else []
+    budget = max_request_bytes - _REQUEST_OVERHEAD_BYTES
+    chunks: list[list[bytes]] = []
+    chunk: list[bytes] = []
+    size = 0
+    for i, example in enumerate(examples):
+        cost = len(example) + _PER_EXAMPLE_OVERHEAD_BYTES
+        if cost > budget:
+            raise RankRequestError(f"request.{CANDIDATES_KEY}[{i}]: {len(example)} bytes as a tf.Example, "
+                                   f"more than a request may hold ({max_request_bytes} bytes)")
+        if chunk and size + cost > budget:
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(example)
+        size += cost
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
-    def __init__(self, target: str, model_name: str, timeout: float = 10.0) -> None:
+
+class GrpcBackend:
+    """TF Serving's gRPC PredictionService (default port 8500).
+
+    Candidates go in calls of at most `max_request_bytes` (None: all in one call); the
+    channel itself accepts answers of any size (gRPC's default would stop at 4 MiB).
+    """
+
+    def __init__(self, target: str, model_name: str, timeout: float = 10.0,
+                 max_request_bytes: int | None = GRPC_DEFAULT_MAX_MESSAGE_BYTES) -> None:
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-        self._channel = grpc.insecure_channel(target)
+        self._channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self.model_name = model_name
         self.timeout = timeout
+        self.max_request_bytes = max_request_bytes
 
     def predict(self, examples: list[bytes]) -> dict[str, list[float]]:
+        outputs: dict[str, list[float]] = {}
+        for chunk in chunk_by_size(examples, self.max_request_bytes):
+            for key, values in self._predict(chunk).items():
+                outputs.setdefault(key, []).extend(values)
+        return outputs
+
+    def _predict(self, examples: list[bytes]) -> dict[str, list[float]]:
         import grpc
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2

@@ -20,3 +20,11 @@ def test_readme_names_the_test_command_ci_runs():
         assert "make test" in f.read()
     with open(os.path.join(os.path.dirname(README), ".ci", "run"), encoding="utf-8") as f:
         assert "make test" in f.read()
+
+
+def test_table_rejection_reasons_in_readme_are_the_ones_the_table_example_gen_uses():
+    from watchnext.components.table_example_gen.parsing import markdown_rejection_reasons
+
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    assert markdown_rejection_reasons() in text, "regenerate from parsing.markdown_rejection_reasons()"

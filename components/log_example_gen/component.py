@@ -11,6 +11,7 @@ its reason, and the run's counts).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, ClassVar
 
 from watchnext.components.log_example_gen import executor, reading, schema
@@ -25,7 +26,7 @@ from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
-from tfx.utils import io_utils
+from tfx.utils import io_utils, proto_utils
 
 
 class LogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -45,12 +46,39 @@ class LogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
 class LogDriver(driver.FileBasedDriver):
     """TFX's FileBasedDriver, also checking the events log of the resolved span and
-    folding its files into the input fingerprint (so new late events invalidate the cache)."""
+    folding its files into the input fingerprint (so new late events invalidate the cache).
+
+    TFX finds spans by their impression files only, so a span whose impressions are
+    missing (only its events have landed, or its impressions folder is empty) would be
+    invisible: a static range naming it fails with TFX's bare "Cannot find matching", and
+    the latest-span default silently ingests an older span instead. Both are refused
+    here with an error naming the span and what its folders hold.
+    """
 
     def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info: Any,
                                 component_info: Any) -> dict[str, Any]:
-        exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        impressions = input_config.splits[0].pattern
+        events_pattern = exec_properties[executor.EVENTS_PATTERN_KEY]
+        static_span = _static_span(exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY))
+        try:
+            exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        except ValueError as e:
+            span = static_span if static_span is not None else _newest_span(base, events_pattern)
+            if "Cannot find matching" not in str(e) or span is None:
+                raise
+            raise FileNotFoundError(_missing_impressions(base, impressions, events_pattern, span)) from e
         span = exec_properties[utils.SPAN_PROPERTY_NAME]
+        if static_span is None:
+            # The latest span: a newer span without impressions must not be skipped silently.
+            newest = max((s for s in (_newest_span(base, events_pattern),
+                                      _newest_span(base, os.path.dirname(impressions))) if s is not None),
+                         default=span)
+            if newest > span:
+                raise FileNotFoundError(_missing_impressions(base, impressions, events_pattern, newest)
+                                        + f" The newest span with impressions is {span}.")
         events = executor.resolve_pattern(exec_properties[executor.EVENTS_PATTERN_KEY], span,
                                           exec_properties[utils.VERSION_PROPERTY_NAME])
         pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], events)
@@ -61,6 +89,50 @@ class LogDriver(driver.FileBasedDriver):
         exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = (
             fingerprint + "\n" + io_utils.generate_fingerprint(schema.EVENTS_LOG, pattern))
         return exec_properties
+
+
+def _static_span(range_config_json: str | None) -> int | None:
+    """The span a static RangeConfig names (exec properties hold it as JSON), else None."""
+    if not range_config_json:
+        return None
+    range_config = range_config_pb2.RangeConfig()
+    proto_utils.json_to_proto(range_config_json, range_config)
+    return range_config.static_range.start_span_number if range_config.HasField("static_range") else None
+
+
+def _span_glob(base: str, pattern: str, span: int) -> str:
+    """`pattern` under `base` for one span, any {VERSION}."""
+    resolved = executor.resolve_pattern(re.sub(utils.VERSION_FULL_REGEX, "*", pattern), span, None)
+    return os.path.join(base, resolved)
+
+
+def _newest_span(base: str, pattern: str) -> int | None:
+    """The newest span that `pattern` matches under `base` (None: none, or no span spec).
+
+    TFX's own matcher (private, the one FileBasedDriver uses; it only globs, while the
+    public calculate_splits_fingerprint_span_and_version also stats every file), so spans
+    are parsed exactly as the driver parses them.
+    """
+    split = example_gen_pb2.Input.Split(name="probe", pattern=pattern)
+    try:
+        span, _ = utils._get_target_span_version(base, split)
+    except ValueError:
+        return None
+    return span
+
+
+def _missing_impressions(base: str, impressions: str, events: str, span: int) -> str:
+    """Why `span` cannot be ingested: what its impressions and events patterns match."""
+    found = f"nothing matches {_span_glob(base, impressions, span)}"
+    folder = _span_glob(base, os.path.dirname(impressions), span)
+    if folder != os.path.join(base, os.path.dirname(impressions)) and fileio.isdir(folder):  # a span folder
+        found = f"its folder {folder} is empty"
+    events_glob = _span_glob(base, events, span)
+    event_files = [p for p in fileio.glob(events_glob) if not reading.is_marker_file(p)]
+    held = (f"only its events have landed ({len(event_files)} files match {events_glob})" if event_files
+            else "it has no events files either")
+    return (f"LogExampleGen: span {span} has no impression files ({found}); {held}. Ingest it once "
+            "both logs have landed, or remove its folders.")
 
 
 class LogExampleGen(FileBasedExampleGen):

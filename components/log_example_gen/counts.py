@@ -79,7 +79,8 @@ def describe(summary: dict[str, Any]) -> str:
 
 
 def failure(summary: dict[str, Any], rejected_uri: str) -> str | None:
-    """Why the run must fail (too many rejections, nothing read, bad accounting), or None."""
+    """Why the run must fail (too many rejections, no impressions or no events read, bad
+    accounting), or None."""
     limit = summary["max_rejected_fraction"]
     where = f"Rejected records (file, line, reason) and counts.json are in {rejected_uri}."
     if summary["accounting_errors"]:
@@ -88,6 +89,10 @@ def failure(summary: dict[str, Any], rejected_uri: str) -> str | None:
     if summary[schema.IMPRESSIONS_LOG]["read"] == 0:
         return (f"LogExampleGen: span {summary['span']} has no impression records in "
                 f"{summary['files'][schema.IMPRESSIONS_LOG]}. {where}")
+    # Like a span without event files (refused by the driver): every label would be 0.
+    if summary[schema.EVENTS_LOG]["read"] == 0:
+        return (f"LogExampleGen: span {summary['span']} has impressions but no event records in "
+                f"{summary['files'][schema.EVENTS_LOG]} (every label would be 0). {where}")
     over = [log for log in LOGS if summary["rejected_fraction"][log] > limit]
     if over:
         return (f"LogExampleGen: span {summary['span']}: the rejected fraction of "

@@ -49,6 +49,10 @@ MAX_HISTORY = 20
 MAX_WATCH_SECONDS = 24 * 3600.0
 MAX_WATCH_DURATION_RATIO = 10.0
 MIN_RATING, MAX_RATING = 1.0, 5.0
+# The longest JSON line read. A valid record is a few hundred bytes (≤ MAX_HISTORY ids of
+# history); a longer line is a writer bug (a runaway list, a missing newline) and is
+# rejected unparsed, so that one bad line cannot make a worker hold gigabytes.
+MAX_LINE_BYTES = 1 << 20
 
 # Label names: must equal the defaults of the heads in pipeline/configs.py.
 CLICK = "click"
@@ -81,6 +85,7 @@ DUPLICATE_EVENT = "duplicate_event"
 ORPHAN_EVENT = "orphan_event"
 EVENT_OF_REJECTED_IMPRESSION = "event_of_rejected_impression"
 WATCH_EXCEEDS_DURATION = "watch_exceeds_duration"
+LINE_TOO_LONG = "line_too_long"
 
 REJECTION_REASONS: dict[str, str] = {
     MALFORMED_JSON: "The line is not valid JSON (or not UTF-8).",
@@ -108,6 +113,9 @@ REJECTION_REASONS: dict[str, str] = {
     EVENT_OF_REJECTED_IMPRESSION: "An event whose impression exists but was rejected.",
     WATCH_EXCEEDS_DURATION: "A watch event longer than " + _num(MAX_WATCH_DURATION_RATIO)
                             + "× the video's duration (the example is kept without it).",
+    LINE_TOO_LONG: f"A JSON line longer than {MAX_LINE_BYTES:,} bytes (schema.MAX_LINE_BYTES): "
+                   "skipped unparsed in bounded memory (its events, whose impression key was "
+                   "not read, count as orphan_event).",
 }
 
 

@@ -90,6 +90,12 @@ class _ParseRecord(_CountingDoFn):
     def process(self, element: tuple[str, int, Any]):
         source, line, payload = element
         self.count(join.counter_name(self._log, "read"))
+        if isinstance(payload, reading.OversizedLine):
+            invalid = schema.Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
+                                     f"schema.MAX_LINE_BYTES = {schema.MAX_LINE_BYTES:,}")
+            yield beam.pvalue.TaggedOutput(REJECTED, join.rejection(
+                self._log, source, line, invalid, reading.raw_text(payload)))
+            return
         value, error = reading.decode(payload)
         if error is not None:
             invalid = schema.Invalid(schema.MALFORMED_JSON, "", error)

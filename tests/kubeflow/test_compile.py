@@ -28,8 +28,8 @@ PIPELINE = {"name": "watchnext-prod", "beam_preset": "dataflow", "dataflow_proje
             "dataflow_region": "europe-west4", "dataflow_temp_location": "gs://acme-ml/tmp"}
 SETTINGS = {"pipeline": PIPELINE, "data": {"logs_dir": LOGS}, "training": {"train_steps": 321},
             "serving": {"serving_dir": "gs://acme-ml/serving"}}
-COMPONENTS = ("LogExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
-              "Evaluator", "Pusher")
+COMPONENTS = ("LogExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform",
+              "Trainer", "Evaluator", "Pusher")
 # TFX compiles the latest-blessed-model Resolver into two resolver tasks.
 RESOLVERS = ("latest_blessed_model-model-blessing-resolver", "latest_blessed_model-model-resolver")
 BEAM_COMPONENTS = ("LogExampleGen", "StatisticsGen", "Transform", "Evaluator")
@@ -63,6 +63,8 @@ def test_every_component_is_a_task_and_the_window_is_left_out(compiled) -> None:
     # Transform reads the span LogExampleGen just wrote.
     transform = spec.root.dag.tasks["Transform"].inputs.artifacts["examples"].task_output_artifact
     assert (transform.producer_task, transform.output_artifact_key) == ("LogExampleGen", "examples")
+    # ... and only after the data gate passed (schema check only: no custom resolver on Kubeflow).
+    assert "DataGate" in spec.root.dag.tasks["Transform"].dependent_tasks
 
 
 def test_every_container_runs_the_image_and_only_the_resolvers_do_not(compiled) -> None:
@@ -264,3 +266,28 @@ def test_a_span_window_cannot_be_compiled_and_says_why(tmp_path) -> None:
 def test_kubeflow_needs_real_logs(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"data\.logs_dir"):
         runner.compile_kubeflow(load_config(), str(tmp_path / "p.json"), IMAGE, ROOT, "")
+
+
+def test_tuning_compiles_a_cached_tuner_whose_best_hyperparameters_feed_the_trainer(tmp_path) -> None:
+    from watchnext.models.tuner import TUNER_FN
+
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    config = load_config(None, {**SETTINGS, "tuning": {"enabled": True, "max_trials": 3, "train_steps": 40}})
+    path = runner.compile_kubeflow(config, str(tmp_path / "tuned.json"), image=IMAGE, pipeline_root=ROOT,
+                                   logs_dir=LOGS)
+    with open(path, encoding="utf-8") as f:
+        spec = json_format.ParseDict(json.load(f), pipeline_spec_pb2.PipelineSpec())
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == {*COMPONENTS, *RESOLVERS, "Tuner"}
+    assert tasks["Tuner"].caching_options.enable_cache
+    hyperparameters = tasks["Trainer"].inputs.artifacts["hyperparameters"].task_output_artifact
+    assert (hyperparameters.producer_task, hyperparameters.output_artifact_key) == ("Tuner",
+                                                                                    "best_hyperparameters")
+    examples = tasks["Tuner"].inputs.artifacts["examples"].task_output_artifact
+    assert (examples.producer_task, examples.output_artifact_key) == ("Transform", "transformed_examples")
+    tuner = {key: p.runtime_value.constant for key, p in tasks["Tuner"].inputs.parameters.items()}
+    assert tuner["tuner_fn"].string_value == TUNER_FN
+    assert json.loads(tuner["train_args"].string_value) == {"num_steps": 40}
+    label = spec.components[tasks["Tuner"].component_ref.name].executor_label
+    assert spec.deployment_spec["executors"][label]["container"]["image"] == IMAGE

@@ -358,3 +358,31 @@ def test_multiplications_per_example_matches_a_hand_count() -> None:
     level_2 = 5 * (4 * 4) + 3 * (4 * 3 + 3 * 4)  # top level: no shared gate
     assert M.multiplications_per_example(tiny_config("ple"), VOCAB_SIZES) == (
         encoder_to_hidden + level_1 + level_2 + towers)
+
+
+def test_a_table_model_without_position_or_device_trains_and_serves(tmp_path: object) -> None:
+    """data.source table: no shallow tower, no device; features and labels only."""
+    config = from_dict({
+        "data": {"source": "table"},
+        "features": {"ids": [{"name": USER, "vocabulary": "user", "embedding_dim": 4, "oov_buckets": 1}],
+                     "numeric": [DURATION], "log1p_numeric": [], "position": "", "device": "",
+                     "request_id": ""},
+        "heads": [{"name": "click", "type": "binary", "label": "click"},
+                  {"name": "like", "type": "binary", "label": "like"}],
+        "model": {"position_mode": "none", "shared_hidden_units": 8, "num_experts": 2, "expert_units": [4],
+                  "tower_units": [4]},
+    })
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, VOCAB_SIZES["user"] + 1, 64).astype(np.int64)
+    duration = rng.normal(size=64).astype(np.float32)
+    batch = {USER: users, DURATION: duration, "click": (users % 2 == 0).astype(np.float32),
+             "like": (duration > 0).astype(np.float32)}
+    model = M.build_model(config, VOCAB_SIZES)
+    assert model.shallow_tower is None
+    model.compile(optimizer=tf_keras.optimizers.Adagrad(learning_rate=0.1), run_eagerly=True)
+    data = tf.data.Dataset.from_tensor_slices(batch).batch(64)
+    losses = model.fit(data, epochs=3, verbose=0).history["loss"]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    features = {USER: tf.constant(users[:8]), DURATION: tf.constant(duration[:8])}
+    assert set(model(features)) == {"click", "like", M.SCORE_KEY}
+    _assert_reloaded_outputs_match(model, model, str(tmp_path / "model"), features)

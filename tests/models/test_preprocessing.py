@@ -116,3 +116,27 @@ def test_transform_graph_serves_without_labels_and_position(tmp_path):
     assert CONFIG.features.position not in out
     assert not set(CONFIG.label_keys) & set(out)
     assert out["candidate_video_id"].shape == (1,)
+
+
+def test_a_table_without_position_has_no_position_output_and_int_labels_become_float():
+    """data.source table: no position, device or request; labels derived as int64 by the ExampleGen."""
+    from watchnext.pipeline.configs import from_dict
+
+    config = from_dict({
+        "data": {"source": "table"},
+        "features": {"ids": [{"name": "job", "vocabulary": "job", "embedding_dim": 4}], "numeric": ["age"],
+                     "log1p_numeric": [], "position": "", "device": "", "request_id": ""},
+        "heads": [{"name": "rich", "type": "binary", "label": "rich"}],
+        "model": {"position_mode": "none"},
+    })
+    spec = {"job": tf.io.FixedLenFeature([], tf.string), "age": tf.io.FixedLenFeature([], tf.float32),
+            "rich": tf.io.FixedLenFeature([], tf.int64)}
+    rows = [{"job": [b"a", b"b", b"a"][i % 3], "age": float(20 + i), "rich": i % 2} for i in range(6)]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
+        (data, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda x: preprocessing_fn(x, {CONFIG_KEY: config.to_json()}), output_record_batches=False)
+    out = list(data)
+    assert set(out[0]) == {"job", "age", "rich"}  # no position output
+    assert [r["rich"] for r in out] == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    assert out[0]["job"] == out[3]["job"] != out[1]["job"]

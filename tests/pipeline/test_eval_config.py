@@ -48,3 +48,15 @@ def test_ndcg_of_the_score_per_request():
 def test_slices_by_device_and_position():
     keys = [list(s.feature_keys) for s in make_eval_config(CONFIG).slicing_specs]
     assert keys == [[], ["device"], ["position"]]
+
+
+def test_a_table_without_requests_or_positions_gets_no_ndcg_and_only_the_overall_slice():
+    import os
+
+    from watchnext.pipeline.configs import load_config
+
+    table = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
+    ec = make_eval_config(table)
+    assert [list(s.output_names) for s in ec.metrics_specs] == [["income"], ["never_married"]]
+    assert [list(s.feature_keys) for s in ec.slicing_specs] == [[]]
+    assert dict(ec.model_specs[0].label_keys)["income"] == "income"  # the ExampleGen's derived column

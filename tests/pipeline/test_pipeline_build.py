@@ -18,9 +18,29 @@ def _build(config: Config, tmp_path, **kwargs):
 def test_components_in_data_flow_order(tmp_path):
     ids = [c.id for c in _build(Config(), tmp_path).components]  # TFX sorts them topologically
     flow = ["LogExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher"]
-    assert sorted(ids) == sorted([*flow, "span_window", "ExampleValidator", "latest_blessed_model"])
+    validation = ["ExampleValidator", "previous_span", "previous_span_statistics", "DistributionValidator",
+                  "DataGate"]
+    assert sorted(ids) == sorted([*flow, *validation, "span_window", "latest_blessed_model"])
     assert [i for i in ids if i in flow] == flow
     assert ids.index("latest_blessed_model") < ids.index("Trainer")
+    # Both validators feed the gate, and the gate runs before Transform.
+    assert ids.index("ExampleValidator") < ids.index("DataGate") < ids.index("Transform")
+    assert ids.index("DistributionValidator") < ids.index("DataGate")
+
+
+def test_data_gate_is_transforms_upstream_node(tmp_path):
+    components = {c.id: c for c in _build(Config(), tmp_path).components}
+    assert "DataGate" in {n.id for n in components["Transform"].upstream_nodes}
+    assert components["DataGate"].exec_properties["fail_on_anomalies"] is True
+    gate_inputs = components["DataGate"].inputs
+    assert gate_inputs["drift_anomalies"].producer_component_id == "DistributionValidator"
+    assert components["previous_span_statistics"].inputs["examples"].producer_component_id == "previous_span"
+
+
+def test_kubeflow_variant_gates_on_the_schema_check_only(tmp_path):
+    components = {c.id: c for c in _build(Config(), tmp_path, span_window=False).components}
+    assert "DataGate" in components and "DistributionValidator" not in components
+    assert "drift_anomalies" not in components["DataGate"].inputs
 
 
 def test_kubeflow_variant_has_no_span_window(tmp_path):
@@ -42,3 +62,34 @@ def test_transform_cache_key_ignores_what_preprocessing_does_not_read(tmp_path):
     more_history = config.replace(features=dataclasses.replace(
         config.features, numeric=(*config.features.numeric[:-1],)))
     assert transform_config(more_history)[CONFIG_KEY] != transform_config(config)[CONFIG_KEY]
+
+
+def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):
+    import os
+
+    from watchnext.pipeline.configs import load_config
+
+    config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
+    table = tmp_path / "census-income.test.gz"
+    components = {c.id: c for c in create_pipeline(config, logs_dir=str(table),
+                                                   pipeline_root=str(tmp_path / "root")).components}
+    assert "TableExampleGen" in components and "LogExampleGen" not in components
+    assert "span_window" not in components
+    assert components["TableExampleGen"].exec_properties["input_base"] == str(tmp_path)
+    # Transform's view keeps position_mode none (validation ties it to the empty position feature).
+    transform_config = json.loads(components["Transform"].exec_properties["custom_config"])[CONFIG_KEY]
+    assert Config.from_json(transform_config).model.position_mode == "none"
+
+
+
+def test_the_window_and_yesterday_are_chosen_across_runs(tmp_path):
+    """TFX scopes ExampleGen's channel to one run; the resolvers look in every run (pipeline/spans.py)."""
+    from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
+
+    config = Config()
+    config = config.replace(data=dataclasses.replace(config.data, window_spans=3))
+    components = {c.id: c for c in _build(config, tmp_path).components}
+    window, previous = components["span_window"], components["previous_span"]
+    assert window._strategy_class is RollingWindowStrategy and window._config == {"num_spans": 3}
+    assert previous._strategy_class is PreviousSpanStrategy
+    assert components["Transform"].inputs["examples"].producer_component_id == "span_window"

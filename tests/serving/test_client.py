@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import math
 import os
 
 from watchnext.pipeline.configs import Config
 from watchnext.serving.client import (
+    GRPC_DEFAULT_MAX_MESSAGE_BYTES,
     GrpcBackend,
     InProcessBackend,
     RankRequestError,
     RestBackend,
+    chunk_by_size,
     rank,
     request_to_examples,
 )
 
+import grpc
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -117,3 +121,68 @@ def test_bad_requests_name_the_field(rank_request, mutate, message):
     mutate(request)
     with pytest.raises(RankRequestError, match=message):
         request_to_examples(request, HEADS, WEIGHTS)
+
+
+class _Recording:
+    """A backend that keeps the examples it scored and its answer (to reuse them in a test)."""
+
+    def __init__(self, backend):
+        self.backend, self.examples, self.outputs = backend, [], {}
+
+    def predict(self, examples):
+        self.examples, self.outputs = examples, self.backend.predict(examples)
+        return self.outputs
+
+
+def _many_candidates(rank_request: dict, n: int) -> dict:
+    """The logged slate's candidates repeated to n, with varied ages and every other id unseen,
+    and a 20-id history, so that the tf.Examples exceed one default-sized gRPC message."""
+    slate = rank_request["candidates"]
+    candidates = []
+    for i in range(n):
+        candidate = dict(slate[i % len(slate)])
+        candidate["video_age_days"] = float(candidate["video_age_days"]) + i % 97
+        if i % 2:
+            candidate["candidate_video_id"] = f"unseen-video-{i:06d}"
+        candidates.append(candidate)
+    history = (rank_request["watch_history"] + [f"history-video-{j:04d}" for j in range(20)])[:20]
+    return dict(rank_request, watch_history=history, candidates=candidates)
+
+
+def test_ten_thousand_candidates_rank_whole_and_in_chunks_over_grpc(pushed_model, in_process, rank_request):
+    request = _many_candidates(rank_request, 10_000)
+    recording = _Recording(in_process)
+    ranked = rank(request, recording)  # one in-process call with all 10,000
+    examples, whole = recording.examples, recording.outputs
+    scores = [r.score for r in ranked]
+    assert len(scores) == 10_000 and all(math.isfinite(s) for s in scores)
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 100
+    assert sum(map(len, examples)) > GRPC_DEFAULT_MAX_MESSAGE_BYTES
+    assert len(chunk_by_size(examples, GRPC_DEFAULT_MAX_MESSAGE_BYTES)) > 1
+
+    # The stand-in keeps gRPC's default 4 MiB receive limit, as most gRPC servers and
+    # proxies do: all 10,000 in one message is refused; the client's calls of at most
+    # 4 MiB are not, and score every candidate as the single in-process batch did.
+    with stand_in.GrpcStandIn(pushed_model, "watchnext") as server:
+        target = f"127.0.0.1:{server.port}"
+        one_message = GrpcBackend(target, "watchnext", max_request_bytes=None)
+        with pytest.raises(grpc.RpcError) as refused:
+            one_message.predict(examples)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        one_message.close()
+        backend = GrpcBackend(target, "watchnext")
+        chunked = backend.predict(examples)
+        backend.close()
+    assert set(chunked) == set(whole) == {*HEADS, "score"}
+    for key in whole:
+        assert chunked[key] == pytest.approx(whole[key], rel=1e-5)
+
+
+def test_chunks_keep_order_and_stay_under_the_limit():
+    examples = [bytes([i % 256]) * (100 + i) for i in range(300)]
+    chunks = chunk_by_size(examples, 8192)
+    assert [e for chunk in chunks for e in chunk] == examples and len(chunks) > 1
+    assert all(sum(map(len, chunk)) <= 8192 for chunk in chunks)
+    assert chunk_by_size(examples, None) == [examples] and chunk_by_size([], 8192) == []
+    with pytest.raises(RankRequestError, match=r"request\.candidates\[1\]: 5000 bytes"):
+        chunk_by_size([b"x", b"y" * 5000], 8192)

@@ -38,12 +38,37 @@ def test_static_range_picks_a_span(three_spans, resolve):
 
 
 def test_missing_span_or_missing_events_fail_clearly(three_spans, resolve):
-    with pytest.raises(ValueError, match="Cannot find matching"):
+    with pytest.raises(FileNotFoundError, match=r"span 20251231 has no impression files .*no events files"):
         resolve(make_log_example_gen(three_spans, 20, 0.01, span=20251231))
     for name in os.listdir(os.path.join(three_spans, "events", "span=20260103")):
         os.remove(os.path.join(three_spans, "events", "span=20260103", name))
     with pytest.raises(FileNotFoundError, match="span 20260103 has impressions but no events"):
         resolve(make_log_example_gen(three_spans, 20, 0.01))
+
+
+def test_span_with_only_events_fails_naming_the_span(three_spans, tiny, resolve):
+    # Events of 20260104 have landed, its impressions have not: TFX alone would not see the
+    # span and would ingest 20260103 again (latest) or fail with "Cannot find matching" (static).
+    events_only = os.path.join(three_spans, "events_only")
+    tiny.write_logs(events_only, 20260104)
+    os.rename(os.path.join(events_only, "events", "span=20260104"),
+              os.path.join(three_spans, "events", "span=20260104"))
+    message = r"span 20260104 has no impression files \(nothing matches .*span=20260104/\*\); only its events"
+    with pytest.raises(FileNotFoundError, match=message + ".*newest span with impressions is 20260103"):
+        resolve(make_log_example_gen(three_spans, 20, 0.01))
+    with pytest.raises(FileNotFoundError, match=message):
+        resolve(make_log_example_gen(three_spans, 20, 0.01, span=20260104))
+    assert resolve(make_log_example_gen(three_spans, 20, 0.01, span=20260103))["span"] == 20260103
+
+
+def test_empty_span_folder_fails_naming_the_span(three_spans, resolve):
+    # A span folder with no files (a copy not started, or failed): refused, not skipped.
+    os.makedirs(os.path.join(three_spans, "impressions", "span=20260104"))
+    message = r"span 20260104 has no impression files \(its folder .*span=20260104 is empty\); it has no ev"
+    with pytest.raises(FileNotFoundError, match=message):
+        resolve(make_log_example_gen(three_spans, 20, 0.01))
+    with pytest.raises(FileNotFoundError, match=message):
+        resolve(make_log_example_gen(three_spans, 20, 0.01, span=20260104))
 
 
 def test_component_wiring():

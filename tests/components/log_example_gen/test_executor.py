@@ -113,3 +113,18 @@ def test_executor_fails_above_the_rejected_fraction(tmp_path, tiny_logs, resolve
     counts = json.load(open(tmp_path / "run" / "rejected" / "counts.json"))
     assert counts["impressions"]["read"] == counts["examples"]["total"] + counts["impressions"]["rejected"]
     assert counts["events"]["read"] == counts["events"]["merged"] + counts["events"]["rejected"]
+
+
+@pytest.mark.parametrize("empty_log, message", [
+    ("impressions", r"span 20260101 has no impression records in \['.*part-0\.jsonl'\]"),
+    ("events", r"span 20260101 has impressions but no event records in \['.*part-0\.jsonl\.gz'\] "
+               r"\(every label would be 0\)"),
+], ids=["no_impressions", "no_events"])
+def test_span_whose_files_have_no_lines_fails_naming_the_span(tmp_path, tiny, resolve, empty_log, message):
+    paths = tiny.write_logs(str(tmp_path / "logs"), SPAN)
+    with open(paths[empty_log], "wb") as f:  # the file exists, with zero lines (a gzip of nothing)
+        f.write(gzip.compress(b"") if paths[empty_log].endswith(".gz") else b"")
+    with pytest.raises(RuntimeError, match=message):
+        _run(tmp_path, str(tmp_path / "logs"), 1.0, resolve)
+    counts = json.load(open(tmp_path / "run" / "rejected" / "counts.json"))
+    assert counts[empty_log]["read"] == 0 and counts["accounting_errors"] == []

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 
-from watchnext.components.log_example_gen import reading
+from watchnext.components.log_example_gen import reading, schema
 
 import pytest
 
@@ -43,3 +44,51 @@ def test_unreadable_files_fail_naming_the_file(tmp_path):
     bad_parquet.write_bytes(b"PAR1 nope")
     with pytest.raises(reading.LogFileError, match=r"bad\.parquet: cannot be read as parquet"):
         list(reading.read_log_file(str(bad_parquet)))
+
+
+def _gzip_lines(n: int) -> bytes:
+    return gzip.compress(b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"x" * 50) for i in range(n)), mtime=0)
+
+
+@pytest.mark.parametrize("cut", ["mid-stream", "in the trailer"])
+def test_truncated_gzip_fails_naming_the_file_and_the_last_line_read(tmp_path, cut):
+    whole = _gzip_lines(2000)
+    path = tmp_path / "part-0.jsonl.gz"
+    # Mid-stream loses lines; a cut in the 8-byte CRC/size trailer loses none, but the
+    # copy is still incomplete (and unverifiable), so it fails the same way.
+    path.write_bytes(whole[: len(whole) // 2] if cut == "mid-stream" else whole[:-4])
+    read = []
+    with pytest.raises(reading.LogFileError, match=r"part-0\.jsonl\.gz: truncated: .*copy it again") as e:
+        for number, _ in reading.read_log_file(str(path)):
+            read.append(number)
+    assert f"(after line {len(read)})" in str(e.value)
+    assert read == list(range(1, len(read) + 1))
+    assert (len(read) < 2000) if cut == "mid-stream" else (len(read) == 2000)
+
+
+@pytest.mark.parametrize("name", ["huge.jsonl", "huge.jsonl.gz"])
+def test_a_huge_line_is_skipped_in_bounded_memory(tmp_path, name):
+    huge = b'{"watch_history": ["' + b"v" * (20 << 20) + b'"]}'  # a 20 MB line
+    data = b'{"a": 1}\n' + huge + b'\n{"a": 2}\n'
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data, compresslevel=1) if name.endswith(".gz") else data)
+    tracemalloc.start()
+    try:
+        records = list(reading.read_log_file(str(path)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(n, p if isinstance(p, bytes) else type(p)) for n, p in records] == [
+        (1, b'{"a": 1}'), (2, reading.OversizedLine), (3, b'{"a": 2}')]
+    oversized = records[1][1]
+    assert oversized.length >= len(huge) and oversized.head == huge[: reading.RAW_TEXT_LIMIT]
+    assert peak < 4 * schema.MAX_LINE_BYTES < len(huge)  # the line was never held whole
+    assert reading.raw_text(oversized).endswith("…") and len(reading.raw_text(oversized)) <= 1001
+
+
+def test_line_length_bound_is_inclusive(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"1234567890\r\n12345678901\n\n123")
+    records = list(reading.read_log_file(str(path), max_line_bytes=10))
+    assert records[0] == (1, b"1234567890") and records[2:] == [(3, None), (4, b"123")]
+    assert records[1] == (2, reading.OversizedLine(11, b"12345678901"))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
-from watchnext.components.log_example_gen import schema
+from watchnext.components.log_example_gen import join, reading, schema
 from watchnext.pipeline.configs import Config
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 
@@ -84,3 +86,36 @@ def test_value_is_ignored_for_events_without_one(tiny):
     record, invalid = schema.validate_event(tiny.event("r", "c", "like", 3.0))
     assert invalid is None and record["value"] is None
     assert schema.validate_record([1], schema.EVENT_FIELDS)[1].reason == schema.NOT_AN_OBJECT
+
+
+def _read(path: str) -> list:
+    return [record for _, record in reading.read_log_file(path)]
+
+
+def test_schema_drift_new_column_is_ignored(tiny, tmp_path):
+    # A writer starts emitting columns the schema does not know (Parquet and JSON Lines):
+    # every record is still accepted and no example carries the new column.
+    imp_path, ev_path = str(tmp_path / "imp.parquet"), tmp_path / "ev.jsonl"
+    pq.write_table(pa.Table.from_pylist([tiny.impression("r", "c", 0, experiment_arm="B")]), imp_path)
+    ev_path.write_text(tiny.line({**tiny.event("r", "c", "click"), "client": "ios"}) + "\n")
+    [impression] = _read(imp_path)
+    [event] = [reading.decode(payload)[0] for payload in _read(str(ev_path))]
+    record, invalid = schema.validate_impression(impression)
+    clicked, invalid_event = schema.validate_event(event)
+    assert invalid is None and invalid_event is None
+    result = join.join_key([("i", 1, record)], [("e", 1, clicked)])
+    feature = join.to_example(result.features).features.feature
+    assert set(feature) == set(schema.example_feature_types())  # no experiment_arm, no client
+    assert feature["click"].int64_list.value == [1] and result.rejected == []
+
+
+def test_schema_drift_dropped_optional_column(tiny, tmp_path):
+    # The events writer stops emitting `value` (optional): events that need none are accepted,
+    # watches and surveys are refused as missing_value naming the field.
+    path = str(tmp_path / "ev.parquet")
+    events = [tiny.event("r", "c", kind, 30.0) for kind in ("click", "like", "watch", "survey")]
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in e.items() if k != "value"} for e in events]), path)
+    results = [schema.validate_event(raw) for raw in _read(path)]
+    assert [(r is not None and r["value"] is None, i and (i.reason, i.field)) for r, i in results] == [
+        (True, None), (True, None),
+        (False, (schema.MISSING_VALUE, "value")), (False, (schema.MISSING_VALUE, "value"))]

@@ -6,11 +6,13 @@ import gzip
 import json
 import os
 
-from watchnext.components.log_example_gen import transforms
+from watchnext.components.log_example_gen import counts as counts_lib
+from watchnext.components.log_example_gen import reading, transforms
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -79,3 +81,74 @@ def test_write_rejected_writes_gzipped_json_lines(tmp_path):
     assert name.endswith(".jsonl.gz")
     with gzip.open(tmp_path / name, "rt", encoding="utf-8") as f:
         assert [json.loads(x) for x in f] == rows
+
+
+def _write(path, lines: list[str]) -> str:
+    data = ("\n".join(lines) + "\n").encode()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data, mtime=0) if str(path).endswith(".gz") else data)
+    return str(path)
+
+
+def _reasons(out) -> beam.PCollection:
+    return out[transforms.REJECTED] | beam.Map(lambda r: (r["log"], r["line"], r["reason"], r["field"]))
+
+
+def test_truncated_gzip_fails_the_run_naming_the_file(tiny, tmp_path):
+    keys = [f"c{i}" for i in range(3000)]
+    imp = _write(tmp_path / "imp.jsonl", [tiny.line(tiny.impression("r1", c)) for c in keys])
+    whole = gzip.compress(("\n".join(tiny.line(tiny.event("r1", c, "click")) for c in keys) + "\n").encode())
+    ev = tmp_path / "part-0.jsonl.gz"
+    ev.write_bytes(whole[: len(whole) // 2])  # a copy cut off mid-stream
+    with pytest.raises(Exception, match=r"part-0\.jsonl\.gz: truncated: .*after line \d+"):
+        with test_pipeline.TestPipeline() as p:
+            out = p | transforms.JoinLogsToExamples([imp], [str(ev)])
+            _ = out[transforms.EXAMPLES] | beam.combiners.Count.Globally()
+
+
+def test_huge_lines_are_rejected_with_a_reason_and_counted(tiny, tmp_path):
+    long_history = tiny.impression("r1", "b", 1, watch_history=[f"v{i}" for i in range(100_000)])
+    huge = tiny.impression("r1", "c", 2, user_id="u" * (20 << 20))  # a 20 MB line
+    imp = _write(tmp_path / "imp.jsonl", [tiny.line(tiny.impression("r1", "a", 0)), tiny.line(long_history),
+                                          tiny.line(huge)])
+    ev = _write(tmp_path / "ev.jsonl.gz", [tiny.line(tiny.event("r1", k, "click")) for k in "abc"])
+    with test_pipeline.TestPipeline() as p:
+        out = p | transforms.JoinLogsToExamples([imp], [ev])
+        assert_that(out[transforms.EXAMPLES] | beam.Map(_labels),
+                    equal_to([(("r1", "a"), (1, 0.0, 0, 0, 0.0, 0))]), label="Labels")
+        assert_that(_reasons(out), equal_to([
+            ("impressions", 2, "out_of_range", "watch_history"),
+            ("impressions", 3, "line_too_long", ""),
+            ("events", 2, "event_of_rejected_impression", ""),
+            ("events", 3, "orphan_event", ""),  # the huge line's key was never read
+        ]), label="Rejections")
+        bounded = out[transforms.REJECTED] | beam.Map(lambda r: len(r["raw"]) <= reading.RAW_TEXT_LIMIT + 1)
+        assert_that(bounded | beam.Distinct(), equal_to([True]), label="RawTextBounded")
+        counts = out[transforms.COUNTS] | transforms.CountRecords() | beam.Map(
+            lambda c: (c["impressions.read"], c["impressions.rejected.out_of_range"],
+                       c["impressions.rejected.line_too_long"], c["events.read"], c["events.merged"]))
+        assert_that(counts, equal_to([(3, 1, 1, 3, 1)]), label="Counts")  # 3 in = 1 example + 2 rejected
+
+
+def test_schema_drift_dropped_required_column_rejects_every_record_naming_it(tiny, tmp_path):
+    # The impressions writer stops emitting `country`: every impression is refused naming the
+    # field, every record is accounted for, and the run's failure names the reason.
+    # (A new column and a dropped optional one: test_schema.py.)
+    imp = _write(tmp_path / "imp.jsonl", [tiny.line(tiny.impression("r1", c, i, country=None))
+                                          for i, c in enumerate("abc")])
+    ev = _write(tmp_path / "ev.jsonl", [tiny.line(tiny.event("r1", "a", "click"))])
+
+    def fails_naming_the_field(actual: list[dict[str, int]]) -> None:
+        [flat] = actual
+        summary = counts_lib.summarize(flat, ["train", "eval"], 20260101, None, {}, 0.01)
+        assert summary["accounting_errors"] == [] and summary["examples"]["total"] == 0
+        message = counts_lib.failure(summary, "REJECTED_URI")
+        assert "impressions.missing_field=3" in message and "span 20260101" in message, message
+
+    with test_pipeline.TestPipeline() as p:
+        out = p | transforms.JoinLogsToExamples([imp], [ev])
+        expected = [("impressions", n, "missing_field", "country") for n in (1, 2, 3)]
+        assert_that(_reasons(out), equal_to([*expected, ("events", 1, "event_of_rejected_impression", "")]),
+                    label="Rejections")
+        counts = out[transforms.COUNTS] | transforms.CountRecords()
+        assert_that(counts, fails_naming_the_field, label="Failure")

@@ -1,0 +1,193 @@
+"""One CSV row → typed features, derived labels and a split, without Beam.
+
+Everything here is a pure function of a row and a `TableSpec`, so the rules can be read
+and tested alone; transforms.py only reads files and routes what these functions return.
+
+Rules:
+- fields are split by the csv module (quoted fields may hold the delimiter, also after the
+  space the UCI census files put after every comma) and stripped of surrounding spaces;
+- a numeric column must parse as a finite float; every other column is kept as a string;
+- a derived label is 1 when its source column's stripped value is one of its
+  `positive_values`, else 0 (int64), and is added beside the raw columns;
+- a row's split is a hash of (split_seed, file name, line number) mapped onto the split
+  percentages: the same seed always gives the same split, a new seed a new one, and
+  moving the file to another folder changes nothing.
+A row that breaks a rule is rejected with a reason (REJECTION_REASONS), never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from watchnext.components.log_example_gen.schema import Invalid
+
+from tfx.dsl.io import fileio
+
+# The `log` field of this ExampleGen's rejected records and the prefix of its count keys.
+ROWS = "rows"
+
+MALFORMED_ROW = "malformed_row"
+WRONG_COLUMN_COUNT = "wrong_column_count"
+MISSING_NUMBER = "missing_number"
+NOT_A_NUMBER = "not_a_number"
+NON_FINITE = "non_finite"
+
+REJECTION_REASONS: dict[str, str] = {
+    MALFORMED_ROW: "The line is not UTF-8, or the csv module cannot split it (e.g. an unclosed quote).",
+    WRONG_COLUMN_COUNT: "The row has more or fewer fields than the table has columns.",
+    MISSING_NUMBER: "A numeric column is empty.",
+    NOT_A_NUMBER: "A numeric column does not parse as a number.",
+    NON_FINITE: "A numeric column is NaN or infinite.",
+}
+
+
+class TableError(ValueError):
+    """A whole file cannot be read as the table (no header, missing columns, corrupt gzip)."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What TableExampleGen needs to know about the table, as one JSON exec property.
+
+    columns: names in file order; empty when each file starts with a header row.
+    numeric: columns parsed as float; the others stay strings.
+    labels: {label name: (source column, positive values)}.
+    required: columns that must exist (model inputs and label sources), checked per header.
+    """
+
+    columns: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    labels: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    delimiter: str = ","
+    split_seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TableSpec:
+        values = json.loads(text)
+        return cls(columns=tuple(values["columns"]), numeric=tuple(values["numeric"]),
+                   labels={k: (v[0], tuple(v[1])) for k, v in values["labels"].items()},
+                   required=tuple(values["required"]), delimiter=values["delimiter"],
+                   split_seed=int(values["split_seed"]))
+
+
+def read_table_file(path: str) -> Iterator[tuple[int, bytes | None]]:
+    """(line number from 1, raw line without its end) for every line; None for a blank one.
+
+    Gzip'd when the name ends in .gz. Lines stay bytes so a bad byte is a rejected row,
+    not a crash of the whole read.
+    """
+    try:
+        with fileio.open(path, "rb") as raw:
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+            for number, line in enumerate(f, start=1):
+                line = line.rstrip(b"\r\n")
+                yield number, (line if line.strip() else None)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise TableError(f"{path}: cannot be read: {e}") from e
+
+
+def split_fields(payload: bytes, delimiter: str) -> tuple[list[str] | None, Invalid | None]:
+    """The stripped fields of one line, or (None, why)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, Invalid(MALFORMED_ROW, "", f"not UTF-8: {e}")
+    try:
+        rows = list(csv.reader([text], delimiter=delimiter, skipinitialspace=True, strict=True))
+    except csv.Error as e:
+        return None, Invalid(MALFORMED_ROW, "", str(e))
+    if len(rows) != 1:
+        return None, Invalid(MALFORMED_ROW, "", f"{len(rows)} rows in one line")
+    return [value.strip() for value in rows[0]], None
+
+
+def header_columns(payload: bytes, spec: TableSpec, path: str) -> tuple[str, ...]:
+    """A header row's column names; TableError when it cannot be one or lacks a required column."""
+    names, invalid = split_fields(payload, spec.delimiter)
+    if invalid is not None or not names:
+        raise TableError(f"{path}: line 1 should be the header row (data.table.columns is empty): "
+                         f"{invalid.detail if invalid else 'empty'}")
+    missing = [c for c in spec.required if c not in names]
+    if missing:
+        raise TableError(f"{path}: the header has no column {missing} (needed by features or heads in the "
+                         f"config); it has {names}")
+    if len(set(names)) != len(names):
+        raise TableError(f"{path}: the header repeats column names: {names}")
+    clash = [label for label, (source, _) in spec.labels.items() if label in names and label != source]
+    if clash:
+        raise TableError(f"{path}: derived label(s) {clash} are also columns of the table; rename the heads' "
+                         "labels")
+    return tuple(names)
+
+
+def parse_row(fields: Sequence[str], columns: Sequence[str], spec: TableSpec
+              ) -> tuple[dict[str, Any] | None, Invalid | None]:
+    """Typed values of one row plus its derived labels, or (None, why)."""
+    if len(fields) != len(columns):
+        return None, Invalid(WRONG_COLUMN_COUNT, "", f"{len(fields)} fields, expected {len(columns)}")
+    numeric = set(spec.numeric)
+    record: dict[str, Any] = {}
+    for name, value in zip(columns, fields, strict=True):
+        if name not in numeric:
+            record[name] = value
+            continue
+        if value == "":
+            return None, Invalid(MISSING_NUMBER, name, "empty")
+        try:
+            number = float(value)
+        except ValueError:
+            return None, Invalid(NOT_A_NUMBER, name, repr(value))
+        if not math.isfinite(number):
+            return None, Invalid(NON_FINITE, name, value)
+        record[name] = number
+    for label, (source, positives) in spec.labels.items():
+        record[label] = int(fields[columns.index(source)] in positives)
+    return record, None
+
+
+def split_index(seed: int, path: str, line: int, buckets: Sequence[int]) -> int:
+    """Which split a row goes to: a hash of (seed, file name, line) into cumulative percent buckets.
+
+    `buckets` are the cumulative upper bounds of the splits (e.g. [50, 75, 100]).
+    """
+    digest = hashlib.sha256(f"{seed}\0{os.path.basename(path)}\0{line}".encode()).digest()
+    value = int.from_bytes(digest[:8], "big") % buckets[-1]
+    for i, bound in enumerate(buckets):
+        if value < bound:
+            return i
+    raise AssertionError("unreachable: value < buckets[-1]")
+
+
+def to_example(record: dict[str, Any], spec: TableSpec) -> bytes:
+    """A serialized tf.train.Example: strings as bytes_list, numbers as float_list, labels as int64_list."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    feature = example.features.feature
+    for name, value in record.items():
+        if name in spec.labels:
+            feature[name].int64_list.value.append(value)
+        elif isinstance(value, float):
+            feature[name].float_list.value.append(value)
+        else:
+            feature[name].bytes_list.value.append(value.encode())
+    return example.SerializeToString()
+
+
+def markdown_rejection_reasons() -> str:
+    """The rejection reasons as a Markdown table (for documentation)."""
+    rows = ["| Reason | Meaning |", "|---|---|"]
+    rows += [f"| `{reason}` | {meaning} |" for reason, meaning in REJECTION_REASONS.items()]
+    return "\n".join(rows)

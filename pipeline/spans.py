@@ -1,0 +1,107 @@
+"""Resolvers that pick daily spans of examples relative to the span this run ingested.
+
+Why not TFX's SpanRangeStrategy fed `example_gen.outputs["examples"]`: in a synchronous
+pipeline TFX scopes that channel to the current run, so the Resolver sees only today's
+span and a "rolling window of N spans" silently holds one. These strategies start from
+today's artifact (what the channel holds) and look up, in ML Metadata, every Examples
+artifact the same ExampleGen node wrote in any run (the local runner's `ingest_window`
+runs that node on its own for older spans). Spans are chosen relative to today's span,
+so re-running an old span (a backfill) sees that day's window, not the newest one.
+
+The Kubeflow V2 compiler accepts only TFX's built-in strategies; there the pipeline
+trains on the new span alone and skips the drift check (see pipeline/pipeline.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+
+# ML Metadata's name for a node's context, and ExampleGen's custom property names.
+_NODE_CONTEXT = "node"
+SPAN = "span"
+VERSION = "version"
+
+
+def every_run(store: Any, today: Any) -> list[Any]:
+    """Every live artifact of `today`'s type written by the node that wrote `today`."""
+    import ml_metadata as mlmd
+
+    output = mlmd.proto.Event.OUTPUT
+    events = store.get_events_by_artifact_ids([today.id])
+    producers = [e.execution_id for e in events if e.type == output]
+    if not producers:
+        return [today]
+    nodes = [c for c in store.get_contexts_by_execution(producers[0]) if c.type == _NODE_CONTEXT]
+    if not nodes:
+        return [today]
+    executions = [e.id for e in store.get_executions_by_context(nodes[0].id)]
+    ids = {e.artifact_id for e in store.get_events_by_execution_ids(executions) if e.type == output}
+    live = [a for a in store.get_artifacts_by_id(sorted(ids))
+            if a.type_id == today.type_id and a.state == mlmd.proto.Artifact.LIVE]
+    return [artifact_utils.deserialize_artifact(today.artifact_type, a) for a in live]
+
+
+def span_of(artifact: Any) -> int:
+    """The artifact's span. ExampleGen records span and version as custom properties (the
+    `span` property of Examples stays 0), as TFX's own SpanRangeStrategy reads them."""
+    text = artifact.get_string_custom_property(SPAN)  # older TFX wrote it as a string
+    return int(text) if text else artifact.get_int_custom_property(SPAN)
+
+
+def _order(artifact: Any) -> tuple[int, int, int]:
+    return span_of(artifact), artifact.get_int_custom_property(VERSION), artifact.id
+
+
+def newest_version_per_span(artifacts: list[Any]) -> dict[int, Any]:
+    """{span: its newest version (then newest id)}: a re-ingested span replaces the old one."""
+    chosen: dict[int, Any] = {}
+    for a in artifacts:
+        span = span_of(a)
+        if span not in chosen or _order(a) > _order(chosen[span]):
+            chosen[span] = a
+    return chosen
+
+
+class _RelativeSpanStrategy(tfx.dsl.experimental.ResolverStrategy):
+    """Choose spans from every run's artifacts relative to the newest span in the channel."""
+
+    def choose(self, by_span: dict[int, Any], today: int) -> list[Any]:
+        raise NotImplementedError
+
+    def resolve_artifacts(self, store: Any, input_dict: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
+        resolved = {}
+        for key, artifacts in input_dict.items():
+            if not artifacts:
+                return None
+            today = max(artifacts, key=_order)
+            chosen = self.choose(newest_version_per_span(every_run(store, today)), span_of(today))
+            if not chosen:
+                return None  # the consumer is skipped (the pipeline marks such inputs optional)
+            resolved[key] = chosen
+        return resolved
+
+
+class RollingWindowStrategy(_RelativeSpanStrategy):
+    """Today's span and the `num_spans - 1` newest spans before it, newest first."""
+
+    def __init__(self, num_spans: int) -> None:
+        if num_spans < 1:
+            raise ValueError(f"num_spans must be >= 1, got {num_spans}")
+        self.num_spans = num_spans
+
+    def choose(self, by_span: dict[int, Any], today: int) -> list[Any]:
+        spans = sorted((s for s in by_span if s <= today), reverse=True)[: self.num_spans]
+        return [by_span[s] for s in spans]
+
+
+class PreviousSpanStrategy(_RelativeSpanStrategy):
+    """The newest span before today's ("yesterday"), for the drift check; none on day one."""
+
+    def choose(self, by_span: dict[int, Any], today: int) -> list[Any]:
+        earlier = [s for s in by_span if s < today]
+        return [by_span[max(earlier)]] if earlier else []
