@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from watchnext.models.trainer import ProgressLogger, TrainingDiverged
+# The module, not its names: TFX's Trainer reloads run_fn's module in place (importlib.reload)
+# when an earlier test ran a pipeline, which replaces the classes a `from ... import` kept.
+from watchnext.models import trainer
 
 import numpy as np
 import pytest
@@ -19,6 +21,6 @@ def test_nan_loss_stops_training_with_the_step_named():
 
     model.compile(optimizer="sgd", loss=exploding)
     x = np.ones((64, 2), np.float32)
-    with pytest.raises(TrainingDiverged, match=r"training loss is nan at step 4/10"):
+    with pytest.raises(trainer.TrainingDiverged, match=r"training loss is nan at step 4/10"):
         model.fit(x, x[:, :1], batch_size=8, epochs=1, steps_per_epoch=10, verbose=0,
-                  callbacks=[ProgressLogger(10)])
+                  callbacks=[trainer.ProgressLogger(10)])
