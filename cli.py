@@ -72,7 +72,7 @@ def simulated_logs(config: Any, out_dir: str) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from watchnext.components.data_gate import DataValidationFailed
     from watchnext.models.expert_utilization import alarms
-    from watchnext.pipeline.local_runner import RunPaths, latest_ingestion, latest_utilization, run_local
+    from watchnext.pipeline.local_runner import RunPaths, latest_utilization, run_local
 
     config = _config(args)
     if config.data.source == "table" and not config.data_path:
@@ -83,21 +83,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     metadata_path = RunPaths(config.pipeline.output_dir).metadata_path
     try:
         result = run_local(config, logs_dir)
-    except DataValidationFailed as e:
-        ingestion = latest_ingestion(metadata_path)
-        if ingestion:
-            log.info("%s", ingestion)
-        print(f"watchnext run: {e}", file=sys.stderr)
-        return DATA_ANOMALIES_EXIT
+    except DataValidationFailed:
+        _log_ingestion(metadata_path)  # what the stopped run read; main prints why it stopped
+        raise
     log.info("pipeline finished in %.0fs", result.seconds)
-    ingestion = latest_ingestion(metadata_path)
-    if ingestion:
-        log.info("%s", ingestion)
+    _log_ingestion(metadata_path)
     for alarm in alarms(latest_utilization(metadata_path) or {}):
         print(f"ALARM {alarm}", file=sys.stderr)
     _report(config)
     print(result.pushed_path if result.pushed_path else result.message)
     return 0 if result.pushed_path or result.blessed else 3
+
+
+def _log_ingestion(metadata_path: str) -> None:
+    from watchnext.pipeline.local_runner import latest_ingestion
+
+    ingestion = latest_ingestion(metadata_path)
+    if ingestion:
+        log.info("%s", ingestion)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:

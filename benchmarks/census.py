@@ -65,13 +65,14 @@ class Sizes:
     groups: tuple[int, ...] = (1, 2)
     architectures: tuple[str, ...] = ("mmoe", "shared_bottom")
     batch_size: int = 512
-    # 0: every row of the file; otherwise only its first `rows` rows (smoke).
+    # 0: every row of the file; otherwise only its first `rows` rows (quick, smoke).
     rows: int = 0
 
 
 SIZES = {
     "smoke": Sizes(seeds=1, steps=5, groups=(1,), architectures=("mmoe",), batch_size=64, rows=600),
-    "quick": Sizes(seeds=1, steps=1000, groups=(1,)),
+    # The first 20,000 rows (10k train): Transform's 31 vocabularies on all rows take 6-11 min here.
+    "quick": Sizes(seeds=1, steps=300, groups=(1,), rows=20000),
     "full": Sizes(seeds=5, steps=1000),
 }
 
@@ -266,14 +267,12 @@ def run_pipeline(config: Config, data: str) -> tuple[float, dict[str, float]]:
 
     Returns the wall seconds and each component's seconds.
     """
-    import time
 
     from watchnext.pipeline import beam, local_runner
     from watchnext.pipeline.output_lock import output_lock
     from watchnext.pipeline.pipeline import create_pipeline
 
     from tfx import v1 as tfx
-    from tfx.orchestration.local import local_dag_runner
 
     paths = local_runner.RunPaths(config.pipeline.output_dir)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
@@ -289,15 +288,29 @@ def run_pipeline(config: Config, data: str) -> tuple[float, dict[str, float]]:
         pipeline_name=config.pipeline.name, pipeline_root=paths.pipeline_root, components=kept,
         enable_cache=config.pipeline.enable_cache, metadata_connection_config=metadata,
         beam_pipeline_args=beam.beam_pipeline_args(config))
-    progress = local_runner._ComponentProgress(len(pipeline.components), local_dag_runner.logging)
     with output_lock(config.pipeline.output_dir):
-        local_dag_runner.logging = progress
-        start = time.time()
-        try:
-            tfx.orchestration.LocalDagRunner().run(pipeline)
-        finally:
-            local_dag_runner.logging = progress.absl
-    return time.time() - start, progress.seconds
+        return local_runner.run_with_progress(pipeline)
+
+
+RUNS_FILE = "census_runs.json"
+# A run whose test AUC is this far below its architecture's median is named in the notes.
+OUTLIER_AUC_GAP = 0.02
+
+
+def finished_runs(path: str, sizes: Sizes, data: str) -> dict[tuple[int, str, int], dict[str, Any]]:
+    """Runs an earlier, interrupted invocation with the same sizes and data already finished.
+
+    A --full run takes an hour or more on a shared machine; each finished training is kept
+    in `<work dir>/census_runs.json`, so running the benchmark again with the same
+    `--work-dir` continues where it stopped instead of starting over.
+    """
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    same = (saved.get("sizes") == json.loads(json.dumps(dataclasses.asdict(sizes)))
+            and saved.get("data") == data)
+    return {(r["group"], r["architecture"], r["seed"]): r for r in saved["runs"]} if same else {}
 
 
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
@@ -305,12 +318,23 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     base = load_config(str(CONFIG_FILE))
     output_dir = os.path.join(context.work_dir, "census_output")
     metadata_path = os.path.join(output_dir, "metadata.sqlite")
+    runs_path = os.path.join(context.work_dir, RUNS_FILE)
+    finished = finished_runs(runs_path, sizes, data)
     runs: list[dict[str, Any]] = []
     test_labels: dict[int, dict[str, np.ndarray]] = {}
     for group in sizes.groups:
         for architecture in sizes.architectures:
             for seed in range(sizes.seeds):
                 config = run_config(base, group, architecture, seed, sizes, output_dir)
+                earlier = finished.get((group, architecture, seed))
+                if earlier is not None:
+                    log.info("census: group %d, %s, seed %d: finished by an earlier invocation", group,
+                             architecture, seed)
+                    runs.append({**earlier, "resumed": True})
+                    if group not in test_labels:
+                        test_labels[group] = test_split(trained_model(metadata_path, config)[1],
+                                                        config.head_names)[1]
+                    continue
                 log.info("census: group %d, %s, seed %d", group, architecture, seed)
                 seconds, component_seconds = run_pipeline(config, data)
                 model_dir, examples_uri = trained_model(metadata_path, config)
@@ -323,9 +347,10 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                 runs.append({"group": group, "architecture": architecture, "seed": seed, "test_auc": auc,
                              "pipeline_seconds": seconds, "component_seconds": component_seconds,
                              "model": model_dir})
-                # Kept as they come, so a long run that stops part-way still has its figures.
-                with open(os.path.join(context.work_dir, "census_runs.json"), "w", encoding="utf-8") as f:
-                    json.dump(runs, f, indent=1)
+                with open(runs_path, "w", encoding="utf-8") as f:
+                    json.dump({"sizes": dataclasses.asdict(sizes), "data": data,
+                               "runs": [r for r in runs if not r.get("resumed")] + list(finished.values())},
+                              f, indent=1)
     return _result(sizes, data, base, runs, test_labels)
 
 
@@ -341,7 +366,8 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
             aucs = {h: [r["test_auc"][h] for r in runs if r["group"] == group and r["architecture"] == arch]
                     for h in _heads(group)}
             summary.setdefault(f"group{group}", {})[arch] = {
-                h: {**mean_sd(values), "best": max(values) if values else float("nan")}
+                h: {**mean_sd(values), "best": max(values) if values else float("nan"),
+                    "median": float(np.median(values)) if values else float("nan")}
                 for h, values in aucs.items()}
     test_sample = {f"group{g}": {h: {"examples": len(v), "positives": int(np.sum(v))}
                                  for h, v in labels.items()} for g, labels in test_labels.items()}
@@ -353,22 +379,22 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
     for group in sizes.groups:
         heads = _heads(group)
         table = Table(f"Group {group}: test AUC ({', '.join(heads)}), {sizes.seeds} seed(s): "
-                      "mean ± sd / best",
-                      ["model", *[c for h in heads for c in (f"{h} mean", f"{h} best")]])
+                      "mean ± sd, median, best",
+                      ["model", *[c for h in heads for c in (f"{h} mean", "median", "best")]])
         for arch in sizes.architectures:
             s = summary[f"group{group}"][arch]
-            table.rows.append([f"watchnext {arch}", *[c for h in heads for c in (fmt(s[h], 4),
-                                                                                   fmt(s[h]["best"], 4))]])
+            table.rows.append([f"watchnext {arch}", *[c for h in heads for c in (
+                fmt(s[h], 4), fmt(s[h]["median"], 4), fmt(s[h]["best"], 4))]])
         if group == 1:
             for arch in ("mmoe", "shared_bottom"):
                 cells = []
                 for h in heads:
                     ref = PAPER[h][arch]
-                    cells += [fmt(ref["mean"], 4) if "mean" in ref else "—", fmt(ref["best"], 4)]
+                    cells += [fmt(ref["mean"], 4) if "mean" in ref else "—", "—", fmt(ref["best"], 4)]
                 table.rows.append([f"paper {arch} (train on .data)", *cells])
             for arch in ("mmoe", "shared_bottom", "ple"):
                 table.rows.append([f"DeepCTR {arch} (data README)",
-                                   *[c for h in heads for c in (DEEPCTR[h][arch], "—")]])
+                                   *[c for h in heads for c in (DEEPCTR[h][arch], "—", "—")]])
         tables.append(table)
     timing = Table("Pipeline runs (wall seconds on this machine, under the load recorded above; "
                    "Transform is a cache hit after the first run of each group)",
@@ -409,35 +435,66 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         + "; ".join(f"{g} {h} {se:.4f}" for g, per in sampling_se.items() for h, se in per.items())
         + ". Architectures are scored on the same test rows, so their difference is less noisy than that.",
     ]
+    # A run far below its architecture's median (e.g. a tower whose ReLUs all died) moves the
+    # mean and sd a lot: name it rather than leave it to be inferred.
+    outliers = []
+    for r in runs:
+        for h, auc in r["test_auc"].items():
+            median = summary[f"group{r['group']}"][r["architecture"]][h]["median"]
+            if auc < median - OUTLIER_AUC_GAP:
+                outliers.append(f"group {r['group']} {r['architecture']} seed {r['seed']}: {h} {auc:.4f} "
+                                f"(median {median:.4f})")
+    if outliers:
+        notes.append(f"Runs more than {OUTLIER_AUC_GAP} below their median test AUC (they pull the mean down "
+                     "and the sd up; the median column is robust to them): " + "; ".join(outliers) + ".")
+    resumed = sum(1 for r in runs if r.get("resumed"))
+    if resumed:
+        notes.append(f"{resumed} of the {len(runs)} trainings were finished by an earlier invocation that "
+                     f"was stopped part-way ({RUNS_FILE} in the work dir); their figures and timings are "
+                     "that invocation's, and this report's wall time covers only the rest.")
     if sizes.rows:
-        notes.insert(0, f"Smoke size: only the first {sizes.rows} rows, {sizes.steps} steps: figures "
-                        "meaningless.")
+        notes.insert(0, f"Only the first {sizes.rows} rows of the file and {sizes.steps} steps "
+                        f"({'smoke' if sizes.rows < 1000 else 'quick'} size): a check that it runs, not the "
+                        "benchmark's figures (--full).")
 
     panels = [(group, h) for group in sizes.groups for h in _heads(group)]
 
     def draw(fig: Any) -> None:
-        # One panel per task: the tasks' AUCs differ by more than the architectures do.
+        # One panel per task (their AUCs differ by more than the architectures do); every seed
+        # is a dot, so an outlier shows as one run rather than as a wide error bar.
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
-        x = np.arange(len(sizes.architectures))
         for ax, (group, head) in zip(axes, panels, strict=True):
-            s = summary[f"group{group}"]
-            means = [s[a][head]["mean"] for a in sizes.architectures]
-            sds = [np.nan_to_num(s[a][head]["sd"]) for a in sizes.architectures]
-            ax.errorbar(x, means, yerr=sds, fmt="o", capsize=4, label="mean ± sd")
-            ax.scatter(x, [s[a][head]["best"] for a in sizes.architectures], marker="^", color="k",
-                       zorder=3, label="best")
-            if group == 1:
-                for i, arch in enumerate(sizes.architectures):
-                    ref = PAPER.get(head, {}).get(arch, {})
-                    for key, style in (("best", "--"), ("mean", ":")):
-                        if key in ref:
-                            ax.hlines(ref[key], i - 0.3, i + 0.3, colors="r", linestyles=style,
-                                      label=f"paper {key}" if i == 0 else None)
-            ax.set_xticks(x, sizes.architectures)
-            ax.set_xlim(-0.6, len(x) - 0.4)
+            shown: list[float] = []
+            below: list[tuple[int, float]] = []
+            for i, arch in enumerate(sizes.architectures):
+                values = [r["test_auc"][head] for r in runs
+                          if r["group"] == group and r["architecture"] == arch]
+                median = summary[f"group{group}"][arch][head]["median"]
+                inliers = [v for v in values if v >= median - OUTLIER_AUC_GAP]
+                below += [(i, v) for v in values if v < median - OUTLIER_AUC_GAP]
+                jitter = np.linspace(-0.12, 0.12, len(inliers)) if len(inliers) > 1 else [0.0]
+                ax.scatter(i + np.asarray(jitter), inliers, s=16, color=f"C{i}", zorder=3,
+                           label="a seed" if i == 0 else None)
+                ax.hlines(median, i - 0.25, i + 0.25, colors="k", label="median" if i == 0 else None)
+                shown += inliers
+                ref = PAPER.get(head, {}).get(arch, {}) if group == 1 else {}
+                for key, style in (("best", "--"), ("mean", ":")):
+                    if key in ref:
+                        ax.hlines(ref[key], i - 0.3, i + 0.3, colors="r", linestyles=style,
+                                  label=f"paper {key}" if i == 0 else None)
+                        shown.append(ref[key])
+            low, high = min(shown), max(shown)
+            pad = max(0.002, 0.15 * (high - low))
+            ax.set_ylim(low - pad, high + pad)
+            for i, v in below:  # off the axis: an arrow at the bottom with the value
+                ax.annotate(f"{v:.3f}", xy=(i, low - 0.8 * pad), ha="center", va="bottom", fontsize=7,
+                            arrowprops={"arrowstyle": "->"}, xytext=(i, low - 0.3 * pad))
+            ax.set_xticks(range(len(sizes.architectures)), sizes.architectures)
+            ax.set_xlim(-0.6, len(sizes.architectures) - 0.4)
             ax.set_title(f"group {group}: {head}")
             ax.set_ylabel("test AUC")
-            ax.legend(fontsize=7, loc="lower center")
+        # One legend below the panels (the first panel has every kind of mark): inside, it hid data.
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 
     return BenchmarkResult(
         name=NAME,
@@ -447,8 +504,9 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         figures={"summary": summary, "paper": PAPER, "deepctr": DEEPCTR, "test_sample": test_sample,
                  "auc_sampling_se": sampling_se, "runs": runs},
         tables=tables,
-        plots=[Plot("auc", "Test AUC per task and architecture: mean ± sd over seeds (dots), best "
-                    "(triangles); red lines: the paper's best (dashed) and mean (dotted), group 1", draw,
-                    size=(3.2 * len(panels), 4.0))],
+        plots=[Plot("auc", "Test AUC per task and architecture: one dot per seed, black line the median, "
+                    "arrows runs far below it (value printed); red lines: the paper's best (dashed) and mean "
+                    "(dotted), group 1", draw,
+                    size=(3.2 * len(panels), 4.4))],
         notes=notes,
     )

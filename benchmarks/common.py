@@ -31,6 +31,22 @@ import tf_keras
 log = logging.getLogger("watchnext.benchmarks")
 
 
+@dataclass(frozen=True)
+class TrainingSizes:
+    """The sizes every model-quality benchmark has: data, training and seeds.
+
+    Each benchmark's `Sizes` extends it with what it varies (architectures, position modes,
+    gate dropouts, correlations).
+    """
+
+    impressions: int
+    steps: int
+    seeds: int
+    batch_size: int = 256
+    sim_seed: int = 7
+    run_eagerly: bool = False
+
+
 @dataclass
 class Context:
     """Where a benchmark keeps its scratch data; featurized simulations are reused by parameters.

@@ -30,14 +30,8 @@ POLARIZED = Config().evaluation.polarized_gate_weight
 
 
 @dataclass(frozen=True)
-class Sizes:
-    impressions: int
-    steps: int
-    seeds: int
-    batch_size: int = 256
+class Sizes(common.TrainingSizes):
     gate_dropouts: tuple[float, ...] = (0.1, 0.0)
-    sim_seed: int = 7
-    run_eagerly: bool = False
 
 
 SIZES = {

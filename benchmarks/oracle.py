@@ -33,14 +33,8 @@ NAME = "oracle"
 
 
 @dataclass(frozen=True)
-class Sizes:
-    impressions: int
-    steps: int
-    seeds: int
-    batch_size: int = 256
+class Sizes(common.TrainingSizes):
     architectures: tuple[str, ...] = ARCHITECTURES
-    sim_seed: int = 7
-    run_eagerly: bool = False
 
 
 SIZES = {

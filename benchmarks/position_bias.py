@@ -37,15 +37,9 @@ CLICK_HEAD = "click"
 
 
 @dataclass(frozen=True)
-class Sizes:
-    impressions: int
-    steps: int
-    seeds: int
-    batch_size: int = 256
+class Sizes(common.TrainingSizes):
     modes: tuple[str, ...] = POSITION_MODES
     random_orders: int = 20
-    sim_seed: int = 7
-    run_eagerly: bool = False
 
 
 SIZES = {

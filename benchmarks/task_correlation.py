@@ -30,15 +30,9 @@ SATISFACTION_HEAD = "like"
 
 
 @dataclass(frozen=True)
-class Sizes:
-    impressions: int
-    steps: int
-    seeds: int
-    batch_size: int = 256
+class Sizes(common.TrainingSizes):
     correlations: tuple[float, ...] = (1.0, 0.8, 0.5, 0.2)
     architectures: tuple[str, ...] = ("mmoe", "shared_bottom", "omoe")
-    sim_seed: int = 7
-    run_eagerly: bool = False
 
 
 SIZES = {

@@ -66,6 +66,20 @@ def input_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAcc
     ).repeat()
 
 
+def training_inputs(fn_args: tfx.components.FnArgs, transform_dir: str,
+                    config: Config) -> tuple[Any, tf.data.Dataset, tf.data.Dataset, dict[str, int]]:
+    """(Transform output, train batches, eval batches, vocabulary sizes): what a fit reads.
+
+    Shared by the Trainer's run_fn and the Tuner's trials, so both read the same data alike.
+    """
+    tf_transform_output = tft.TFTransformOutput(transform_dir)
+    schema = tf_transform_output.transformed_metadata.schema
+    t = config.training
+    train = input_dataset(fn_args.train_files, fn_args.data_accessor, schema, t.batch_size, t.seed)
+    evaluation = input_dataset(fn_args.eval_files, fn_args.data_accessor, schema, t.batch_size, t.seed)
+    return tf_transform_output, train, evaluation, features.vocab_sizes(tf_transform_output, config)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer."""
     config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
@@ -78,14 +92,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     strategy = strategy_from_config(config)
     tf_keras.utils.set_random_seed(config.training.seed)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    schema = tf_transform_output.transformed_metadata.schema
-    t = config.training
-    train = input_dataset(fn_args.train_files, fn_args.data_accessor, schema, t.batch_size, t.seed)
-    evaluation = input_dataset(fn_args.eval_files, fn_args.data_accessor, schema, t.batch_size, t.seed)
-
-    sizes = features.vocab_sizes(tf_transform_output, config)
+    tf_transform_output, train, evaluation, sizes = training_inputs(fn_args, fn_args.transform_output, config)
     log.info("vocabulary sizes: %s", sizes)
+    t = config.training
     with strategy.scope():
         model = build_model(config, sizes)
         if t.warm_start and fn_args.base_model:

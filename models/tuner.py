@@ -29,14 +29,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models import features
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.model import WatchNextModel, build_model
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline.configs import TUNED_HYPERPARAMETERS, Config, Head, TrainingSection
 
 import keras_tuner
-import tensorflow_transform as tft
 import tf_keras
 from keras_tuner.engine import tuner as keras_tuner_engine
 from tfx import v1 as tfx
@@ -230,16 +228,11 @@ def _check_keras_binding() -> None:
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     """Called by the TFX Tuner: the tuner and the fit arguments each trial gets."""
     # Here, not at the top: models/trainer imports apply_hyperparameters from this module.
-    from watchnext.models.trainer import ProgressLogger, input_dataset
+    from watchnext.models.trainer import ProgressLogger, training_inputs
 
     config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
     tf_keras.utils.set_random_seed(config.training.seed)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    schema = tf_transform_output.transformed_metadata.schema
-    t = config.training
-    train = input_dataset(fn_args.train_files, fn_args.data_accessor, schema, t.batch_size, t.seed)
-    evaluation = input_dataset(fn_args.eval_files, fn_args.data_accessor, schema, t.batch_size, t.seed)
-    sizes = features.vocab_sizes(tf_transform_output, config)
+    _, train, evaluation, sizes = training_inputs(fn_args, fn_args.transform_graph_path, config)
     log.info("tuning: %s search, %d trials of %d steps, objective %s, space %s", config.tuning.algorithm,
              config.tuning.max_trials, fn_args.train_steps, objective(config).name,
              {name: list(getattr(config.tuning, name)) for name in searched_hyperparameters(config)})

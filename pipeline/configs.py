@@ -420,10 +420,8 @@ class Config:
         _check(re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.pipeline.name) is not None,
                "pipeline.name", f"{self.pipeline.name!r} must match [a-z0-9][a-z0-9-]* "
                "(Kubeflow pipeline names)")
-        _check(self.model.architecture in ARCHITECTURES, "model.architecture",
-               f"{self.model.architecture!r} is not one of {ARCHITECTURES}")
-        _check(self.model.position_mode in POSITION_MODES, "model.position_mode",
-               f"{self.model.position_mode!r} is not one of {POSITION_MODES}")
+        _one_of(self.model.architecture, ARCHITECTURES, "model.architecture")
+        _one_of(self.model.position_mode, POSITION_MODES, "model.position_mode")
         for rate_key in ("gate_dropout", "position_dropout"):
             rate = getattr(self.model, rate_key)
             _check(0.0 <= rate < 1.0, f"model.{rate_key}", f"{rate} must be in [0, 1)")
@@ -477,8 +475,7 @@ class Config:
         _check(self.training.train_steps >= 1, "training.train_steps", "must be >= 1")
         _check(self.training.batch_size >= 1, "training.batch_size", "must be >= 1")
         _check(self.serving.keep_versions >= 1, "serving.keep_versions", "must be >= 1")
-        _check(self.training.distribution in DISTRIBUTIONS, "training.distribution",
-               f"{self.training.distribution!r} is not one of {DISTRIBUTIONS}")
+        _one_of(self.training.distribution, DISTRIBUTIONS, "training.distribution")
         self._validate_data(all_inputs)
         e = self.evaluation
         _check(0 < e.polarized_gate_weight < 1, "evaluation.polarized_gate_weight", "must be in (0, 1)")
@@ -498,7 +495,7 @@ class Config:
     def _validate_data(self, inputs: list[str]) -> None:
         """The data source, the table's columns and splits, and the heads' derived labels."""
         d, t = self.data, self.data.table
-        _check(d.source in DATA_SOURCES, "data.source", f"{d.source!r} is not one of {DATA_SOURCES}")
+        _one_of(d.source, DATA_SOURCES, "data.source")
         for i, h in enumerate(self.heads):
             rule, where = h.label_from, f"heads[{i}] ({h.name}).label_from"
             if not (rule.column or rule.positive_values):
@@ -539,10 +536,8 @@ class Config:
 
     def _validate_tuning(self) -> None:
         t = self.tuning
-        _check(t.algorithm in TUNING_ALGORITHMS, "tuning.algorithm",
-               f"{t.algorithm!r} is not one of {TUNING_ALGORITHMS}")
-        _check(t.objective in TUNING_OBJECTIVES, "tuning.objective",
-               f"{t.objective!r} is not one of {TUNING_OBJECTIVES}")
+        _one_of(t.algorithm, TUNING_ALGORITHMS, "tuning.algorithm")
+        _one_of(t.objective, TUNING_OBJECTIVES, "tuning.objective")
         _check(t.objective != "mean_auc" or any(h.type == "binary" for h in self.heads),
                "tuning.objective", "mean_auc needs at least one binary head; use weighted_loss")
         for key in ("max_trials", "train_steps", "eval_steps"):
@@ -560,10 +555,8 @@ class Config:
 
     def _validate_beam(self) -> None:
         p = self.pipeline
-        _check(p.beam_preset in BEAM_PRESETS, "pipeline.beam_preset",
-               f"{p.beam_preset!r} is not one of {BEAM_PRESETS}")
-        _check(p.beam_environment_type in BEAM_ENVIRONMENT_TYPES, "pipeline.beam_environment_type",
-               f"{p.beam_environment_type!r} is not one of {BEAM_ENVIRONMENT_TYPES}")
+        _one_of(p.beam_preset, BEAM_PRESETS, "pipeline.beam_preset")
+        _one_of(p.beam_environment_type, BEAM_ENVIRONMENT_TYPES, "pipeline.beam_environment_type")
         _check(p.beam_workers >= 1, "pipeline.beam_workers", "must be >= 1")
         if p.beam_preset == "dataflow":
             for key in ("dataflow_project", "dataflow_region", "dataflow_temp_location"):
@@ -580,6 +573,10 @@ class Config:
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"config key {key}: {message}")
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], key: str) -> None:
+    _check(value in allowed, key, f"{value!r} is not one of {allowed}")
 
 
 # ---------------------------------------------------------------------------

@@ -192,6 +192,22 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path),
         run_fn=run_fn, span=span)
+    seconds, component_seconds = run_with_progress(pipeline)
+    new = sorted(set(version_dirs(push_root)) - before)
+    if new:
+        path = os.path.join(push_root, str(new[-1]))
+        return RunResult(path, True, f"pushed {path}", seconds, component_seconds)
+    blessed, why = latest_blessing(paths.metadata_path)
+    if blessed:
+        why = "the model was blessed but is already served (cached run): " + why
+    return RunResult(None, blessed, f"nothing pushed: {why}", seconds, component_seconds)
+
+
+def run_with_progress(pipeline: tfx.dsl.Pipeline) -> tuple[float, dict[str, float]]:
+    """Run `pipeline` on LocalDagRunner with one progress line per component.
+
+    Returns (wall seconds, {component id: seconds}). The caller holds the output lock.
+    """
     from tfx.orchestration.local import local_dag_runner
 
     progress = _ComponentProgress(len(pipeline.components), local_dag_runner.logging)
@@ -201,15 +217,7 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
         tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
         local_dag_runner.logging = progress.absl
-    seconds = time.time() - start
-    new = sorted(set(version_dirs(push_root)) - before)
-    if new:
-        path = os.path.join(push_root, str(new[-1]))
-        return RunResult(path, True, f"pushed {path}", seconds, progress.seconds)
-    blessed, why = latest_blessing(paths.metadata_path)
-    if blessed:
-        why = "the model was blessed but is already served (cached run): " + why
-    return RunResult(None, blessed, f"nothing pushed: {why}", seconds, progress.seconds)
+    return time.time() - start, progress.seconds
 
 
 def latest_ingestion(metadata_path: str) -> str | None:

@@ -76,3 +76,19 @@ def rank_request(pipeline_runs) -> dict:
     request["candidates"] = [{k: v for k, v in r.items() if k not in REQUEST_FIELDS + NOT_SERVED}
                              for r in slate]
     return request
+
+
+def folder_tree(path: str) -> dict[str, tuple[int, float]]:
+    """{relative file path: (size, mtime)} of everything under `path`."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            out[os.path.relpath(full, path)] = (os.path.getsize(full), os.path.getmtime(full))
+    return out
+
+
+@pytest.fixture()
+def snapshot():
+    """`snapshot(folder)`: sizes and mtimes of its files, to assert a folder was left untouched."""
+    return folder_tree

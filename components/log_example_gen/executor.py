@@ -42,7 +42,8 @@ DEFAULT_MAX_REJECTED_FRACTION = 0.01
 # passes the same dict through, as it does for '_beam_pipeline_args').
 _REJECTED_URI = "_rejected_uri"
 _LOG_FILES = "_log_files"
-_FLAT_COUNTS_FILE = "_flat_counts.json"
+# Where the Beam pipeline leaves its raw counters for Do to summarize (then removed).
+FLAT_COUNTS_FILE = "_flat_counts.json"
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,24 @@ def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
             schema.EVENTS_LOG: os.path.join(base, events)}
 
 
-def _write_json(value: Any, path: str) -> None:
+def write_json(value: Any, path: str) -> None:
     with fileio.open(path, "w") as f:
         f.write(json.dumps(value, indent=1, sort_keys=True))
+
+
+def take_flat_counts(rejected_uri: str) -> dict[str, Any]:
+    """The Beam pipeline's raw counters, read once and removed (counts.json replaces them)."""
+    path = os.path.join(rejected_uri, FLAT_COUNTS_FILE)
+    with fileio.open(path, "r") as f:
+        flat = json.loads(f.read())
+    fileio.remove(path)
+    return flat
+
+
+def max_rejected_fraction(exec_properties: dict[str, Any]) -> float:
+    """The component's rejected-fraction limit (the default when the property is unset)."""
+    value = exec_properties.get(MAX_REJECTED_FRACTION_KEY)
+    return DEFAULT_MAX_REJECTED_FRACTION if value is None else float(value)
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -121,7 +137,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         _ = (counts
              | "FlattenCounts" >> beam.Flatten()
              | "CountRecords" >> transforms.CountRecords()
-             | "WriteCounts" >> beam.Map(_write_json, os.path.join(rejected_uri, _FLAT_COUNTS_FILE)))
+             | "WriteCounts" >> beam.Map(write_json, os.path.join(rejected_uri, FLAT_COUNTS_FILE)))
         _ = joined[transforms.REJECTED] | "WriteRejected" >> transforms.WriteRejected(
             os.path.join(rejected_uri, REJECTED_FILE_PREFIX))
         return dict(zip(split_names, splits, strict=True))
@@ -132,8 +148,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         rejected = artifact_utils.get_single_instance(output_dict[REJECTED_KEY])
         span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
         version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
-        max_fraction = exec_properties.get(MAX_REJECTED_FRACTION_KEY)
-        max_fraction = DEFAULT_MAX_REJECTED_FRACTION if max_fraction is None else float(max_fraction)
+        max_fraction = max_rejected_fraction(exec_properties)
         # List the files before Beam starts, so a missing log fails with a plain message.
         patterns = log_file_patterns(exec_properties)
         files = {}
@@ -150,14 +165,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         super().Do(input_dict, output_dict, exec_properties)
 
-        flat_path = os.path.join(rejected.uri, _FLAT_COUNTS_FILE)
-        with fileio.open(flat_path, "r") as f:
-            flat = json.loads(f.read())
-        fileio.remove(flat_path)
+        flat = take_flat_counts(rejected.uri)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         split_names = artifact_utils.decode_split_names(examples.split_names)
         summary = counts_lib.summarize(flat, split_names, span, version, files, max_fraction)
-        _write_json(summary, os.path.join(rejected.uri, COUNTS_FILE))
+        write_json(summary, os.path.join(rejected.uri, COUNTS_FILE))
         _record_properties(rejected, summary, split_names)
         log.info("LogExampleGen: %s", counts_lib.describe(summary))
         error = counts_lib.failure(summary, rejected.uri)

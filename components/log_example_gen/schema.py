@@ -255,10 +255,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown_rejection_reasons() -> str:
-    """The rejection reasons as a Markdown table for the README."""
+def markdown_rejection_reasons(reasons: dict[str, str] | None = None) -> str:
+    """Rejection reasons (the logs', by default) as a Markdown table for the README."""
     rows = ["| Reason | Meaning |", "|---|---|"]
-    rows += [f"| `{reason}` | {_cell(meaning)} |" for reason, meaning in REJECTION_REASONS.items()]
+    rows += [f"| `{reason}` | {_cell(meaning)} |"
+             for reason, meaning in (REJECTION_REASONS if reasons is None else reasons).items()]
     return "\n".join(rows)
 
 

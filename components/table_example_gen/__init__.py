@@ -6,8 +6,7 @@ TFX's component machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from watchnext.components.lazy import lazy_getattr
 
 _EXPORTS = {
     "TableExampleGen": "component",
@@ -19,8 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    return getattr(module, name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

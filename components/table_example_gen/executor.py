@@ -9,7 +9,6 @@ The split names and percentages come from output_config (its hash_buckets).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
@@ -18,9 +17,12 @@ from watchnext.components.log_example_gen import reading
 from watchnext.components.log_example_gen import transforms as log_transforms
 from watchnext.components.log_example_gen.executor import (
     COUNTS_FILE,
-    MAX_REJECTED_FRACTION_KEY,
+    FLAT_COUNTS_FILE,
     REJECTED_FILE_PREFIX,
     REJECTED_KEY,
+    max_rejected_fraction,
+    take_flat_counts,
+    write_json,
 )
 from watchnext.components.table_example_gen import counts as counts_lib
 from watchnext.components.table_example_gen import parsing, transforms
@@ -34,11 +36,9 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 TABLE_SPEC_KEY = "table_spec"
-DEFAULT_MAX_REJECTED_FRACTION = 0.01
 # Private exec-property keys that Do hands to GenerateExamplesByBeam.
 _REJECTED_URI = "_rejected_uri"
 _FILES = "_table_files"
-_FLAT_COUNTS_FILE = "_flat_counts.json"
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,6 @@ def split_buckets(output_config: example_gen_pb2.Output) -> tuple[list[str], lis
     return names, bounds
 
 
-def _write_json(value: Any, path: str) -> None:
-    with fileio.open(path, "w") as f:
-        f.write(json.dumps(value, indent=1, sort_keys=True))
-
-
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Reads the table's files; writes examples per split, rejected rows and counts."""
 
@@ -106,7 +101,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         _ = (counts
              | "FlattenCounts" >> beam.Flatten()
              | "CountRecords" >> log_transforms.CountRecords()
-             | "WriteCounts" >> beam.Map(_write_json, os.path.join(rejected_uri, _FLAT_COUNTS_FILE)))
+             | "WriteCounts" >> beam.Map(write_json, os.path.join(rejected_uri, FLAT_COUNTS_FILE)))
         _ = read[log_transforms.REJECTED] | "WriteRejected" >> log_transforms.WriteRejected(
             os.path.join(rejected_uri, REJECTED_FILE_PREFIX))
         return {name: read[name] for name in split_names}
@@ -115,8 +110,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
            exec_properties: dict[str, Any]) -> None:
         """Run the Beam pipeline (via the base class), then summarize, record and judge the counts."""
         rejected = artifact_utils.get_single_instance(output_dict[REJECTED_KEY])
-        max_fraction = exec_properties.get(MAX_REJECTED_FRACTION_KEY)
-        max_fraction = DEFAULT_MAX_REJECTED_FRACTION if max_fraction is None else float(max_fraction)
+        max_fraction = max_rejected_fraction(exec_properties)
         spec = parsing.TableSpec.from_json(exec_properties[TABLE_SPEC_KEY])
         # List the files before Beam starts, so a missing table fails with a plain message.
         files = list_table_files(table_pattern(exec_properties))
@@ -126,14 +120,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         super().Do(input_dict, output_dict, exec_properties)
 
-        flat_path = os.path.join(rejected.uri, _FLAT_COUNTS_FILE)
-        with fileio.open(flat_path, "r") as f:
-            flat = json.loads(f.read())
-        fileio.remove(flat_path)
+        flat = take_flat_counts(rejected.uri)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         split_names = artifact_utils.decode_split_names(examples.split_names)
         summary = counts_lib.summarize(flat, split_names, files, list(spec.labels), max_fraction)
-        _write_json(summary, os.path.join(rejected.uri, COUNTS_FILE))
+        write_json(summary, os.path.join(rejected.uri, COUNTS_FILE))
         _record_properties(rejected, summary, split_names)
         log.info("TableExampleGen: %s", counts_lib.describe(summary))
         error = counts_lib.failure(summary, rejected.uri)

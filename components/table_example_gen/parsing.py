@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from watchnext.components.log_example_gen import schema as log_schema
 from watchnext.components.log_example_gen.schema import Invalid
 
 from tfx.dsl.io import fileio
@@ -187,7 +188,5 @@ def to_example(record: dict[str, Any], spec: TableSpec) -> bytes:
 
 
 def markdown_rejection_reasons() -> str:
-    """The rejection reasons as a Markdown table (for documentation)."""
-    rows = ["| Reason | Meaning |", "|---|---|"]
-    rows += [f"| `{reason}` | {meaning} |" for reason, meaning in REJECTION_REASONS.items()]
-    return "\n".join(rows)
+    """The table's rejection reasons as a Markdown table (rendered into the README)."""
+    return log_schema.markdown_rejection_reasons(REJECTION_REASONS)

@@ -14,16 +14,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _tree(path: str) -> dict[str, tuple[int, float]]:
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            full = os.path.join(root, f)
-            out[os.path.relpath(full, path)] = (os.path.getsize(full), os.path.getmtime(full))
-    return out
-
-
-def test_shuffled_label_model_is_not_blessed_and_serving_is_untouched(pipeline_runs, tmp_path, monkeypatch):
+def test_shuffled_label_model_is_not_blessed_and_serving_is_untouched(pipeline_runs, tmp_path, monkeypatch,
+                                                                      snapshot):
     config, first, _ = pipeline_runs
     assert first.pushed_path, first.message
     logs = RunPaths(config.pipeline.output_dir).simulated_logs  # the same logs: upstream stays cached
@@ -32,7 +24,7 @@ def test_shuffled_label_model_is_not_blessed_and_serving_is_untouched(pipeline_r
     shutil.copytree(config.pipeline.output_dir, out)
     config = config.replace(pipeline=dataclasses.replace(config.pipeline, output_dir=out))
     serving = os.path.join(config.serving_dir, config.serving.model_name)
-    before = _tree(serving)
+    before = snapshot(serving)
     assert before, "the copied serving folder should hold the good model"
 
     monkeypatch.syspath_prepend(os.path.dirname(__file__))
@@ -43,4 +35,4 @@ def test_shuffled_label_model_is_not_blessed_and_serving_is_untouched(pipeline_r
     assert result.blessed is False, result.message
     assert "not blessed by the Evaluator" in result.message
     assert "(vs baseline)" in result.message and "needs change_threshold" in result.message
-    assert _tree(serving) == before
+    assert snapshot(serving) == before

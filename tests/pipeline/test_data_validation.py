@@ -23,15 +23,6 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def _tree(path: str) -> dict[str, tuple[int, float]]:
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            full = os.path.join(root, f)
-            out[os.path.relpath(full, path)] = (os.path.getsize(full), os.path.getmtime(full))
-    return out
-
-
 def _add_span_without_most_events(logs: str) -> int:
     """Copy the newest span as the next day, keeping the events of one request in five."""
     (span_dir,) = sorted(glob.glob(os.path.join(logs, "impressions", "span=*")))[-1:]
@@ -55,7 +46,7 @@ def _executions(metadata_path: str, type_name: str) -> int:
     return len(open_metadata(metadata_path).get_executions_by_type(type_name))
 
 
-def test_a_collapsed_click_rate_stops_the_run_before_transform(pipeline_runs, tmp_path, capsys):
+def test_a_collapsed_click_rate_stops_the_run_before_transform(pipeline_runs, tmp_path, capsys, snapshot):
     config, first, _ = pipeline_runs
     assert first.pushed_path, first.message
     out = str(tmp_path / "continued")
@@ -68,7 +59,7 @@ def test_a_collapsed_click_rate_stops_the_run_before_transform(pipeline_runs, tm
     metadata = RunPaths(out).metadata_path
     transforms_before = _executions(metadata, "Transform")
     serving = os.path.join(out, "serving", config.serving.model_name)
-    before = _tree(serving)
+    before = snapshot(serving)
 
     status = main(["run", "--config", str(config_file), "--output", out, "--logs", logs])
 
@@ -78,4 +69,4 @@ def test_a_collapsed_click_rate_stops_the_run_before_transform(pipeline_runs, tm
     assert "drift vs the previous span, split train_train: feature 'click'" in err
     assert "Jensen-Shannon" in err and "stopped before Transform" in err
     assert _executions(metadata, "Transform") == transforms_before
-    assert _tree(serving) == before
+    assert snapshot(serving) == before
