@@ -16,7 +16,8 @@ from watchnext.components.log_example_gen import schema
 LOGS = (schema.IMPRESSIONS_LOG, schema.EVENTS_LOG)
 
 
-def _by_prefix(flat: dict[str, int], prefix: str) -> dict[str, int]:
+def by_prefix(flat: dict[str, int], prefix: str) -> dict[str, int]:
+    """{rest of key: n} for the flat counters whose key starts with `prefix`."""
     return {k[len(prefix):]: v for k, v in sorted(flat.items()) if k.startswith(prefix)}
 
 
@@ -34,12 +35,12 @@ def summarize(flat: dict[str, int], split_names: list[str], span: int, version: 
         "rejected_fraction": {},
     }
     for log in LOGS:
-        rejected = _by_prefix(flat, f"{log}.rejected.")
+        rejected = by_prefix(flat, f"{log}.rejected.")
         entry = {"read": int(flat.get(f"{log}.read", 0)), "rejected": sum(rejected.values()),
                  "rejected_by_reason": rejected, "blank_lines": int(flat.get(f"{log}.blank_lines", 0))}
         if log == schema.EVENTS_LOG:
             entry["merged"] = int(flat.get(f"{log}.merged", 0))
-            entry["merged_by_event"] = _by_prefix(flat, f"{log}.merged.")
+            entry["merged_by_event"] = by_prefix(flat, f"{log}.merged.")
         summary[log] = entry
         summary["rejected_fraction"][log] = entry["rejected"] / entry["read"] if entry["read"] else 0.0
     summary["accounting_errors"] = accounting_errors(summary)

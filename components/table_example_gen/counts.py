@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from watchnext.components.log_example_gen.counts import by_prefix
 from watchnext.components.table_example_gen.parsing import ROWS
 
 # `source` of the summary, so readers of counts.json can tell it from LogExampleGen's.
 SOURCE = "table"
-
-
-def _by_prefix(flat: dict[str, int], prefix: str) -> dict[str, int]:
-    return {k[len(prefix):]: v for k, v in sorted(flat.items()) if k.startswith(prefix)}
 
 
 def summarize(flat: dict[str, int], split_names: list[str], files: list[str], labels: list[str],
@@ -24,7 +21,7 @@ def summarize(flat: dict[str, int], split_names: list[str], files: list[str], la
     """The structured summary of one run from its flat {count key: n}."""
     examples = {name: int(flat.get(f"examples.{name}", 0)) for name in split_names}
     total = sum(examples.values())
-    rejected = _by_prefix(flat, f"{ROWS}.rejected.")
+    rejected = by_prefix(flat, f"{ROWS}.rejected.")
     rows = {"read": int(flat.get(f"{ROWS}.read", 0)), "rejected": sum(rejected.values()),
             "rejected_by_reason": rejected, "blank_lines": int(flat.get(f"{ROWS}.blank_lines", 0)),
             "header_lines": int(flat.get(f"{ROWS}.header_lines", 0))}
