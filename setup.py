@@ -25,7 +25,9 @@ setup(
     python_requires=">=3.10,<3.11",
     package_dir={"watchnext": "."},
     packages=packages,
-    package_data={"watchnext": ["kubeflow/*.yaml", "kubeflow/Dockerfile"]},
+    # configs/: the worked dataset configs (e.g. census_income.yaml), read by `watchnext bench census`
+    # and by users of an installed wheel or the Kubeflow image, not only from a clone.
+    package_data={"watchnext": ["kubeflow/*.yaml", "kubeflow/Dockerfile", "configs/*.yaml"]},
     install_requires=[
         "tfx==1.16.0",
         "tensorflow==2.16.2",
