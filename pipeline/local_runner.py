@@ -20,7 +20,7 @@ from watchnext.components.atomic_pusher import version_dirs
 from watchnext.pipeline import beam
 from watchnext.pipeline.configs import Config
 from watchnext.pipeline.output_lock import output_lock
-from watchnext.pipeline.pipeline import RUN_FN, create_pipeline
+from watchnext.pipeline.pipeline import PREVIOUS_SPAN_ID, PREVIOUS_STATISTICS_ID, RUN_FN, create_pipeline
 
 from tfx import v1 as tfx
 
@@ -203,6 +203,27 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None) ->
     return RunResult(None, blessed, f"nothing pushed: {why}", seconds, component_seconds)
 
 
+class _FirstSpanSkip(logging.Filter):
+    """Turn TFX's ERROR + traceback for "no yesterday to compare with" into one INFO line.
+
+    On an output folder's first span the previous-span Resolver finds nothing, by design, and
+    TFX reports every node it then skips with `logging.exception`, which reads like a crash.
+    Only those two nodes' input-resolution messages are rewritten; any other error stays.
+    """
+
+    NODES = (PREVIOUS_SPAN_ID, PREVIOUS_STATISTICS_ID)
+    TFX_MESSAGE = "[%s] Input resolution error: %s"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == self.TFX_MESSAGE and args and args[0] in self.NODES:
+            record.msg = "[%s] skipped: no earlier span in this output folder, so no drift check against one"
+            record.args = (args[0],)
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def run_with_progress(pipeline: tfx.dsl.Pipeline) -> tuple[float, dict[str, float]]:
     """Run `pipeline` on LocalDagRunner with one progress line per component.
 
@@ -212,11 +233,14 @@ def run_with_progress(pipeline: tfx.dsl.Pipeline) -> tuple[float, dict[str, floa
 
     progress = _ComponentProgress(len(pipeline.components), local_dag_runner.logging)
     local_dag_runner.logging = progress
+    first_span_skip = _FirstSpanSkip()
+    logging.getLogger("absl").addFilter(first_span_skip)
     start = time.time()
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
         local_dag_runner.logging = progress.absl
+        logging.getLogger("absl").removeFilter(first_span_skip)
     return time.time() - start, progress.seconds
 
 

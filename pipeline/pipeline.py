@@ -33,6 +33,10 @@ RUN_FN = "watchnext.models.trainer.run_fn"
 # Key of a hash of watchnext's own sources in custom_config: functions named by import
 # path are not fingerprinted by TFX, so without it a code change would hit the cache.
 CODE_VERSION_KEY = "watchnext_code_version"
+# The nodes that resolve and describe yesterday's span for the drift check. On an output
+# folder's first span there is no yesterday: they are skipped, and so is the drift check.
+PREVIOUS_SPAN_ID = "previous_span"
+PREVIOUS_STATISTICS_ID = "previous_span_statistics"
 
 
 def code_version() -> str:
@@ -122,10 +126,10 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     if span_window:
         previous_span = tfx.dsl.Resolver(
             strategy_class=PreviousSpanStrategy, examples=example_gen.outputs["examples"],
-        ).with_id("previous_span")
+        ).with_id(PREVIOUS_SPAN_ID)
         previous_statistics = tfx.components.StatisticsGen(
             examples=previous_span.outputs["examples"], exclude_splits=["eval"],
-        ).with_id("previous_span_statistics")
+        ).with_id(PREVIOUS_STATISTICS_ID)
         distribution_validator = DistributionValidator(
             statistics=statistics_gen.outputs["statistics"],
             baseline_statistics=previous_statistics.outputs["statistics"].as_optional(),
