@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models.model import build_model
+from watchnext.models.model import build_model, label_priors
 from watchnext.pipeline.configs import Config
 from watchnext.simulator import datasets
 
@@ -121,11 +121,12 @@ def train(sim: datasets.FeaturizedSimulation, config: Config, steps: int, seed: 
     batch_size = batch_size or config.training.batch_size
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(seed)
-    model = build_model(config, sim.vocab_sizes())
+    train = sim.train_dataset(batch_size, seed)
+    model = build_model(config, sim.vocab_sizes(), label_priors(config, train))
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.training.learning_rate),
                   run_eagerly=run_eagerly)
     t0 = time.perf_counter()
-    history = model.fit(sim.train_dataset(batch_size, seed), steps_per_epoch=steps, epochs=1, verbose=0)
+    history = model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - t0
     loss = float(history.history["loss"][-1]) if history.history.get("loss") else float("nan")
     log.info("trained %s (position %s) for %d steps, seed %d: %.1f s, loss %.4f",

@@ -18,6 +18,7 @@ labels and presence keys of `config.label_keys`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,7 +79,8 @@ class FeatureEncoder(tf_keras.layers.Layer):
     `position_dropout` so the missing row that serving uses has been trained.
     """
 
-    def __init__(self, config: Config, vocab_sizes: Mapping[str, int], **kwargs: Any) -> None:
+    def __init__(self, config: Config, vocab_sizes: Mapping[str, int],
+                 output_biases: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.vocab_sizes = {k: int(v) for k, v in vocab_sizes.items()}
@@ -179,7 +181,8 @@ class WatchNextModel(tfrs.Model):
     (training/eval batches) its bias is included in the position-biased heads' outputs.
     """
 
-    def __init__(self, config: Config, vocab_sizes: Mapping[str, int], **kwargs: Any) -> None:
+    def __init__(self, config: Config, vocab_sizes: Mapping[str, int],
+                 output_biases: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.vocab_sizes = {k: int(v) for k, v in vocab_sizes.items()}
@@ -188,7 +191,9 @@ class WatchNextModel(tfrs.Model):
         self.shared_hidden = tf_keras.layers.Dense(m.shared_hidden_units, activation="relu",
                                                    name="shared_hidden")
         self.mixing = mixing_layer_from_config(config)
-        self.towers = [Tower(m.tower_units, name=f"tower_{h.name}") for h in config.heads]
+        biases = output_biases or {}
+        self.towers = [Tower(m.tower_units, output_bias=biases.get(h.name, 0.0), name=f"tower_{h.name}")
+                       for h in config.heads]
         self.shallow_tower = None
         if m.position_mode == "shallow_tower":
             self.shallow_tower = ShallowTower(
@@ -344,9 +349,54 @@ def serving_prediction(head: Head, y: tf.Tensor) -> tf.Tensor:
     return y
 
 
-def build_model(config: Config, vocab_sizes: Mapping[str, int]) -> WatchNextModel:
-    """The ranker for `config` with embedding tables sized by Transform's `vocab_sizes` (by vocabulary)."""
-    return WatchNextModel(config, vocab_sizes, name="watchnext")
+def build_model(config: Config, vocab_sizes: Mapping[str, int],
+                output_biases: Mapping[str, float] | None = None) -> WatchNextModel:
+    """The ranker for `config` with embedding tables sized by Transform's `vocab_sizes` (by vocabulary).
+
+    `output_biases` ({head: starting output bias}, see `label_priors`) start the towers at
+    the labels' priors; heads not in it start at 0.
+    """
+    return WatchNextModel(config, vocab_sizes, output_biases, name="watchnext")
+
+
+# Positive rates are clipped to [ε, 1 − ε] so a head whose sample has no positive (or no
+# negative) starts at a large but finite logit.
+_PRIOR_RATE_EPSILON = 1e-4
+
+
+def label_priors(config: Config, batches: tf.data.Dataset) -> dict[str, float]:
+    """{head: the output bias matching its label's prior} over the first
+    `training.prior_bias_batches` batches (features with `config.label_keys`).
+
+    Binary heads get the log-odds of the positive rate, regression heads the mean of the
+    label on the training scale (after `label_transform`); both over the examples whose
+    `presence` is 1. A head with no labelled example in the sample is left out (bias 0).
+    Empty when prior_bias_batches is 0.
+    """
+    n = config.training.prior_bias_batches
+    if n == 0:
+        return {}
+    sums = {h.name: [0.0, 0.0] for h in config.heads}  # Σ weight·label, Σ weight
+    for features in batches.take(n):
+        for head in config.heads:
+            label = _training_label(head, _label(features, head.label, head))
+            weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
+                      if head.presence else tf.ones_like(label))
+            label = tf.where(weight > 0.0, label, tf.zeros_like(label))
+            sums[head.name][0] += float(tf.reduce_sum(weight * label))
+            sums[head.name][1] += float(tf.reduce_sum(weight))
+    priors = {}
+    for head in config.heads:
+        total, count = sums[head.name]
+        if count <= 0.0:
+            continue
+        mean = total / count
+        if head.type == "binary":
+            rate = min(max(mean, _PRIOR_RATE_EPSILON), 1.0 - _PRIOR_RATE_EPSILON)
+            priors[head.name] = math.log(rate / (1.0 - rate))
+        else:
+            priors[head.name] = mean
+    return priors
 
 
 def multiplications_per_example(config: Config, vocab_sizes: Mapping[str, int]) -> int:
@@ -372,6 +422,7 @@ __all__ = [
     "FeatureEncoder",
     "WatchNextModel",
     "build_model",
+    "label_priors",
     "multiplications_per_example",
     "serving_prediction",
 ]

@@ -11,7 +11,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import expert_utilization, features
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
-from watchnext.models.model import build_model
+from watchnext.models.model import build_model, label_priors
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.tuner import apply_hyperparameters, tuned_settings
 from watchnext.models.warm_start import warm_start
@@ -95,8 +95,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output, train, evaluation, sizes = training_inputs(fn_args, fn_args.transform_output, config)
     log.info("vocabulary sizes: %s", sizes)
     t = config.training
+    priors = label_priors(config, train)
+    log.info("output biases start at the label priors (%d batches): %s", t.prior_bias_batches,
+             {k: round(v, 4) for k, v in priors.items()})
     with strategy.scope():
-        model = build_model(config, sizes)
+        model = build_model(config, sizes, priors)
         if t.warm_start and fn_args.base_model:
             model(next(iter(train)), training=False)  # create the variables before assigning them
             vocabularies = {name: tf_transform_output.vocabulary_by_name(name)

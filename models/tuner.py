@@ -30,7 +30,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models.distribution import strategy_from_config
-from watchnext.models.model import WatchNextModel, build_model
+from watchnext.models.model import WatchNextModel, build_model, label_priors
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline.configs import TUNED_HYPERPARAMETERS, Config, Head, TrainingSection
 
@@ -166,14 +166,16 @@ def objective_value(config: Config, logs: Mapping[str, float]) -> float:
 class WatchNextHyperModel(keras_tuner.HyperModel):
     """Builds the ranker for one trial's hyperparameters and reports the objective after fitting it."""
 
-    def __init__(self, config: Config, vocab_sizes: Mapping[str, int]) -> None:
+    def __init__(self, config: Config, vocab_sizes: Mapping[str, int],
+                 output_biases: Mapping[str, float] | None = None) -> None:
         super().__init__(name="watchnext")
         self.config = config
         self.vocab_sizes = dict(vocab_sizes)
+        self.output_biases = dict(output_biases or {})
 
     def build(self, hp: keras_tuner.HyperParameters) -> WatchNextModel:
         config = apply_hyperparameters(self.config, hp)
-        model = build_model(config, self.vocab_sizes)
+        model = build_model(config, self.vocab_sizes, self.output_biases)
         model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.training.learning_rate))
         return model
 
@@ -192,14 +194,16 @@ class WatchNextHyperModel(keras_tuner.HyperModel):
         return {name: value, **last}
 
 
-def make_tuner(config: Config, vocab_sizes: Mapping[str, int], directory: str) -> keras_tuner.Tuner:
-    """The keras-tuner Tuner for `config.tuning`, keeping its files in `directory`."""
+def make_tuner(config: Config, vocab_sizes: Mapping[str, int], directory: str,
+               output_biases: Mapping[str, float] | None = None) -> keras_tuner.Tuner:
+    """The keras-tuner Tuner for `config.tuning`, keeping its files in `directory`; every
+    trial's towers start at `output_biases` (see models.model.label_priors), as the Trainer's."""
     _check_keras_binding()
     t = config.tuning
     algorithms = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization}
     strategy = strategy_from_config(config) if config.training.distribution != "default" else None
     return algorithms[t.algorithm](
-        hypermodel=WatchNextHyperModel(config, vocab_sizes),
+        hypermodel=WatchNextHyperModel(config, vocab_sizes, output_biases),
         objective=objective(config),
         max_trials=t.max_trials,
         seed=config.training.seed,
@@ -236,7 +240,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     log.info("tuning: %s search, %d trials of %d steps, objective %s, space %s", config.tuning.algorithm,
              config.tuning.max_trials, fn_args.train_steps, objective(config).name,
              {name: list(getattr(config.tuning, name)) for name in searched_hyperparameters(config)})
-    tuner = make_tuner(config, sizes, fn_args.working_dir)
+    tuner = make_tuner(config, sizes, fn_args.working_dir, label_priors(config, train))
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train,
         "validation_data": evaluation,

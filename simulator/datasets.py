@@ -34,7 +34,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.log_example_gen import schema, transforms
 from watchnext.components.log_example_gen.component import make_output_config
 from watchnext.models import features
-from watchnext.models.model import WatchNextModel, build_model
+from watchnext.models.model import WatchNextModel, build_model, label_priors
 from watchnext.models.preprocessing import CONFIG_KEY, preprocessing_fn
 from watchnext.pipeline.configs import Config
 from watchnext.simulator.simulate import simulate
@@ -313,10 +313,10 @@ def train_model(data: FeaturizedSimulation, config: Config, steps: int, batch_si
     (Adam at training.learning_rate, seeds from training.seed), on `data`'s train split."""
     t = config.training
     tf_keras.utils.set_random_seed(t.seed)
-    model = build_model(config, data.vocab_sizes())
+    train = data.train_dataset(batch_size or t.batch_size, t.seed)
+    model = build_model(config, data.vocab_sizes(), label_priors(config, train))
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=t.learning_rate))
-    model.fit(data.train_dataset(batch_size or t.batch_size, t.seed), steps_per_epoch=steps, epochs=1,
-              verbose=0)
+    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
     return model
 
 

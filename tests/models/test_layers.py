@@ -45,6 +45,14 @@ def test_tower_gives_one_value_per_example() -> None:
     assert tower.multiplications(6) == 6 * 4 + 4 * 1
 
 
+def test_tower_output_bias_starts_at_the_given_prior() -> None:
+    tower = L.Tower([4], output_bias=-2.5)
+    tower(_x())
+    assert tower.out.bias.numpy().tolist() == [-2.5]
+    # A tower whose hidden units are all zero outputs exactly its bias.
+    assert np.allclose(tower(tf.zeros([3, 6])).numpy(), -2.5)
+
+
 # ---------------------------------------------------------------------------
 # ExpertGate
 
@@ -265,7 +273,7 @@ def test_combined_score_weights_can_be_overridden() -> None:
     L.CGC(TASKS, 1, 2, [3], 0.1),
     L.PLE(TASKS, 1, 2, [3], 2, 0.1),
     L.ExtractionLevel(TASKS, 1, 2, [3], 0.1, shared_gate=True),
-    L.Tower([3]),
+    L.Tower([3], output_bias=0.7),
     L.ShallowTower(5, 2, 2, [3], 0.1),
     L.CombinedScore(["identity", "log1p"], [1.0, 0.5]),
 ], ids=lambda layer: type(layer).__name__)

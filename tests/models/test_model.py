@@ -8,6 +8,7 @@ of every architecture but the default are marked slow.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
@@ -246,6 +247,46 @@ def test_a_batch_without_any_rating_has_a_finite_loss() -> None:
     batch["rating_present"][:] = 0.0
     batch["rating"][:] = np.nan  # an absent rating may be anything; it must not leak in
     assert math.isfinite(float(model.compute_loss({k: tf.constant(v) for k, v in batch.items()})))
+
+
+def test_label_priors_are_log_odds_and_training_scale_means_over_labelled_examples() -> None:
+    config = tiny_config(position_mode="none")
+    batches = [make_batch(config, 64, seed=s) for s in range(3)]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}).batch(64)
+    priors = M.label_priors(config, dataset)
+    click = np.concatenate([b["click"] for b in batches])
+    watch = np.log1p(np.concatenate([b["watch_time"] for b in batches]))
+    present = np.concatenate([b["rating_present"] for b in batches]) == 1
+    rating = np.concatenate([b["rating"] for b in batches])[present]
+    assert priors["click"] == pytest.approx(math.log(click.mean() / (1 - click.mean())), rel=1e-5)
+    assert priors["watch_time"] == pytest.approx(watch.mean(), rel=1e-5)  # the log1p scale it trains on
+    assert priors["rating"] == pytest.approx(rating.mean(), rel=1e-5)  # unrated examples left out
+
+    # Only the first training.prior_bias_batches batches are read; 0 reads none.
+    first = config.replace(training=dataclasses.replace(config.training, prior_bias_batches=1))
+    rate = batches[0]["click"].mean()
+    assert M.label_priors(first, dataset)["click"] == pytest.approx(math.log(rate / (1 - rate)), rel=1e-5)
+    off = config.replace(training=dataclasses.replace(config.training, prior_bias_batches=0))
+    assert M.label_priors(off, dataset) == {}
+
+
+def test_label_priors_stay_finite_for_a_label_that_is_never_positive_and_skip_unlabelled_heads() -> None:
+    config = tiny_config(position_mode="none")
+    batch = make_batch(config, 32)
+    batch["click"][:] = 0.0
+    batch["rating_present"][:] = 0.0
+    priors = M.label_priors(config, tf.data.Dataset.from_tensors(batch))
+    assert math.isfinite(priors["click"]) and priors["click"] < -9.0
+    assert "rating" not in priors
+
+
+def test_model_towers_start_at_the_given_output_biases() -> None:
+    config = tiny_config(position_mode="none")
+    model = M.build_model(config, VOCAB_SIZES, {"click": -1.5, "rating": 3.0})
+    model(serving_features(make_batch(config, 4), config))
+    biases = {t.name: float(t.out.bias.numpy()[0]) for t in model.towers}
+    assert biases == {"tower_click": -1.5, "tower_watch_time": 0.0, "tower_rating": 3.0}
 
 
 def test_compute_loss_names_a_missing_label() -> None:
