@@ -21,6 +21,7 @@ from watchnext.models.tuner import TUNER_FN, tuner_view
 from watchnext.pipeline import beam
 from watchnext.pipeline.configs import Config, Head, ModelSection
 from watchnext.pipeline.eval_config import make_eval_config
+from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
 
 from tfx import v1 as tfx
@@ -37,6 +38,8 @@ CODE_VERSION_KEY = "watchnext_code_version"
 # folder's first span there is no yesterday: they are skipped, and so is the drift check.
 PREVIOUS_SPAN_ID = "previous_span"
 PREVIOUS_STATISTICS_ID = "previous_span_statistics"
+# The resolver of the model being served (local runs; see pipeline/served_model.py).
+SERVED_MODEL_ID = "served_model"
 
 
 def code_version() -> str:
@@ -66,13 +69,14 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
                     beam_pipeline_args: list[str] | None = None,
                     run_fn: str = RUN_FN, span: int | None = None,
-                    span_window: bool = True) -> tfx.dsl.Pipeline:
+                    custom_resolvers: bool = True) -> tfx.dsl.Pipeline:
     """The whole pipeline for `config`, reading the logs in `logs_dir`.
 
     `span` ingests that daily span instead of the newest one (backfills). `run_fn` names
     the Trainer's function by import path; tests swap in a deliberately broken trainer
-    to prove the Evaluator stops it. `span_window=False` trains on the new span alone and
-    skips the drift check: the Kubeflow V2 compiler accepts no custom resolver strategy.
+    to prove the Evaluator stops it. `custom_resolvers=False` (the Kubeflow V2 compiler
+    accepts no custom resolver strategy) trains on the new span alone, skips the drift
+    check and takes the latest blessed model for the served one.
     """
     version = code_version()
     custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: version}
@@ -96,7 +100,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     # Train on a rolling window of the newest spans ingested so far (logs only: a table
     # has no spans).
     examples = example_gen.outputs["examples"]
-    if span_window and config.data.source == "logs":
+    if custom_resolvers and config.data.source == "logs":
         window = tfx.dsl.Resolver(
             strategy_class=RollingWindowStrategy, config={"num_spans": config.data.window_spans},
             examples=example_gen.outputs["examples"],
@@ -121,9 +125,9 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     # Compare the new span with the one before it (label rates, feature histograms, example
     # count, vanished columns): resolve the previous span's examples and describe their
     # training split the same way. The Kubeflow V2 compiler takes no custom resolver, so
-    # there (span_window=False) only the schema check gates the run.
+    # there (custom_resolvers=False) only the schema check gates the run.
     drift_anomalies = None
-    if span_window:
+    if custom_resolvers:
         previous_span = tfx.dsl.Resolver(
             strategy_class=PreviousSpanStrategy, examples=example_gen.outputs["examples"],
         ).with_id(PREVIOUS_SPAN_ID)
@@ -154,11 +158,20 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     components.append(transform)
 
     # The model being served now: the Trainer's warm start and the Evaluator's baseline.
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model")
+    # Resolved through the Pusher's records, so a model that was blessed but whose push
+    # was interrupted is not taken for the served one (pipeline/served_model.py). The
+    # Kubeflow V2 compiler takes only built-in strategies: there, the latest blessed model.
+    if custom_resolvers:
+        baseline = tfx.dsl.Resolver(
+            strategy_class=LatestPushedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        ).with_id(SERVED_MODEL_ID)
+    else:
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model")
     components.append(baseline)
 
     # Search experts, expert width, learning rate and gate dropout on a small budget

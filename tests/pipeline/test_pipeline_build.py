@@ -20,12 +20,25 @@ def test_components_in_data_flow_order(tmp_path):
     flow = ["LogExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher"]
     validation = ["ExampleValidator", "previous_span", "previous_span_statistics", "DistributionValidator",
                   "DataGate"]
-    assert sorted(ids) == sorted([*flow, *validation, "span_window", "latest_blessed_model"])
+    assert sorted(ids) == sorted([*flow, *validation, "span_window", "served_model"])
     assert [i for i in ids if i in flow] == flow
-    assert ids.index("latest_blessed_model") < ids.index("Trainer")
+    assert ids.index("served_model") < ids.index("Trainer")
     # Both validators feed the gate, and the gate runs before Transform.
     assert ids.index("ExampleValidator") < ids.index("DataGate") < ids.index("Transform")
     assert ids.index("DistributionValidator") < ids.index("DataGate")
+
+
+def test_trainer_and_evaluator_start_from_the_served_model(tmp_path):
+    from watchnext.pipeline.served_model import LatestPushedModelStrategy
+
+    components = {c.id: c for c in _build(Config(), tmp_path).components}
+    assert components["served_model"].exec_properties["resolver_class"] is LatestPushedModelStrategy
+    assert components["Trainer"].inputs["base_model"].producer_component_id == "served_model"
+    assert components["Evaluator"].inputs["baseline_model"].producer_component_id == "served_model"
+    # Kubeflow takes built-in strategies only: the latest blessed model stands in there.
+    kubeflow = {c.id: c for c in _build(Config(), tmp_path, custom_resolvers=False).components}
+    assert "served_model" not in kubeflow
+    assert kubeflow["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model"
 
 
 def test_data_gate_is_transforms_upstream_node(tmp_path):
@@ -38,13 +51,13 @@ def test_data_gate_is_transforms_upstream_node(tmp_path):
 
 
 def test_kubeflow_variant_gates_on_the_schema_check_only(tmp_path):
-    components = {c.id: c for c in _build(Config(), tmp_path, span_window=False).components}
+    components = {c.id: c for c in _build(Config(), tmp_path, custom_resolvers=False).components}
     assert "DataGate" in components and "DistributionValidator" not in components
     assert "drift_anomalies" not in components["DataGate"].inputs
 
 
 def test_kubeflow_variant_has_no_span_window(tmp_path):
-    ids = [c.id for c in _build(Config(), tmp_path, span_window=False).components]
+    ids = [c.id for c in _build(Config(), tmp_path, custom_resolvers=False).components]
     assert "span_window" not in ids and "Transform" in ids
 
 
