@@ -15,12 +15,14 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
 RUN_ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (tests/conftest.py groups what must share a worker).
+TEST_WORKERS ?= 2
 
 .PHONY: help venv run test test-fast lint bench clean
 
 help:
 	@echo "make run     # simulate logs, run the local TFX pipeline, push to ./watchnext_output/serving"
-	@echo "make test    # the whole test suite (about 10 minutes on 2 cores)"
+	@echo "make test    # the whole test suite, on 2 pytest-xdist workers (TEST_WORKERS)"
 	@echo "make test-fast  # skip tests marked slow (the end-to-end pipeline runs)"
 	@echo "make lint    # ruff"
 	@echo "make bench [BENCH=oracle]  # benchmarks, --quick sizes, into reports/"
@@ -43,10 +45,10 @@ run: $(STAMP)
 	$(VENV)/bin/watchnext run $(RUN_ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -92,3 +92,18 @@ def folder_tree(path: str) -> dict[str, tuple[int, float]]:
 def snapshot():
     """`snapshot(folder)`: sizes and mtimes of its files, to assert a folder was left untouched."""
     return folder_tree
+
+
+# Parallel runs (`make test` runs `pytest -n 2 --dist loadgroup`, pytest-xdist). Each worker
+# builds its own session fixtures, so every test that reads the shared pipeline run goes to
+# one worker, and each other module stays whole on one worker (its module fixtures are built
+# once). The shared run's tests go first: they are the longest chain, and the other worker
+# takes everything else meanwhile.
+SHARED_RUN_GROUP = "pipeline_runs"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = SHARED_RUN_GROUP in item.fixturenames
+        item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP if shared else item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: SHARED_RUN_GROUP not in item.fixturenames)  # stable: order kept otherwise
