@@ -131,9 +131,10 @@ def trained_model(metadata_path: str, config: Config) -> tuple[str, str]:
     """
     from watchnext.models.preprocessing import CONFIG_KEY
     from watchnext.pipeline.local_runner import open_metadata
+    from watchnext.pipeline.pipeline import trainer_view
 
     store = open_metadata(metadata_path)
-    wanted = config.to_json()
+    wanted = trainer_view(config).to_json()  # what create_pipeline hands the Trainer
     runs = [e for e in store.get_executions_by_type(TRAINER_TYPE)
             if "custom_config" in e.custom_properties
             and json.loads(e.custom_properties["custom_config"].string_value).get(CONFIG_KEY) == wanted]

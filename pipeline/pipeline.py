@@ -7,6 +7,7 @@ call the same function and differ only in where it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -65,6 +66,21 @@ def transform_view(config: Config) -> Config:
                   model=ModelSection(position_mode=config.model.position_mode))
 
 
+def trainer_view(config: Config) -> Config:
+    """`config` with what the Trainer does not read reset to its defaults: its cache key.
+
+    run_fn reads features, heads, model, training, tuning (to apply the Tuner's values)
+    and evaluation (the gate-polarization thresholds of its utilization check). The log
+    folder, the output and serving folders, data validation and the blessing thresholds
+    would only make the Trainer miss its cache, so a rerun of an interrupted run (or a
+    run with a new `--logs` path to the same files, or a new `serving.keep_versions`)
+    would train again instead of reusing the model it already has.
+    """
+    heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold) for h in config.heads)
+    return Config(features=config.features, heads=heads, model=config.model, training=config.training,
+                  tuning=config.tuning, evaluation=config.evaluation)
+
+
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
                     beam_pipeline_args: list[str] | None = None,
@@ -79,7 +95,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     check and takes the latest blessed model for the served one.
     """
     version = code_version()
-    custom_config = {CONFIG_KEY: config.to_json(), CODE_VERSION_KEY: version}
+    custom_config = {CONFIG_KEY: trainer_view(config).to_json(), CODE_VERSION_KEY: version}
     # Transform gets only what preprocessing_fn reads, so that changing, say, the
     # training steps does not invalidate the cached Transform.
     transform_config = {CONFIG_KEY: transform_view(config).to_json(), CODE_VERSION_KEY: version}

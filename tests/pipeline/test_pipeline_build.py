@@ -7,7 +7,7 @@ import json
 
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline.configs import Config
-from watchnext.pipeline.pipeline import create_pipeline, transform_view
+from watchnext.pipeline.pipeline import create_pipeline, trainer_view, transform_view
 
 
 def _build(config: Config, tmp_path, **kwargs):
@@ -75,6 +75,26 @@ def test_transform_cache_key_ignores_what_preprocessing_does_not_read(tmp_path):
     more_history = config.replace(features=dataclasses.replace(
         config.features, numeric=(*config.features.numeric[:-1],)))
     assert transform_config(more_history)[CONFIG_KEY] != transform_config(config)[CONFIG_KEY]
+
+
+def test_trainer_cache_key_ignores_what_run_fn_does_not_read(tmp_path):
+    config = Config()
+    elsewhere = config.replace(
+        data=dataclasses.replace(config.data, logs_dir="/other/path/to/the/same/logs"),
+        serving=dataclasses.replace(config.serving, keep_versions=9),
+        heads=tuple(dataclasses.replace(h, value_threshold=0.9) for h in config.heads))
+
+    def trainer_config(cfg: Config) -> dict:
+        (trainer,) = [c for c in _build(cfg, tmp_path).components if c.id == "Trainer"]
+        return json.loads(trainer.exec_properties["custom_config"])
+
+    assert trainer_config(config) == trainer_config(elsewhere)
+    assert Config.from_json(trainer_config(config)[CONFIG_KEY]) == trainer_view(config)
+    alarm = dataclasses.replace(config.evaluation, max_polarized_share=0.2)  # read by run_fn's check
+    for changed in (config.replace(training=dataclasses.replace(config.training, learning_rate=0.1)),
+                    config.replace(model=dataclasses.replace(config.model, num_experts=9)),
+                    config.replace(evaluation=alarm)):
+        assert trainer_config(changed)[CONFIG_KEY] != trainer_config(config)[CONFIG_KEY]
 
 
 def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):
