@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,30 @@ def kill_during(config: Config, logs_dir: str, phase: str, after_seconds: float 
         proc.wait()
         os.unlink(config_path)
     return KillResult(killed, time.time() - start, "".join(lines))
+
+
+def finished_before_kill(output: str) -> list[str]:
+    """Ids of the components the killed run reported done (its `[k/n] <id> done in` lines)."""
+    return re.findall(r"\] (\S+) done in ", output)
+
+
+def newest_states(metadata_path: str) -> dict[str, str]:
+    """{component id: state of its newest execution} (COMPLETE, CACHED, RUNNING, FAILED), resolvers
+    left out (they resolve afresh on every run and are never cached)."""
+    from watchnext.pipeline.local_runner import open_metadata
+
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = open_metadata(metadata_path)
+    resolvers = {t.id for t in store.get_execution_types() if t.name.endswith("Resolver")}
+    states: dict[str, str] = {}
+    for context in store.get_contexts_by_type("node"):
+        executions = [e for e in store.get_executions_by_context(context.id) if e.type_id not in resolvers]
+        if executions:
+            newest = max(executions, key=lambda e: e.id)
+            component = context.name.split(".", 1)[-1]  # "<pipeline>.<component id>"
+            states[component] = metadata_store_pb2.Execution.State.Name(newest.last_known_state)
+    return states
 
 
 def serving_versions_complete(model_root: str) -> bool:

@@ -19,7 +19,12 @@ import tempfile
 
 from watchnext.cli import simulated_logs
 from watchnext.pipeline.configs import DEFAULT_HEADS, load_config
-from watchnext.pipeline.crash import kill_during, serving_versions_complete
+from watchnext.pipeline.crash import (
+    finished_before_kill,
+    kill_during,
+    newest_states,
+    serving_versions_complete,
+)
 from watchnext.pipeline.local_runner import RunPaths, run_local
 
 SMALL = {"data": {"simulate_impressions_per_day": 4000},
@@ -37,11 +42,18 @@ def drill(phase: str, work: str) -> str:
     root = os.path.join(config.serving_dir, config.serving.model_name)
     killed = kill_during(config, logs, phase, after_seconds=0.0 if phase == "Pusher" else 3.0)
     partial_free = serving_versions_complete(root)
+    finished = [c for c in finished_before_kill(killed.output) if c != phase]
     result = run_local(config, logs)
-    ok = bool(result.pushed_path) and partial_free and serving_versions_complete(root)
+    states = newest_states(RunPaths(out).metadata_path)
+    # What finished before the kill is reused: a cache hit now (a node skipped by design,
+    # e.g. yesterday's statistics on day one, stays FAILED).
+    not_reused = [c for c in finished if states.get(c) not in ("CACHED", "FAILED")]
+    ok = bool(result.pushed_path) and partial_free and serving_versions_complete(root) and not not_reused
     landed = "killed mid-phase" if killed.killed else "phase ended before the kill"
     return (f"{phase}: {'OK' if ok else 'FAILED'} ({landed} after {killed.seconds:.0f}s; "
-            f"rerun {result.seconds:.0f}s: {result.message}; no partial version: {partial_free})")
+            f"rerun {result.seconds:.0f}s: {result.message}; no partial version: {partial_free}; "
+            f"finished before the kill and reused: {len(finished) - len(not_reused)}/{len(finished)}"
+            + (f", not reused: {not_reused}" if not_reused else "") + ")")
 
 
 def main() -> int:

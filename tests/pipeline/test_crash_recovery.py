@@ -10,7 +10,12 @@ import dataclasses
 import os
 import shutil
 
-from watchnext.pipeline.crash import kill_during, serving_versions_complete
+from watchnext.pipeline.crash import (
+    finished_before_kill,
+    kill_during,
+    newest_states,
+    serving_versions_complete,
+)
 from watchnext.pipeline.local_runner import RunPaths, run_local
 
 import pytest
@@ -35,11 +40,16 @@ def test_killed_trainer_then_rerun_completes_with_cache(pipeline_runs, tmp_path)
     assert killed.killed, killed.output[-2000:]
     assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
 
+    finished = finished_before_kill(killed.output)
+    assert "Transform" in finished and "Trainer" not in finished, finished
+
     result = run_local(config, logs)
     assert result.pushed_path, result.message
     assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
-    # What finished before the kill was reused: the newest Transform execution is a cache hit,
-    # and the killed Trainer execution was left behind, never reported as complete.
+    # Every component the killed run finished is a cache hit in the rerun (a node skipped by
+    # design stays FAILED), and the killed Trainer execution was left behind, never complete.
+    reran = newest_states(RunPaths(out).metadata_path)
+    assert all(reran[c] in ("CACHED", "FAILED") for c in finished if c in reran), reran
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(RunPaths(out).metadata_path))
     states = {name: [metadata_store_pb2.Execution.State.Name(e.last_known_state)
