@@ -20,7 +20,7 @@ from watchnext.components.table_example_gen import make_table_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.tuner import TUNER_FN, tuner_view
 from watchnext.pipeline import beam
-from watchnext.pipeline.configs import Config, Head, ModelSection
+from watchnext.pipeline.configs import Config, Head, LabelFrom, ModelSection
 from watchnext.pipeline.eval_config import make_eval_config
 from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
@@ -74,9 +74,12 @@ def trainer_view(config: Config) -> Config:
     folder, the output and serving folders, data validation and the blessing thresholds
     would only make the Trainer miss its cache, so a rerun of an interrupted run (or a
     run with a new `--logs` path to the same files, or a new `serving.keep_versions`)
-    would train again instead of reusing the model it already has.
+    would train again instead of reusing the model it already has. The heads' `label_from`
+    goes too: a table's labels are derived by TableExampleGen, long before the Trainer.
     """
-    heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold) for h in config.heads)
+    # label_from (a table's label derivation) is done by the time the Trainer reads examples.
+    heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold, label_from=LabelFrom())
+                  for h in config.heads)
     return Config(features=config.features, heads=heads, model=config.model, training=config.training,
                   tuning=config.tuning, evaluation=config.evaluation)
 

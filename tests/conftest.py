@@ -102,8 +102,11 @@ def snapshot():
 SHARED_RUN_GROUP = "pipeline_runs"
 
 
+def pytest_itemcollected(item):
+    # Marked as each test is collected, so the group is there before pytest-xdist reads it.
+    shared = SHARED_RUN_GROUP in item.fixturenames
+    item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP if shared else item.nodeid.split("::")[0]))
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        shared = SHARED_RUN_GROUP in item.fixturenames
-        item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP if shared else item.nodeid.split("::")[0]))
     items.sort(key=lambda item: SHARED_RUN_GROUP not in item.fixturenames)  # stable: order kept otherwise

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 from watchnext.models.preprocessing import CONFIG_KEY
-from watchnext.pipeline.configs import Config
+from watchnext.pipeline.configs import Config, load_config
 from watchnext.pipeline.pipeline import create_pipeline, trainer_view, transform_view
 
 
@@ -90,6 +91,9 @@ def test_trainer_cache_key_ignores_what_run_fn_does_not_read(tmp_path):
 
     assert trainer_config(config) == trainer_config(elsewhere)
     assert Config.from_json(trainer_config(config)[CONFIG_KEY]) == trainer_view(config)
+    # A table's config (labels derived by TableExampleGen) is a valid Trainer config as well.
+    table = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
+    assert Config.from_json(trainer_config(table)[CONFIG_KEY]).heads[0].name == table.heads[0].name
     alarm = dataclasses.replace(config.evaluation, max_polarized_share=0.2)  # read by run_fn's check
     for changed in (config.replace(training=dataclasses.replace(config.training, learning_rate=0.1)),
                     config.replace(model=dataclasses.replace(config.model, num_experts=9)),
@@ -98,10 +102,6 @@ def test_trainer_cache_key_ignores_what_run_fn_does_not_read(tmp_path):
 
 
 def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):
-    import os
-
-    from watchnext.pipeline.configs import load_config
-
     config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
     table = tmp_path / "census-income.test.gz"
     components = {c.id: c for c in create_pipeline(config, logs_dir=str(table),
