@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from watchnext.pipeline.served_model import LatestPushedModelStrategy, pushed_model_ids
 
-import ml_metadata as mlmd
-import pytest
 from ml_metadata.proto import metadata_store_pb2
 from tfx.types import artifact, standard_artifacts
-
-
-@pytest.fixture()
-def store(tmp_path):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "mlmd.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return mlmd.MetadataStore(config)
 
 
 def _put(store, a: artifact.Artifact) -> artifact.Artifact:

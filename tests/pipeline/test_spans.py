@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy, every_run, span_of
 
-import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 from tfx.types import standard_artifacts
-
-
-@pytest.fixture()
-def store(tmp_path):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "mlmd.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return mlmd.MetadataStore(config)
 
 
 def _ingest(store, node: str, span: int, version: int = 0) -> standard_artifacts.Examples:
