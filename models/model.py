@@ -263,11 +263,7 @@ class WatchNextModel(tfrs.Model):
         total = tf.constant(0.0)
         for head, task, metric, y in zip(self.config.heads, self.tasks, self.head_loss_metrics, logits,
                                          strict=True):
-            label = _training_label(head, _label(features, head.label, head))
-            weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
-                      if head.presence else tf.ones_like(label))
-            # An absent label may hold anything (NaN included); 0 · NaN would still poison the sum.
-            label = tf.where(weight > 0.0, label, tf.zeros_like(label))
+            label, weight = _labelled(head, features)
             summed = task(labels=label[:, tf.newaxis], predictions=y[:, tf.newaxis],
                           sample_weight=weight[:, tf.newaxis], training=training)
             head_loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
@@ -340,6 +336,16 @@ def _training_label(head: Head, label: tf.Tensor) -> tf.Tensor:
     return label
 
 
+def _labelled(head: Head, features: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """(training-scale label, weight), float32 [B] each: weight is the presence flag (1 without
+    one), and an absent label is set to 0, since it may hold anything (NaN included) and
+    0 · NaN would still poison a weighted sum."""
+    label = _training_label(head, _label(features, head.label, head))
+    weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
+              if head.presence else tf.ones_like(label))
+    return tf.where(weight > 0.0, label, tf.zeros_like(label)), weight
+
+
 def serving_prediction(head: Head, y: tf.Tensor) -> tf.Tensor:
     """A head's raw output → serving scale: sigmoid for binary, label units for regression."""
     if head.type == "binary":
@@ -379,10 +385,7 @@ def label_priors(config: Config, batches: tf.data.Dataset) -> dict[str, float]:
     sums = {h.name: [0.0, 0.0] for h in config.heads}  # Σ weight·label, Σ weight
     for features in batches.take(n):
         for head in config.heads:
-            label = _training_label(head, _label(features, head.label, head))
-            weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
-                      if head.presence else tf.ones_like(label))
-            label = tf.where(weight > 0.0, label, tf.zeros_like(label))
+            label, weight = _labelled(head, features)
             sums[head.name][0] += float(tf.reduce_sum(weight * label))
             sums[head.name][1] += float(tf.reduce_sum(weight))
     priors = {}
