@@ -76,13 +76,14 @@ class Sizes:
     sim_seed: int = 7
     sample_seconds: float = 0.2
     # A size still running after this long is stopped and reported as far as it got (None: no limit).
+    # The full 1M size takes about an hour on 2 idle cores and needed more than that under load.
     max_seconds_per_size: float | None = None
 
 
 SIZES = {
     "smoke": Sizes(impression_sizes=(1000,), steps=5, batch_size=64, eval_steps=2),
     "quick": Sizes(impression_sizes=(10000, 50000), steps=300),
-    "full": Sizes(impression_sizes=(10000, 100000, 1000000), steps=300, max_seconds_per_size=3600.0),
+    "full": Sizes(impression_sizes=(10000, 100000, 1000000), steps=300, max_seconds_per_size=7200.0),
 }
 
 
