@@ -130,8 +130,8 @@ def trained_model(metadata_path: str, config: Config) -> tuple[str, str]:
     through the lineage Trainer ← Transform ← ExampleGen.
     """
     from watchnext.models.preprocessing import CONFIG_KEY
+    from watchnext.pipeline.cache_keys import trainer_view
     from watchnext.pipeline.local_runner import open_metadata
-    from watchnext.pipeline.pipeline import trainer_view
 
     store = open_metadata(metadata_path)
     wanted = trainer_view(config).to_json()  # what create_pipeline hands the Trainer

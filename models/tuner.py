@@ -32,7 +32,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.model import WatchNextModel, build_model, label_priors
 from watchnext.models.preprocessing import CONFIG_KEY
-from watchnext.pipeline.configs import TUNED_HYPERPARAMETERS, Config, Head, TrainingSection
+from watchnext.pipeline.configs import TUNED_HYPERPARAMETERS, Config
 
 import keras_tuner
 import tf_keras
@@ -111,22 +111,6 @@ def tuned_settings(config: Config) -> dict[str, Any]:
     m = config.model
     return {"num_experts": m.num_experts, "expert_units": list(m.expert_units),
             "learning_rate": config.training.learning_rate, "gate_dropout": m.gate_dropout}
-
-
-def tuner_view(config: Config) -> Config:
-    """`config` with what the Tuner does not read reset to the defaults: its cache key.
-
-    A search is costly, so it should rerun only when something it reads changes: the
-    data, features, heads, model, tuning and the training settings a trial uses (batch
-    size, seed, distribution), not the Trainer's step counts or warm start, the pipeline's
-    output folder, the blessing thresholds or the serving folder.
-    """
-    t, default = config.training, TrainingSection()
-    training = dataclasses.replace(t, train_steps=default.train_steps, eval_steps=default.eval_steps,
-                                   warm_start=default.warm_start)
-    heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold) for h in config.heads)
-    return Config(data=config.data, features=config.features, heads=heads, model=config.model,
-                  training=training, tuning=config.tuning)
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ call the same function and differ only in where it runs.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -18,9 +17,10 @@ from watchnext.components.data_gate import DRIFT_SPLIT_PAIRS, DataGate, drift_co
 from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.components.table_example_gen import make_table_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
-from watchnext.models.tuner import TUNER_FN, tuner_view
+from watchnext.models.tuner import TUNER_FN
 from watchnext.pipeline import beam
-from watchnext.pipeline.configs import Config, Head, LabelFrom, ModelSection
+from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
+from watchnext.pipeline.configs import Config
 from watchnext.pipeline.eval_config import make_eval_config
 from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
@@ -52,36 +52,6 @@ def code_version() -> str:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def transform_view(config: Config) -> Config:
-    """`config` with everything preprocessing_fn does not read reset to its defaults.
-
-    preprocessing_fn reads `features` and the heads' label and presence columns; the
-    other sections (and the heads' weights) would only make the Transform cache miss.
-    """
-    heads = tuple(Head(h.name, h.type, h.label, presence=h.presence) for h in config.heads)
-    # position_mode only because validation ties it to the features (no position: none).
-    return Config(features=config.features, heads=heads,
-                  model=ModelSection(position_mode=config.model.position_mode))
-
-
-def trainer_view(config: Config) -> Config:
-    """`config` with what the Trainer does not read reset to its defaults: its cache key.
-
-    run_fn reads features, heads, model, training, tuning (to apply the Tuner's values)
-    and evaluation (the gate-polarization thresholds of its utilization check). The log
-    folder, the output and serving folders, data validation and the blessing thresholds
-    would only make the Trainer miss its cache, so a rerun of an interrupted run (or a
-    run with a new `--logs` path to the same files, or a new `serving.keep_versions`)
-    would train again instead of reusing the model it already has. The heads' `label_from`
-    goes too: a table's labels are derived by TableExampleGen, long before the Trainer.
-    """
-    # label_from (a table's label derivation) is done by the time the Trainer reads examples.
-    heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold, label_from=LabelFrom())
-                  for h in config.heads)
-    return Config(features=config.features, heads=heads, model=config.model, training=config.training,
-                  tuning=config.tuning, evaluation=config.evaluation)
 
 
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,

@@ -1,6 +1,6 @@
 """Tests of models/tuner.py: hyperparameters → Config, the search, and the Trainer honouring its result.
 
-The mapping, objective, cache view and warm start across sizes run on tiny in-memory
+The mapping, objective and warm start across sizes run on tiny in-memory
 models. The search and run_fn run on a small simulated day featurized by the real
 preprocessing_fn (simulator/datasets.py), and one test continues the shared end-to-end
 pipeline run (tests/conftest.py) with `tuning.enabled: true`; those are marked slow.
@@ -106,18 +106,6 @@ def test_objective_values_from_eval_logs():
     assert T.objective_value(weighted, logs) == pytest.approx(2.0 * sum(h.loss_weight for h in config.heads))
     with pytest.raises(KeyError, match="val_like_auc"):
         T.objective_value(config, {k: v for k, v in logs.items() if k != "val_like_auc"})
-
-
-def test_the_tuners_cache_key_ignores_what_the_search_does_not_read():
-    config = from_dict({"tuning": {"enabled": True}})
-    view = T.tuner_view(config).to_json()
-    unrelated = from_dict({"tuning": {"enabled": True}, "training": {"train_steps": 7, "warm_start": False},
-                           "pipeline": {"output_dir": "/elsewhere"}, "serving": {"keep_versions": 2},
-                           "heads": [dataclasses.asdict(h) | {"value_threshold": 0.9} for h in config.heads]})
-    assert T.tuner_view(unrelated).to_json() == view
-    for changed in ({"tuning": {"enabled": True, "max_trials": 9}}, {"model": {"shared_hidden_units": 8}},
-                    {"training": {"batch_size": 32}}):
-        assert T.tuner_view(from_dict({"tuning": {"enabled": True}} | changed)).to_json() != view, changed
 
 
 # ---------------------------------------------------------------------------

@@ -7,8 +7,9 @@ import json
 import os
 
 from watchnext.models.preprocessing import CONFIG_KEY
-from watchnext.pipeline.configs import Config, load_config
-from watchnext.pipeline.pipeline import create_pipeline, trainer_view, transform_view
+from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
+from watchnext.pipeline.configs import Config, from_dict, load_config
+from watchnext.pipeline.pipeline import CODE_VERSION_KEY, code_version, create_pipeline
 
 
 def _build(config: Config, tmp_path, **kwargs):
@@ -62,43 +63,20 @@ def test_kubeflow_variant_has_no_span_window(tmp_path):
     assert "span_window" not in ids and "Transform" in ids
 
 
-def test_transform_cache_key_ignores_what_preprocessing_does_not_read(tmp_path):
-    config = Config()
-    retrained = config.replace(training=dataclasses.replace(config.training, train_steps=7),
-                               model=dataclasses.replace(config.model, num_experts=9))
-    assert transform_view(config) == transform_view(retrained)
-
-    def transform_config(cfg: Config) -> dict:
-        (transform,) = [c for c in _build(cfg, tmp_path).components if c.id == "Transform"]
-        return json.loads(transform.exec_properties["custom_config"])
-
-    assert transform_config(config) == transform_config(retrained)
-    more_history = config.replace(features=dataclasses.replace(
-        config.features, numeric=(*config.features.numeric[:-1],)))
-    assert transform_config(more_history)[CONFIG_KEY] != transform_config(config)[CONFIG_KEY]
-
-
-def test_trainer_cache_key_ignores_what_run_fn_does_not_read(tmp_path):
-    config = Config()
-    elsewhere = config.replace(
-        data=dataclasses.replace(config.data, logs_dir="/other/path/to/the/same/logs"),
-        serving=dataclasses.replace(config.serving, keep_versions=9),
-        heads=tuple(dataclasses.replace(h, value_threshold=0.9) for h in config.heads))
-
-    def trainer_config(cfg: Config) -> dict:
-        (trainer,) = [c for c in _build(cfg, tmp_path).components if c.id == "Trainer"]
-        return json.loads(trainer.exec_properties["custom_config"])
-
-    assert trainer_config(config) == trainer_config(elsewhere)
-    assert Config.from_json(trainer_config(config)[CONFIG_KEY]) == trainer_view(config)
+def test_costly_components_are_keyed_on_their_views(tmp_path):
+    """Transform, Tuner and Trainer get their cache-key views (pipeline/cache_keys.py) and the code hash."""
+    config = from_dict({"tuning": {"enabled": True}})
+    components = {c.id: c for c in _build(config, tmp_path).components}
+    views = {"Transform": transform_view, "Tuner": tuner_view, "Trainer": trainer_view}
+    for component_id, view in views.items():
+        custom_config = json.loads(components[component_id].exec_properties["custom_config"])
+        assert Config.from_json(custom_config[CONFIG_KEY]) == view(config), component_id
+        assert custom_config[CODE_VERSION_KEY] == code_version()
     # A table's config (labels derived by TableExampleGen) is a valid Trainer config as well.
     table = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
-    assert Config.from_json(trainer_config(table)[CONFIG_KEY]).heads[0].name == table.heads[0].name
-    alarm = dataclasses.replace(config.evaluation, max_polarized_share=0.2)  # read by run_fn's check
-    for changed in (config.replace(training=dataclasses.replace(config.training, learning_rate=0.1)),
-                    config.replace(model=dataclasses.replace(config.model, num_experts=9)),
-                    config.replace(evaluation=alarm)):
-        assert trainer_config(changed)[CONFIG_KEY] != trainer_config(config)[CONFIG_KEY]
+    (trainer,) = [c for c in _build(table, tmp_path).components if c.id == "Trainer"]
+    trained = Config.from_json(json.loads(trainer.exec_properties["custom_config"])[CONFIG_KEY])
+    assert trained == trainer_view(table)
 
 
 def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):

@@ -1,0 +1,62 @@
+"""What each costly component is keyed on: the part of the config it reads, nothing more.
+
+TFX reuses a component's earlier output when its inputs and exec properties are the
+same. watchnext hands Transform, the Tuner and the Trainer the whole behaviour through
+one config JSON in `custom_config`, so whatever a component does not read has to be
+reset to its default there; otherwise a rerun with, say, another `--logs` path to the
+same files or another blessing threshold would featurize, search or train again
+instead of reusing what it already has. Each view below names what its component reads;
+the views nest (transform ⊂ tuner ⊂ trainer, in what they keep of the heads and
+training settings) so a key cannot drift from the one it is derived from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from watchnext.pipeline.configs import Config, Head, LabelFrom, ModelSection, TrainingSection
+
+
+def transform_view(config: Config) -> Config:
+    """`config` with everything preprocessing_fn does not read reset to its defaults.
+
+    preprocessing_fn reads `features` and the heads' label and presence columns; the
+    other sections (and the heads' weights) would only make the Transform cache miss.
+    """
+    heads = tuple(Head(h.name, h.type, h.label, presence=h.presence) for h in config.heads)
+    # position_mode only because validation ties it to the features (no position: none).
+    return Config(features=config.features, heads=heads,
+                  model=ModelSection(position_mode=config.model.position_mode))
+
+
+def trainer_view(config: Config) -> Config:
+    """`config` with what the Trainer does not read reset to its defaults: its cache key.
+
+    run_fn reads features, heads, model, training, tuning (to apply the Tuner's values)
+    and evaluation (the gate-polarization thresholds of its utilization check). The log
+    folder, the output and serving folders, data validation and the blessing thresholds
+    would only make the Trainer miss its cache, so a rerun of an interrupted run (or a
+    run with a new `--logs` path to the same files, or a new `serving.keep_versions`)
+    would train again instead of reusing the model it already has. The heads' `label_from`
+    goes too: a table's labels are derived by TableExampleGen, long before the Trainer.
+    """
+    heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold, label_from=LabelFrom())
+                  for h in config.heads)
+    return Config(features=config.features, heads=heads, model=config.model, training=config.training,
+                  tuning=config.tuning, evaluation=config.evaluation)
+
+
+def tuner_view(config: Config) -> Config:
+    """The Trainer's view, less what only the final training reads: the Tuner's cache key.
+
+    A search is costly, so it reruns only when something its trials read changes:
+    features, heads, model, tuning and the training settings a trial uses (batch size,
+    seed, learning rate, prior-bias batches, distribution). The Trainer's step counts and
+    warm start (trials use the tuning section's steps and start cold) and the
+    utilization alarm's thresholds (checked once, on the final model) are reset too.
+    """
+    view = trainer_view(config)
+    t, default = view.training, TrainingSection()
+    training = dataclasses.replace(t, train_steps=default.train_steps, eval_steps=default.eval_steps,
+                                   warm_start=default.warm_start)
+    return view.replace(training=training, evaluation=Config().evaluation)

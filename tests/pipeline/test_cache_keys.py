@@ -1,0 +1,81 @@
+"""Tests of pipeline/cache_keys.py: each view keeps what its component reads and drops the rest.
+
+A view that keeps too much makes a rerun featurize, search or train again (a cache
+miss); one that drops too much makes a changed setting reuse a stale output (a wrong
+cache hit). Both directions are checked for every view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
+from watchnext.pipeline.configs import Config, from_dict, load_config
+
+CENSUS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml")
+
+
+def _elsewhere(config: Config) -> Config:
+    """The same model trained from another log path, served and blessed differently."""
+    return config.replace(
+        data=config.with_data_path("/other/path/to/the/same/logs").data,
+        pipeline=dataclasses.replace(config.pipeline, output_dir="/elsewhere"),
+        serving=dataclasses.replace(config.serving, keep_versions=9),
+        heads=tuple(dataclasses.replace(h, value_threshold=0.9) for h in config.heads))
+
+
+def test_transform_view_keeps_only_what_preprocessing_reads():
+    config = Config()
+    retrained = config.replace(training=dataclasses.replace(config.training, train_steps=7),
+                               model=dataclasses.replace(config.model, num_experts=9))
+    assert transform_view(config) == transform_view(retrained) == transform_view(_elsewhere(config))
+    numeric = config.features.numeric[:-1]
+    fewer = config.replace(features=dataclasses.replace(config.features, numeric=numeric))
+    assert transform_view(fewer) != transform_view(config)
+
+
+def test_trainer_view_ignores_paths_serving_and_blessing():
+    config = Config()
+    assert trainer_view(_elsewhere(config)) == trainer_view(config)
+    alarm = dataclasses.replace(config.evaluation, max_polarized_share=0.2)  # read by run_fn's check
+    for changed in (config.replace(training=dataclasses.replace(config.training, learning_rate=0.1)),
+                    config.replace(training=dataclasses.replace(config.training, train_steps=7)),
+                    config.replace(model=dataclasses.replace(config.model, num_experts=9)),
+                    config.replace(evaluation=alarm)):
+        assert trainer_view(changed) != trainer_view(config)
+
+
+def test_trainer_view_drops_a_tables_label_derivation():
+    table = load_config(CENSUS)
+    assert any(h.label_from.column for h in table.heads)
+    view = trainer_view(table)
+    assert not any(h.label_from.column for h in view.heads)
+    assert [h.name for h in view.heads] == [h.name for h in table.heads]
+    assert view.data == Config().data  # the CSV path and its split seed are TableExampleGen's
+    assert trainer_view(_elsewhere(table)) == view
+
+
+def test_tuner_view_ignores_what_the_search_does_not_read():
+    config = from_dict({"tuning": {"enabled": True}})
+    view = tuner_view(config)
+    unrelated = _elsewhere(config).replace(
+        training=dataclasses.replace(config.training, train_steps=7, eval_steps=3, warm_start=False),
+        evaluation=dataclasses.replace(config.evaluation, max_polarized_share=0.2))
+    assert tuner_view(unrelated) == view
+    # A table's label derivation (done by TableExampleGen) is not the Tuner's either.
+    table = load_config(CENSUS)
+    assert tuner_view(_elsewhere(table)) == tuner_view(table)
+    for changed in ({"tuning": {"enabled": True, "max_trials": 9}}, {"model": {"shared_hidden_units": 8}},
+                    {"training": {"batch_size": 32}}, {"training": {"prior_bias_batches": 3}}):
+        assert tuner_view(from_dict({"tuning": {"enabled": True}} | changed)) != view, changed
+
+
+def test_the_views_nest():
+    """What the Tuner's key keeps, the Trainer's keeps too; the Transform's heads are in both."""
+    config = from_dict({"tuning": {"enabled": True}})
+    trainer, tuner = trainer_view(config), tuner_view(config)
+    assert (tuner.features, tuner.heads, tuner.model, tuner.tuning) == (
+        trainer.features, trainer.heads, trainer.model, trainer.tuning)
+    labels = [(h.name, h.label) for h in tuner.heads]
+    assert [(h.name, h.label) for h in transform_view(config).heads] == labels
