@@ -94,6 +94,18 @@ def open_metadata(metadata_path: str) -> Any:
         tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
 
 
+def component_executions(store: Any, component: str) -> list[Any]:
+    """Every execution of a TFX component class (`"Trainer"`), oldest first.
+
+    ML Metadata names execution types by the component's full class path
+    (`tfx.components.trainer.component.Trainer`), so the type is found by its last part.
+    """
+    names = [t.name for t in store.get_execution_types() if t.name.split(".")[-1] == component]
+    if len(names) != 1:
+        raise LookupError(f"{len(names)} execution types named {component!r} in ML Metadata: {names}")
+    return sorted(store.get_executions_by_type(names[0]), key=lambda e: e.id)
+
+
 def spans_on_disk(logs_dir: str) -> list[int]:
     """Daily spans with an impressions folder (`impressions/span=YYYYMMDD`), oldest first."""
     from watchnext.components.log_example_gen import schema

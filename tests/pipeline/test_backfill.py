@@ -84,7 +84,7 @@ def test_backfill_warm_starts_the_next_day_from_the_blessed_model_and_keeps_n_ve
     (result,) = [r for _, r in results]
     assert result.pushed_path, result.message
     store = runner.open_metadata(runner.RunPaths(out).metadata_path)
-    trainers = _executions(store, "Trainer")
+    trainers = runner.component_executions(store, "Trainer")
     base = _inputs(store, trainers[-1].id, "base_model")
     assert [a.id for a in base] == [blessed_model.id], "day 2's Trainer did not get day 1's blessed model"
     assert f"warm start from {blessed_model.uri}" in caplog.text
@@ -98,10 +98,6 @@ def test_backfill_warm_starts_the_next_day_from_the_blessed_model_and_keeps_n_ve
     assert version_dirs(serving) == [int(os.path.basename(result.pushed_path))]
 
 
-def _executions(store, component: str) -> list:
-    """Executions of a TFX component type (MLMD names types by their full class path)."""
-    (type_name,) = [t.name for t in store.get_execution_types() if t.name.endswith("." + component)]
-    return sorted(store.get_executions_by_type(type_name), key=lambda e: e.id)
 
 
 def _inputs(store, execution_id: int, key: str) -> list:

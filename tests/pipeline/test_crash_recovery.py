@@ -11,17 +11,14 @@ import os
 import shutil
 
 from watchnext.pipeline.crash import (
+    execution_history,
     finished_before_kill,
     kill_during,
-    newest_states,
     serving_versions_complete,
 )
 from watchnext.pipeline.local_runner import RunPaths, run_local
 
 import pytest
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +45,9 @@ def test_killed_trainer_then_rerun_completes_with_cache(pipeline_runs, tmp_path)
     assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
     # Every component the killed run finished is a cache hit in the rerun (a node skipped by
     # design stays FAILED), and the killed Trainer execution was left behind, never complete.
-    reran = newest_states(RunPaths(out).metadata_path)
-    assert all(reran[c] in ("CACHED", "FAILED") for c in finished if c in reran), reran
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(RunPaths(out).metadata_path))
-    states = {name: [metadata_store_pb2.Execution.State.Name(e.last_known_state)
-                     for e in _executions(store, name)] for name in ("Transform", "Trainer")}
+    states = execution_history(RunPaths(out).metadata_path)
+    assert all(states[c][-1] in ("CACHED", "FAILED") for c in finished if c in states), states
     assert states["Transform"][-1] == "CACHED", states
     assert states["Trainer"][-1] == "COMPLETE" and "RUNNING" in states["Trainer"], states
 
 
-def _executions(store, component: str) -> list:
-    (type_name,) = [t.name for t in store.get_execution_types() if t.name.endswith("." + component)]
-    return sorted(store.get_executions_by_type(type_name), key=lambda e: e.id)

@@ -47,3 +47,20 @@ def test_any_other_nodes_input_error_stays_an_error_with_its_traceback(absl_reco
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None
     assert "Error while resolving inputs for Trainer" in record.getMessage()
+
+
+def test_component_executions_finds_a_component_by_its_class_name(store):
+    from ml_metadata.proto import metadata_store_pb2
+
+    def put(type_name: str) -> int:
+        type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name=type_name))
+        [execution_id] = store.put_executions([metadata_store_pb2.Execution(type_id=type_id)])
+        return execution_id
+
+    first = put("tfx.components.trainer.component.Trainer")
+    put("tfx.components.evaluator.component.Evaluator")
+    second = put("tfx.components.trainer.component.Trainer")
+    put("watchnext.components.other.NotATrainer")  # only the exact class name counts
+    assert [e.id for e in local_runner.component_executions(store, "Trainer")] == [first, second]
+    with pytest.raises(LookupError, match="'Pusher'"):
+        local_runner.component_executions(store, "Pusher")

@@ -12,7 +12,7 @@ import os
 
 from watchnext.cli import simulated_logs
 from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
-from watchnext.pipeline.local_runner import RunPaths
+from watchnext.pipeline.local_runner import RunPaths, component_executions
 from watchnext.pipeline.pipeline import create_pipeline
 
 import pytest
@@ -66,10 +66,10 @@ def test_second_run_reuses_the_cache_and_evaluates_against_the_first_model(pipel
         tfx.orchestration.metadata.sqlite_metadata_connection_config(RunPaths(
             config.pipeline.output_dir).metadata_path))
     states = sorted(metadata_store_pb2.Execution.State.Name(e.last_known_state)
-                    for e in _executions(store, "Trainer"))
+                    for e in component_executions(store, "Trainer"))
     assert states == ["CACHED", "COMPLETE"], states
     # The second Evaluator saw a baseline: the model blessed in the first run.
-    evaluations = _executions(store, "Evaluator")
+    evaluations = component_executions(store, "Evaluator")
     assert len(evaluations) == 2
     events = store.get_events_by_execution_ids([evaluations[-1].id])
     input_keys = {p.key for e in events if e.type == metadata_store_pb2.Event.INPUT
@@ -78,10 +78,6 @@ def test_second_run_reuses_the_cache_and_evaluates_against_the_first_model(pipel
     assert second.blessed, second.message
 
 
-def _executions(store, component: str) -> list:
-    """Executions of a TFX component type (MLMD names types by their full class path)."""
-    (type_name,) = [t.name for t in store.get_execution_types() if t.name.endswith("." + component)]
-    return sorted(store.get_executions_by_type(type_name), key=lambda e: e.id)
 
 
 def test_simulated_log_is_reused_not_rewritten(pipeline_runs):
