@@ -21,7 +21,8 @@ The world (fixed for a seed, the same on every simulated day):
 
 Each request: a user on a device watching a query video gets a slate of `slate_size`
 candidates out of a pool (half popular videos, half neighbours of the query) chosen
-and ordered by a logging policy that ranks by relevance plus Gaussian noise; a
+and ordered by a logging policy that ranks by relevance plus Gaussian noise (and, with
+`policy_popularity` > 0, plus the video's standardized log popularity); a
 `shuffle_fraction` of requests instead shows a uniformly random subset in random
 order, which makes position effects identifiable. Outcomes:
 - examined ~ Bernoulli(e), e = 1/(1+position)^eta_device;
@@ -44,6 +45,7 @@ import datetime as dt
 import gzip
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -104,6 +106,12 @@ class SimulatorParams:
     survey_rate: float = 0.05
     # Standard deviation of the logging policy's noise on relevance.
     policy_noise: float = 1.0
+    # Weight of a video's standardized log popularity in the logging policy's score. A
+    # production policy is an earlier model trained on its own clicks, so it promotes what
+    # was popular beyond its relevance; popularity (visible to the model as
+    # video_log_views) is then confounded with position, which is the selection bias the
+    # shallow tower exists to remove. 0: the policy ranks by relevance (plus noise) alone.
+    policy_popularity: float = 0.0
     devices: tuple[str, ...] = ("mobile", "desktop", "tablet", "tv")
     device_shares: tuple[float, ...] = (0.55, 0.3, 0.1, 0.05)
     # Examination e = 1/(1+position)^eta, per device.
@@ -133,6 +141,7 @@ class SimulatorParams:
         check(-1.0 <= self.task_correlation <= 1.0, "task_correlation", "must be in [-1, 1]")
         check(0.0 <= self.survey_rate <= 1.0, "survey_rate", "must be in [0, 1]")
         check(self.policy_noise >= 0.0, "policy_noise", "must be >= 0")
+        check(math.isfinite(self.policy_popularity), "policy_popularity", "must be a finite number")
         check(set(self.devices) <= set(schema.DEVICES) and len(set(self.devices)) == len(self.devices),
               "devices", f"must be distinct values of {schema.DEVICES}")
         check(len(self.device_shares) == len(self.devices) and min(self.device_shares) >= 0
@@ -197,6 +206,8 @@ class World:
         ranks = rng.permutation(nv)
         pop = (ranks + 1.0) ** -_POPULARITY_EXPONENT
         self.popularity = pop / pop.sum()
+        log_pop = np.log(self.popularity)
+        self.popularity_z = (log_pop - log_pop.mean()) / log_pop.std()
         self.quality = rng.normal(size=nv)
         self.duration = np.round(np.clip(rng.lognormal(5.3, 0.8, size=nv), 15.0, 4 * 3600.0), 1)
         self.age0 = rng.exponential(300.0, size=nv)
@@ -335,7 +346,8 @@ def _requests(world: World, day: int, n: int, rng: np.random.Generator) -> dict[
     relevance = eng + 0.5 * sat
     shuffled = rng.random(n) < p.shuffle_fraction
     score = np.where(shuffled[:, None], rng.random((n, pool)),
-                     relevance + p.policy_noise * rng.normal(size=(n, pool)))
+                     relevance + p.policy_popularity * world.popularity_z[cands]
+                     + p.policy_noise * rng.normal(size=(n, pool)))
     score[invalid] = -np.inf
     # A pool has enough distinct candidates with overwhelming probability; if not, the
     # slate would repeat a candidate, so fail loudly rather than write duplicate keys.

@@ -122,6 +122,27 @@ def test_task_correlation_shows_in_truth_and_labels(tmp_path):
     assert high[1] > low[1] + 0.1, (high, low)
 
 
+def test_a_popularity_biased_policy_shows_popular_videos_higher(tmp_path):
+    """policy_popularity confounds popularity (seen as video_log_views) with position, not with relevance."""
+    def by_position(weight: float) -> pd.DataFrame:
+        out = str(tmp_path / f"w{weight}")
+        simulate(out, impressions_per_day=20_000, policy_popularity=weight, seed=5)
+        truth = _read(out, schema.TRUTH_LOG)
+        keys = ["request_id", "candidate_video_id"]
+        impressions = _read(out, schema.IMPRESSIONS_LOG)[[*keys, "video_log_views"]]
+        rows = truth.merge(impressions, on=keys, validate="one_to_one")
+        return rows[~rows["shuffled"].astype(bool)].groupby("position")[["video_log_views", "p_click"]].mean()
+
+    neutral, biased = by_position(0.0), by_position(1.0)
+    views_gap = lambda t: t["video_log_views"][0] - t["video_log_views"][9]  # noqa: E731
+    relevance_gap = lambda t: t["p_click"][0] - t["p_click"][9]  # noqa: E731
+    assert views_gap(biased) > views_gap(neutral) + 0.5, (neutral, biased)
+    # The top slots hold less relevant videos than a relevance-ranked policy puts there.
+    assert 0 < relevance_gap(biased) < relevance_gap(neutral), (neutral, biased)
+    with pytest.raises(ValueError, match="policy_popularity"):
+        SimulatorParams(policy_popularity=float("nan")).validate()
+
+
 def _digests(out_dir: str) -> dict[str, str]:
     return {os.path.relpath(p, out_dir): hashlib.sha256(open(p, "rb").read()).hexdigest()
             for p in sorted(glob.glob(os.path.join(out_dir, "*", "*", "*")))}
