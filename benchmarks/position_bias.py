@@ -12,10 +12,16 @@
    gain, for position_mode shallow_tower vs input_feature vs none; the logged order and a
    random order as baselines; also on the shuffled requests only, where the logged order
    carries no relevance.
+
+Both are measured under two logging policies (`policy_popularity`): one that ranks by
+relevance, where position carries relevance and a biased click model is not misled by it,
+and one that also promotes popular videos, where popularity is confounded with position:
+the selection bias the paper's shallow tower is meant to keep out of the served ranking.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 NAME = "position_bias"
+log = logging.getLogger("watchnext.benchmarks")
 CUTOFF = 10
 # The head whose served prediction ranks the slate (the simulator's relevance is P(click | examined)).
 CLICK_HEAD = "click"
@@ -40,6 +47,9 @@ CLICK_HEAD = "click"
 class Sizes(common.TrainingSizes):
     modes: tuple[str, ...] = POSITION_MODES
     random_orders: int = 20
+    # Logging policies, as SimulatorParams.policy_popularity: 0 ranks by relevance; 1 also
+    # promotes popular videos, confounding popularity with position (see the notes).
+    policy_popularity: tuple[float, ...] = (0.0, 1.0)
 
 
 SIZES = {
@@ -106,13 +116,16 @@ def bias_fit(cells: list[tuple[int, str]], bias: np.ndarray, true_log_e: np.ndar
     return out
 
 
-def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
-    base = Config()
-    sim = context.simulation(sizes.impressions, sizes.sim_seed, base)
+def world_label(weight: float) -> str:
+    """How tables name a logging policy (SimulatorParams.policy_popularity)."""
+    return "relevance policy" if weight == 0 else f"popularity policy {weight:g}"
+
+
+def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: float) -> dict[str, Any]:
+    """Every position_mode × seed trained and scored on one simulated world (one logging policy)."""
+    overrides = {"policy_popularity": weight} if weight else {}  # 0: the default world's cache key
+    sim = context.simulation(sizes.impressions, sizes.sim_seed, base, **overrides)
     head = CLICK_HEAD
-    if head not in datasets.binary_heads(base):
-        raise ValueError(f"position_bias ranks by the {head!r} head; the config's binary heads are "
-                         f"{datasets.binary_heads(base)}")
     positions, devices = eval_slots(sim)
     requests = np.array([k[0] for k in sim.eval_keys])
     relevance = sim.truth["p_click"]  # P(click | examined): the position-free relevance
@@ -120,7 +133,6 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     log_e = np.log(sim.truth["examination"])
     cells = sorted({(int(p), str(d)) for p, d in zip(positions, devices, strict=True)})
     cell_log_e = np.array([float(np.mean(log_e[(positions == p) & (devices == d)])) for p, d in cells])
-    cell_count = {f"{p}/{d}": int(np.sum((positions == p) & (devices == d))) for p, d in cells}
     vocabulary = [t.decode() if isinstance(t, bytes) else t
                   for t in sim.tf_transform_output().vocabulary_by_name(device_feature(base).vocabulary)]
     device_id = {d: vocabulary.index(d) for d in {d for _, d in cells}}
@@ -142,6 +154,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     for mode in sizes.modes:
         config = common.with_model(base, position_mode=mode)
         for seed in range(sizes.seeds):
+            log.info("position_bias: %s, position_mode %s, seed %d", world_label(weight), mode, seed)
             trained = common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly)
             served = datasets.predict(trained.model, served_inputs)[head]
             row: dict[str, Any] = {"position_mode": mode, "seed": seed, "train_seconds": trained.seconds,
@@ -168,41 +181,68 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                 d: {"fitted": mean_sd([f["eta"][d]["fitted"] for f in fits if d in f["eta"]]),
                     "true": fits[0]["eta"][d]["true"]}
                 for d in (fits[0]["eta"] if fits else {})}
+    return {"policy_popularity": weight, "summary": summary, "baselines": baselines, "runs": runs,
+            "cells": cells, "cell_true_log_examination": cell_log_e,
+            "cell_counts": {f"{p}/{d}": int(np.sum((positions == p) & (devices == d))) for p, d in cells},
+            "learned_bias": bias_tables, "eval_impressions": len(requests), "requests": len(set(requests)),
+            "shuffled_impressions": int(shuffled.sum())}
 
+
+def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
+    base = Config()
+    if CLICK_HEAD not in datasets.binary_heads(base):
+        raise ValueError(f"position_bias ranks by the {CLICK_HEAD!r} head; the config's binary heads are "
+                         f"{datasets.binary_heads(base)}")
+    worlds = [measure_world(context, sizes, base, w) for w in sizes.policy_popularity]
+    subsets = list(worlds[0]["baselines"])
+
+    columns = [f"{world_label(w['policy_popularity'])}: {s} requests" for w in worlds for s in subsets]
     ndcg_table = Table(f"NDCG@{CUTOFF} of the served ranking (click head, position missing); gain = true "
-                       "P(click | examined)",
-                       ["ranking", *(f"{s} requests" for s in baselines), "served click AUC"])
+                       "P(click | examined); one column pair per logging policy",
+                       ["ranking", *columns, *(f"served click AUC ({world_label(w['policy_popularity'])})"
+                                               for w in worlds)])
     for mode in sizes.modes:
-        ndcg_table.rows.append([f"position_mode {mode}", *(fmt(summary[mode]["ndcg"][s]) for s in baselines),
-                                fmt(summary[mode]["served_click_auc"])])
+        ndcg_table.rows.append([f"position_mode {mode}",
+                                *(fmt(w["summary"][mode]["ndcg"][s]) for w in worlds for s in subsets),
+                                *(fmt(w["summary"][mode]["served_click_auc"]) for w in worlds)])
     for name in ("logged_order", "random_order"):
-        ndcg_table.rows.append([name.replace("_", " "), *(f"{baselines[s][name]:.3f}" for s in baselines),
-                                "—"])
+        ndcg_table.rows.append([name.replace("_", " "),
+                                *(f"{w['baselines'][s][name]:.3f}" for w in worlds for s in subsets),
+                                *("—" for _ in worlds)])
     tables = [ndcg_table]
-    if "shallow_tower" in summary:
-        st = summary["shallow_tower"]
-        fit_table = Table("Shallow-tower bias vs the true log examination",
-                          ["figure", "value"],
-                          [["Pearson r over (position, device) cells", fmt(st["pearson_r"])],
-                           ["Pearson r, relative to position 0 per device", fmt(st["pearson_r_relative"])]]
-                          + [[f"eta {d}: fitted (true)", f"{fmt(v['fitted'], 2)} ({v['true']:.2f})"]
-                             for d, v in st["eta"].items()])
-        tables.append(fit_table)
+    if "shallow_tower" in sizes.modes:
+        rows = []
+        for w in worlds:
+            st, label = w["summary"]["shallow_tower"], world_label(w["policy_popularity"])
+            rows += [[f"{label}: Pearson r over (position, device) cells", fmt(st["pearson_r"])],
+                     [f"{label}: Pearson r, relative to position 0 per device",
+                      fmt(st["pearson_r_relative"])]]
+            rows += [[f"{label}: eta {d} fitted (true)", f"{fmt(v['fitted'], 2)} ({v['true']:.2f})"]
+                     for d, v in st["eta"].items()]
+        tables.append(Table("Shallow-tower bias vs the true log examination", ["figure", "value"], rows))
 
+    first = worlds[0]
     notes = [
-        f"{sizes.seeds} seed(s) per position_mode, {sizes.steps} steps of batch {sizes.batch_size} on "
-        f"{sizes.impressions} simulated impressions ({len(requests)} eval impressions, "
-        f"{len(set(requests))} requests, {int(shuffled.sum())} impressions in shuffled requests).",
-        f"Cells: {len(cells)} (position, device) pairs seen in the eval split; eval impressions per cell are "
-        "in the JSON (cell_counts); rare cells (tv, tablet at deep positions) carry little training signal.",
+        f"{sizes.seeds} seed(s) per position_mode and logging policy, {sizes.steps} steps of batch "
+        f"{sizes.batch_size} on {sizes.impressions} simulated impressions per policy "
+        f"({first['eval_impressions']} eval impressions, {first['requests']} requests, "
+        f"{first['shuffled_impressions']} impressions in shuffled requests).",
+        "Logging policies (SimulatorParams.policy_popularity = w): the policy ranks a request's candidates "
+        "by relevance + w · standardized log popularity + noise. w = 0 ranks by relevance, so position "
+        "carries relevance; w > 0 promotes popular videos beyond their relevance, so popularity (visible "
+        "to the model as video_log_views) is confounded with position: the selection bias a "
+        "position-debiased model should not learn.",
+        f"Cells: {len(first['cells'])} (position, device) pairs seen in the eval split; eval impressions per "
+        "cell are in the JSON (cell_counts); rare cells (tv, tablet at deep positions) carry little signal.",
         "Slates have 10 candidates, so NDCG@10 ranks the whole slate: it measures order, not retrieval.",
         "The served ranking of position_mode none is the plain click model (position bias absorbed into "
         "whatever features correlate with position); input_feature serves with position 'missing'.",
     ]
 
     plots = []
-    if bias_tables:
-        first = np.asarray(bias_tables[0]["bias"])
+    if first["learned_bias"]:
+        cells, cell_log_e = first["cells"], first["cell_true_log_examination"]
+        bias0 = np.asarray(first["learned_bias"][0]["bias"])
 
         def draw_bias(fig: Any) -> None:
             ax1, ax2 = fig.subplots(1, 2)
@@ -213,45 +253,46 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                     continue
                 ps = [cells[i][0] for i in idx]
                 line = ax1.plot(ps, cell_log_e[idx] - cell_log_e[zero[0]], "-", label=f"{device} true")[0]
-                ax1.plot(ps, first[idx] - first[zero[0]], "o", color=line.get_color(),
+                ax1.plot(ps, bias0[idx] - bias0[zero[0]], "o", color=line.get_color(),
                          label=f"{device} learned")
             ax1.set_xlabel("position")
             ax1.set_ylabel("relative to position 0")
             ax1.set_title("log examination (lines) vs shallow-tower bias (dots)")
             ax1.legend(fontsize=7, ncol=2)
-            ax2.scatter(cell_log_e, first, s=12)
+            ax2.scatter(cell_log_e, bias0, s=12)
             ax2.set_xlabel("true log examination")
             ax2.set_ylabel("learned bias (logit)")
-            ax2.set_title(f"r = {bias_fit(cells, first, cell_log_e)['pearson_r']:.3f} (seed 0)")
+            ax2.set_title(f"r = {bias_fit(cells, bias0, cell_log_e)['pearson_r']:.3f} (seed 0)")
 
-        plots.append(Plot("bias", "Shallow-tower bias vs true log examination per position and device "
-                          "(seed 0)", draw_bias, size=(11.0, 4.5)))
+        caption = ("Shallow-tower bias vs true log examination per position and device "
+                   f"({world_label(first['policy_popularity'])}, seed 0)")
+        plots.append(Plot("bias", caption, draw_bias, size=(11.0, 4.5)))
 
     def draw_ndcg(fig: Any) -> None:
-        ax = fig.subplots()
+        axes = np.atleast_1d(fig.subplots(1, len(worlds), sharey=True))
         labels = [*sizes.modes, "logged order", "random order"]
-        width = 0.8 / max(1, len(baselines))
+        width = 0.8 / max(1, len(subsets))
         x = np.arange(len(labels))
-        for i, s in enumerate(baselines):
-            values = ([summary[m]["ndcg"][s]["mean"] for m in sizes.modes]
-                      + [baselines[s]["logged_order"], baselines[s]["random_order"]])
-            errors = [np.nan_to_num(summary[m]["ndcg"][s]["sd"]) for m in sizes.modes] + [0, 0]
-            ax.bar(x + (i - (len(baselines) - 1) / 2) * width, values, width, yerr=errors, capsize=3,
-                   label=f"{s} requests")
-        ax.set_xticks(x, labels)
-        ax.set_ylim(min(0.8, ax.get_ylim()[0]), 1.0)
-        ax.set_ylabel(f"NDCG@{CUTOFF} (gain: true P(click | examined))")
-        ax.legend()
+        for ax, w in zip(axes, worlds, strict=True):
+            for i, s in enumerate(subsets):
+                values = ([w["summary"][m]["ndcg"][s]["mean"] for m in sizes.modes]
+                          + [w["baselines"][s]["logged_order"], w["baselines"][s]["random_order"]])
+                errors = [np.nan_to_num(w["summary"][m]["ndcg"][s]["sd"]) for m in sizes.modes] + [0, 0]
+                ax.bar(x + (i - (len(subsets) - 1) / 2) * width, values, width, yerr=errors, capsize=3,
+                       label=f"{s} requests")
+            ax.set_xticks(x, labels, rotation=30, ha="right")
+            ax.set_title(world_label(w["policy_popularity"]))
+            ax.set_ylim(0.6, 1.0)
+        axes[0].set_ylabel(f"NDCG@{CUTOFF} (gain: true P(click | examined))")
+        axes[0].legend()
 
-    plots.append(Plot("ndcg", f"NDCG@{CUTOFF} of the served ranking by position_mode, with the logged and "
-                      "a random order", draw_ndcg))
+    plots.append(Plot("ndcg", f"NDCG@{CUTOFF} of the served ranking by position_mode and logging policy, "
+                      "with the logged and a random order", draw_ndcg, size=(5.5 * len(worlds), 4.5)))
 
+    figures = {"worlds": [{**w, "cells": [f"{p}/{d}" for p, d in w["cells"]]} for w in worlds]}
     return BenchmarkResult(
         name=NAME,
         title="Position bias: shallow-tower bias vs true examination, and NDCG@10 by position_mode",
         parameters={**sizes.__dict__, "cutoff": CUTOFF},
-        figures={"summary": summary, "baselines": baselines, "runs": runs,
-                 "cells": [f"{p}/{d}" for p, d in cells], "cell_true_log_examination": cell_log_e,
-                 "cell_counts": cell_count, "learned_bias": bias_tables},
-        tables=tables, plots=plots, notes=notes,
+        figures=figures, tables=tables, plots=plots, notes=notes,
     )
