@@ -28,3 +28,17 @@ def test_table_rejection_reasons_in_readme_are_the_ones_the_table_example_gen_us
     with open(README, encoding="utf-8") as f:
         text = f.read()
     assert markdown_rejection_reasons() in text, "regenerate from parsing.markdown_rejection_reasons()"
+
+
+def test_reports_and_plots_the_readme_shows_are_in_the_repository():
+    """Every relative link and `reports/...` path in the README names a file that is committed."""
+    import re
+
+    root = os.path.dirname(README)
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    links = re.findall(r"\]\(((?!https?:|#)[^)\s]+)\)", text)
+    paths = re.findall(r"`(reports/[\w/.-]+\.(?:md|json|png))`", text)  # not reports/<name>.md
+    assert links and paths
+    missing = [p for p in {*links, *paths} if not os.path.exists(os.path.join(root, p))]
+    assert not missing, missing
