@@ -12,15 +12,23 @@ from absl import logging as absl_logging
 
 
 @pytest.fixture
-def absl_records(caplog):
-    """Records the `absl` logger emits while the runner's first-span filter is installed."""
+def absl_records(caplog, monkeypatch):
+    """Records the `absl` logger emits while the runner's first-span filter is installed.
+
+    The CLIs stop absl's lines propagating to the root logger (where caplog listens), and
+    a CLI test may have run earlier in this worker process, so propagation is switched
+    back on for the test's duration.
+    """
+    absl_logger = logging.getLogger("absl")
+    monkeypatch.setattr(absl_logger, "propagate", True)
+    monkeypatch.setattr(absl_logger, "disabled", False)
     skip = local_runner._FirstSpanSkip()
-    logging.getLogger("absl").addFilter(skip)
+    absl_logger.addFilter(skip)
     caplog.set_level(logging.INFO, logger="absl")
     try:
         yield caplog
     finally:
-        logging.getLogger("absl").removeFilter(skip)
+        absl_logger.removeFilter(skip)
 
 
 def _tfx_input_resolution_error(node: str) -> None:
