@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ml_metadata as mlmd
+from watchnext.pipeline.local_runner import open_metadata
+
 import pytest
-from ml_metadata.proto import metadata_store_pb2
 
 
 @pytest.fixture()
 def store(tmp_path):
-    """An empty SQLite ML Metadata store, for resolver strategies to query."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "mlmd.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return mlmd.MetadataStore(config)
+    """An empty SQLite ML Metadata store (opened as the runner opens its own), for resolver strategies
+    and metadata helpers to query."""
+    return open_metadata(str(tmp_path / "mlmd.sqlite"))

@@ -98,8 +98,6 @@ def test_backfill_warm_starts_the_next_day_from_the_blessed_model_and_keeps_n_ve
     assert version_dirs(serving) == [int(os.path.basename(result.pushed_path))]
 
 
-
-
 def _inputs(store, execution_id: int, key: str) -> list:
     """The artifacts an execution read under input `key`."""
     from ml_metadata.proto import metadata_store_pb2

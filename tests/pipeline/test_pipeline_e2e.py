@@ -12,7 +12,7 @@ import os
 
 from watchnext.cli import simulated_logs
 from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
-from watchnext.pipeline.local_runner import RunPaths, component_executions
+from watchnext.pipeline.local_runner import RunPaths, component_executions, open_metadata
 from watchnext.pipeline.pipeline import create_pipeline
 
 import pytest
@@ -58,13 +58,9 @@ def test_serving_default_takes_examples_and_returns_one_output_per_head(pipeline
 
 def test_second_run_reuses_the_cache_and_evaluates_against_the_first_model(pipeline_runs):
     config, _, second = pipeline_runs
-    from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
-    from tfx import v1 as tfx
 
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(RunPaths(
-            config.pipeline.output_dir).metadata_path))
+    store = open_metadata(RunPaths(config.pipeline.output_dir).metadata_path)
     states = sorted(metadata_store_pb2.Execution.State.Name(e.last_known_state)
                     for e in component_executions(store, "Trainer"))
     assert states == ["CACHED", "COMPLETE"], states
@@ -76,8 +72,6 @@ def test_second_run_reuses_the_cache_and_evaluates_against_the_first_model(pipel
                   for p in e.path.steps if p.HasField("key")}
     assert "baseline_model" in input_keys
     assert second.blessed, second.message
-
-
 
 
 def test_simulated_log_is_reused_not_rewritten(pipeline_runs):

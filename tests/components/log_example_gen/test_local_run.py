@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from watchnext.components.log_example_gen import make_log_example_gen
+from watchnext.pipeline.local_runner import open_metadata
 
 import pytest
 from tfx import v1 as tfx
@@ -24,9 +25,7 @@ def test_local_dag_runner_ingests_the_latest_span(tmp_path, tiny):
         beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     tfx.orchestration.LocalDagRunner().run(pipeline)
 
-    from ml_metadata.metadata_store import metadata_store
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    store = open_metadata(metadata_path)
     [examples] = store.get_artifacts_by_type("Examples")
     [rejected] = store.get_artifacts_by_type("watchnext.RejectedRecords")
     assert examples.custom_properties["span"].int_value == 20260102  # set by the FileBasedDriver
