@@ -5,9 +5,10 @@ same. watchnext hands Transform, the Tuner and the Trainer the whole behaviour t
 one config JSON in `custom_config`, so whatever a component does not read has to be
 reset to its default there; otherwise a rerun with, say, another `--logs` path to the
 same files or another blessing threshold would featurize, search or train again
-instead of reusing what it already has. Each view below names what its component reads;
-the views nest (transform ⊂ tuner ⊂ trainer, in what they keep of the heads and
-training settings) so a key cannot drift from the one it is derived from.
+instead of reusing what it already has. Each view below names what its component reads.
+The Tuner's view is derived from the Trainer's (its trials build the same model from the
+same examples), so the two cannot drift apart; Transform's reads far less and is built
+on its own.
 """
 
 from __future__ import annotations
