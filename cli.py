@@ -11,27 +11,76 @@ import sys
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.errors import (
+    EXIT_DATA_VALIDATION,
+    EXIT_INTERNAL,
+    EXIT_NOT_BLESSED,
+    UsageError,
+    WatchnextError,
+)
 
 log = logging.getLogger("watchnext")
-# Exit status of a run stopped by data validation (2: bad usage/config, 3: nothing blessed).
-DATA_ANOMALIES_EXIT = 4
+# Exit statuses, one table for the README and the code (core/errors.py).
+DATA_ANOMALIES_EXIT = EXIT_DATA_VALIDATION
+_FORMAT = "%(asctime)s %(message)s"
+# A log record with this attribute set goes to the log file, never to the default console.
+_FILE_ONLY = "file_only"
+
+
+class _ConsoleFilter(logging.Filter):
+    """The default console: watchnext's own lines, and only errors from the libraries under it.
+
+    TensorFlow, TFX and Beam log hundreds of lines a run that ask nothing of the user
+    (plugin registration, deprecations, batching statistics). They all still reach the
+    run's log file; `-v` shows them on the console too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _FILE_ONLY, False):
+            return False
+        if record.name == "watchnext" or record.name.startswith("watchnext."):
+            return True
+        # Library errors are logged where they happen and then raised: `main` prints the
+        # raised one once, so only a critical line (a crash outside any raise) shows here.
+        return record.levelno >= logging.CRITICAL
 
 
 def _setup_logging(verbose: bool) -> None:
-    # force: TensorFlow and absl install root handlers on import, which would win otherwise.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        force=True)
+    """Console logging; `_log_to_file` adds the log file once the output folder is known."""
     if not verbose:
-        # TFX, Beam and TensorFlow log every step; keep watchnext's own progress lines
-        # (the local runner turns the orchestrator's absl lines into per-component ones).
-        logging.getLogger("absl").propagate = False
-        for noisy in ("apache_beam", "tensorflow", "py.warnings"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        # TensorFlow's C++ logging (CUDA plugin registration, oneDNN, TF-TRT) goes straight to
+        # stderr and is read once, when TensorFlow loads: after this, before any import of it.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    if not verbose:
+        console.addFilter(_ConsoleFilter())
+    # force: TensorFlow and absl install root handlers on import, which would win otherwise.
+    logging.basicConfig(level=logging.INFO, handlers=[console], force=True)
+    logging.captureWarnings(True)
+    if not verbose:
         import warnings
 
-        warnings.filterwarnings("ignore", category=RuntimeWarning, module="tensorflow_model_analysis")
-        warnings.filterwarnings("ignore", category=UserWarning)
-        logging.captureWarnings(True)
+        # Library warnings still reach the log file (captureWarnings), never the console.
+        warnings.simplefilter("default")
+
+
+def _log_to_file(output_dir: str, command: str) -> str:
+    """Log everything (every library, INFO and up, tracebacks) to <output>/logs/<command>-<time>.log."""
+    import time
+
+    folder = os.path.join(output_dir, "logs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{command}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.log")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    _LOG_FILES.append(path)
+    return path
+
+
+# The log files this process writes (the last is named when a run fails).
+_LOG_FILES: list[str] = []
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -69,16 +118,40 @@ def simulated_logs(config: Any, out_dir: str) -> str:
     return out_dir
 
 
+def _check_inputs(config: Any, command: str) -> str:
+    """Refuse missing data and a busy output folder before anything heavy is imported.
+
+    Returns the data path (the simulated log's folder is made later, by `cmd_run`). The
+    pipeline checks the same again; these checks only make the common mistakes answer at once.
+    """
+    from watchnext.components.log_example_gen.layout import spans_on_disk
+    from watchnext.pipeline.output_lock import output_lock
+
+    if config.data.source == "table" and not config.data_path:
+        raise UsageError("data.source is table but no table is given: pass --logs PATH (the CSV "
+                         "file or glob) or set data.table.path in the config")
+    path = config.data_path
+    if path and config.data.source == "logs":
+        if not os.path.isdir(path):
+            raise UsageError(f"--logs {path}: no such folder (expected {path}/impressions/span=YYYYMMDD/...)")
+        if not spans_on_disk(path):
+            raise UsageError(f"no spans in {path}: expected folders like "
+                             f"{os.path.join(path, 'impressions', 'span=20260101')}")
+    with output_lock(config.pipeline.output_dir):
+        pass  # free now; the run takes it for good (a run that starts meanwhile is refused there)
+    _log_to_file(config.pipeline.output_dir, command)
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    data_path = _check_inputs(config, "run")
+
     from watchnext.components.data_gate import DataValidationFailed
     from watchnext.models.expert_utilization import alarms
     from watchnext.pipeline.local_runner import RunPaths, latest_utilization, run_local
 
-    config = _config(args)
-    if config.data.source == "table" and not config.data_path:
-        raise FileNotFoundError("data.source is table but no table is given: pass --logs PATH (the CSV "
-                                "file or glob) or set data.table.path in the config")
-    logs_dir = config.data_path or simulated_logs(config, RunPaths(config.pipeline.output_dir).simulated_logs)
+    logs_dir = data_path or simulated_logs(config, RunPaths(config.pipeline.output_dir).simulated_logs)
     log.info("running pipeline %r on %s into %s", config.pipeline.name, logs_dir, config.pipeline.output_dir)
     metadata_path = RunPaths(config.pipeline.output_dir).metadata_path
     try:
@@ -92,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ALARM {alarm}", file=sys.stderr)
     _report(config)
     print(result.pushed_path if result.pushed_path else result.message)
-    return 0 if result.pushed_path or result.blessed else 3
+    return 0 if result.pushed_path or result.blessed else EXIT_NOT_BLESSED
 
 
 def _log_ingestion(metadata_path: str) -> None:
@@ -104,9 +177,11 @@ def _log_ingestion(metadata_path: str) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    config = _config(args)
+    config = config.with_data_path(args.logs)
+    _check_inputs(config, "backfill")
     from watchnext.pipeline.local_runner import backfill
 
-    config = _config(args)
     results = backfill(config, args.logs, args.first, args.last)
     for span, result in results:
         print(f"{span}: {result.pushed_path or result.message}")
@@ -217,7 +292,8 @@ def cmd_check_serving(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchnext", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show every library's log lines and tracebacks on the console")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the local TFX pipeline and push a blessed model")
@@ -279,24 +355,51 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="folder to write impressions/, events/, truth/ into")
     add_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)
+    # -v works after the subcommand too (`watchnext run -v`); SUPPRESS keeps an earlier -v.
+    for subparser in sub.choices.values():
+        subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                               help="show every library's log lines and tracebacks on the console")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
-    from watchnext.components.data_gate import DataValidationFailed
-    from watchnext.pipeline.configs import ConfigError
-    from watchnext.pipeline.output_lock import OutputInUse
+    """Run one subcommand; a user's mistake ends in one line on stderr and a documented exit status.
 
+    Exit statuses (core/errors.py): 0 done, 1 a bug in watchnext (traceback in the log file,
+    or on the console with -v), 2 bad usage, config, path or a busy output folder, 3 not
+    blessed, 4 stopped by data validation, 5 unreadable input data or too many rejected records.
+    """
+    args = build_parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    _setup_logging(verbose)
     try:
         return args.func(args)
-    except (ConfigError, OutputInUse, FileNotFoundError) as e:
+    except WatchnextError as e:
+        if verbose:
+            log.exception("watchnext: %s", type(e).__name__)
+        else:
+            log.error("watchnext: %s", type(e).__name__, exc_info=True, extra={_FILE_ONLY: True})
+        print(f"watchnext: {_first_line(e)}", file=sys.stderr)
+        return e.exit_code
+    except FileNotFoundError as e:  # a path the user named; the message names it
         print(f"watchnext: {e}", file=sys.stderr)
-        return 2
-    except DataValidationFailed as e:
-        print(f"watchnext: {e}", file=sys.stderr)
-        return DATA_ANOMALIES_EXIT
+        return UsageError.exit_code
+    except KeyboardInterrupt:
+        print("watchnext: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: say where the traceback is rather than print 150 lines of it
+        if verbose:
+            raise
+        log.error("watchnext: unexpected %s", type(e).__name__, exc_info=True, extra={_FILE_ONLY: True})
+        where = f"the traceback is in {_LOG_FILES[-1]}" if _LOG_FILES else "rerun with -v for the traceback"
+        print(f"watchnext: internal error: {type(e).__name__}: {_first_line(e)} ({where})", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's message without the "[while running 'Stage']" lines Beam appends to it."""
+    text = str(error).strip()
+    return text.split(" [while running")[0].strip() or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ only state what the code needs.
 
 from setuptools import find_packages, setup
 
-SUBPACKAGES = ["pipeline", "models", "components", "kubeflow", "simulator", "serving", "benchmarks"]
+SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving", "benchmarks"]
 
 packages = ["watchnext"] + [
     f"watchnext.{p}"

@@ -23,6 +23,7 @@ import logging
 import os
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.errors import DataValidationFailed
 from watchnext.pipeline.configs import Config
 from watchnext.pipeline.spans import span_of
 
@@ -36,10 +37,6 @@ ANOMALIES_FILE = "SchemaDiff.pb"
 # The span's training split is compared with the previous run's training split: eval
 # splits are a fifth the size and would only add sampling noise.
 DRIFT_SPLIT_PAIRS = [("train", "train")]
-
-
-class DataValidationFailed(RuntimeError):
-    """The new span has data anomalies; nothing downstream of the validators ran."""
 
 
 def drift_features(config: Config) -> list[tuple[str, str, float]]:

@@ -23,6 +23,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from watchnext.core.errors import UsageError
+
 # ---------------------------------------------------------------------------
 # Allowed values (validated in `Config.validate`).
 ARCHITECTURES = ("mmoe", "omoe", "shared_bottom", "cgc", "ple", "single_task")
@@ -37,7 +39,7 @@ BEAM_ENVIRONMENT_TYPES = ("EXTERNAL", "DOCKER", "PROCESS", "LOOPBACK")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker_mirrored")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration value is unknown, of the wrong type or inconsistent."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.atomic_pusher import version_dirs
+from watchnext.components.log_example_gen.layout import spans_on_disk
 from watchnext.pipeline import beam
 from watchnext.pipeline.configs import Config
 from watchnext.pipeline.output_lock import output_lock
@@ -104,15 +105,6 @@ def component_executions(store: Any, component: str) -> list[Any]:
     if len(names) != 1:
         raise LookupError(f"{len(names)} execution types named {component!r} in ML Metadata: {names}")
     return sorted(store.get_executions_by_type(names[0]), key=lambda e: e.id)
-
-
-def spans_on_disk(logs_dir: str) -> list[int]:
-    """Daily spans with an impressions folder (`impressions/span=YYYYMMDD`), oldest first."""
-    from watchnext.components.log_example_gen import schema
-
-    root = os.path.join(logs_dir, schema.IMPRESSIONS_LOG)
-    names = os.listdir(root) if os.path.isdir(root) else []
-    return sorted(int(n.split("=", 1)[1]) for n in names if n.startswith("span=") and n[5:].isdigit())
 
 
 def ingested_spans(metadata_path: str) -> set[int]:

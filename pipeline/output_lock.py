@@ -7,8 +7,10 @@ import fcntl
 import os
 from collections.abc import Iterator
 
+from watchnext.core.errors import UsageError
 
-class OutputInUse(RuntimeError):
+
+class OutputInUse(UsageError, RuntimeError):
     """Another watchnext run holds the output folder."""
 
 

@@ -42,3 +42,70 @@ def test_reports_and_plots_the_readme_shows_are_in_the_repository():
     assert links and paths
     missing = [p for p in {*links, *paths} if not os.path.exists(os.path.join(root, p))]
     assert not missing, missing
+
+
+# Commands other than watchnext and make that README examples may use: each is the tool a
+# user runs where the README says so (a shell builtin, TF Serving, Kubernetes, Docker, gcloud).
+EXTERNAL_COMMANDS = {".", "source", "cd", "cat", "export", "curl", "docker", "kubectl", "tensorboard",
+                     "gsutil", "python", "pip", "git", "0"}  # "0": a crontab line's minute field
+
+
+def readme_shell_commands(text: str) -> list[str]:
+    """Each command line of the README's shell examples (```sh, ```bash, ```cron and plain blocks
+    whose lines start with `watchnext`), comments dropped, `\\` continuations joined, heredoc
+    bodies skipped."""
+    import re
+
+    commands = []
+    for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
+        if lang not in ("sh", "bash", "cron", ""):
+            continue
+        lines, heredoc_end, pending = body.splitlines(), None, ""
+        for raw in lines:
+            if heredoc_end is not None:
+                heredoc_end = None if raw.strip() == heredoc_end else heredoc_end
+                continue
+            line = pending + raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("#") else pending
+            if line.endswith("\\"):
+                pending = line[:-1] + " "
+                continue
+            pending = ""
+            if not line.strip():
+                continue
+            if lang == "" and not line.lstrip().startswith("watchnext "):
+                continue  # a diagram or a listing, not a command
+            heredoc = re.search(r"<<'?(\w+)'?", line)
+            if heredoc:
+                heredoc_end = heredoc.group(1)
+            commands.append(line.strip())
+    return commands
+
+
+def test_every_readme_command_works_as_typed():
+    """Each `watchnext` line parses with the real parser (subcommands and flags exist), each
+    `make` line names a real target, and nothing else is an unknown command."""
+    import shlex
+
+    from watchnext.cli import build_parser
+
+    with open(README, encoding="utf-8") as f:
+        commands = readme_shell_commands(f.read())
+    with open(os.path.join(os.path.dirname(README), "Makefile"), encoding="utf-8") as f:
+        makefile = f.read()
+    assert any(c.startswith("watchnext run") for c in commands), commands
+    parser = build_parser()
+    for command in commands:
+        for part in command.split("&&"):
+            words = shlex.split(part.split(">>")[0].split(" | ")[0])
+            if words and words[0] == "0":  # crontab: minute hour day month weekday command
+                continue
+            if words[0].endswith("/watchnext") or words[0] == "watchnext":
+                try:
+                    parser.parse_args(words[1:])
+                except SystemExit:
+                    raise AssertionError(f"README command does not parse: {command}") from None
+            elif words[0] == "make":
+                for target in (w for w in words[1:] if "=" not in w):
+                    assert f"\n{target}:" in makefile, f"README names make target {target!r}: {command}"
+            else:
+                assert words[0] in EXTERNAL_COMMANDS, f"README command {words[0]!r} is unknown: {command}"

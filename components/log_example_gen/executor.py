@@ -22,6 +22,7 @@ from typing import Any
 
 from watchnext.components.log_example_gen import counts as counts_lib
 from watchnext.components.log_example_gen import reading, schema, transforms
+from watchnext.core.errors import TooManyRejected
 
 import apache_beam as beam
 from tfx import types
@@ -174,7 +175,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         log.info("LogExampleGen: %s", counts_lib.describe(summary))
         error = counts_lib.failure(summary, rejected.uri)
         if error:
-            raise RuntimeError(error)
+            raise TooManyRejected(error)
 
 
 def _record_properties(artifact: types.Artifact, summary: dict[str, Any], split_names: list[str]) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from watchnext.components.log_example_gen import schema
+from watchnext.core.errors import BadInputData
 
 from tfx.dsl.io import fileio
 
@@ -27,7 +28,7 @@ RAW_TEXT_LIMIT = 1000
 _CHUNK_BYTES = 1 << 16
 
 
-class LogFileError(ValueError):
+class LogFileError(BadInputData, ValueError):
     """A log file cannot be read at all (unknown format, corrupt or truncated gzip or Parquet)."""
 
 

@@ -26,6 +26,7 @@ from watchnext.components.log_example_gen.executor import (
 )
 from watchnext.components.table_example_gen import counts as counts_lib
 from watchnext.components.table_example_gen import parsing, transforms
+from watchnext.core.errors import TooManyRejected
 
 import apache_beam as beam
 from tfx import types
@@ -129,7 +130,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         log.info("TableExampleGen: %s", counts_lib.describe(summary))
         error = counts_lib.failure(summary, rejected.uri)
         if error:
-            raise RuntimeError(error)
+            raise TooManyRejected(error)
 
 
 def _record_properties(artifact: types.Artifact, summary: dict[str, Any], split_names: list[str]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from watchnext.components.log_example_gen import schema as log_schema
 from watchnext.components.log_example_gen.schema import Invalid
+from watchnext.core.errors import BadInputData
 
 from tfx.dsl.io import fileio
 
@@ -50,7 +51,7 @@ REJECTION_REASONS: dict[str, str] = {
 }
 
 
-class TableError(ValueError):
+class TableError(BadInputData, ValueError):
     """A whole file cannot be read as the table (no header, missing columns, corrupt gzip)."""
 
 

@@ -1,0 +1,155 @@
+"""The command line answers a user's mistakes at once, in one line, with a documented exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from watchnext import cli
+from watchnext.core import errors
+
+import pytest
+
+README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+HEAVY = ("tensorflow", "tfx", "apache_beam", "tensorflow_transform")
+
+
+def _main_in_fresh_process(argv: list[str], cwd: str) -> dict:
+    """Run `watchnext.cli.main(argv)` in a new interpreter; its exit status and which heavy
+    packages it imported (a fresh process, since this one may have TensorFlow loaded already)."""
+    code = ("import json, sys\nfrom watchnext.cli import main\n"
+            f"status = main({argv!r})\n"
+            f"print(json.dumps({{'status': status, 'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["stderr"] = done.stderr
+    return result
+
+
+def test_a_config_typo_is_answered_before_tensorflow_is_imported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training:\n  train_stepz: 3\n")
+    argv = ["run", "--config", str(bad), "--output", str(tmp_path / "o")]
+    result = _main_in_fresh_process(argv, str(tmp_path))
+    assert result["status"] == errors.EXIT_USAGE
+    assert result["heavy"] == []
+    assert "training.train_stepz" in result["stderr"] and "did you mean 'train_steps'" in result["stderr"]
+    assert "Traceback" not in result["stderr"]
+
+
+@pytest.mark.parametrize("make_logs, message", [
+    (lambda tmp: str(tmp / "missing"), "no such folder"),
+    (lambda tmp: (tmp / "empty").mkdir() or str(tmp / "empty"), "no spans in"),
+])
+def test_missing_logs_are_answered_before_tensorflow_is_imported(tmp_path, make_logs, message):
+    logs = make_logs(tmp_path)
+    result = _main_in_fresh_process(["run", "--logs", logs, "--output", str(tmp_path / "o")], str(tmp_path))
+    assert result["status"] == errors.EXIT_USAGE
+    assert result["heavy"] == []
+    assert message in result["stderr"] and logs in result["stderr"]
+
+
+def test_a_busy_output_folder_is_refused_before_tensorflow_is_imported(tmp_path):
+    from watchnext.pipeline.output_lock import output_lock
+
+    out = tmp_path / "o"
+    with output_lock(str(out)):
+        result = _main_in_fresh_process(["run", "--output", str(out)], str(tmp_path))
+    assert result["status"] == errors.EXIT_USAGE
+    assert result["heavy"] == []
+    assert f"pid {os.getpid()}" in result["stderr"] and "another watchnext run" in result["stderr"]
+
+
+def test_simulate_does_not_import_tensorflow(tmp_path):
+    argv = ["simulate", "--out", str(tmp_path / "logs"), "--impressions-per-day", "50"]
+    result = _main_in_fresh_process(argv, str(tmp_path))
+    assert result["status"] == errors.EXIT_OK
+    assert result["heavy"] == []
+    assert os.path.isdir(tmp_path / "logs" / "impressions")
+
+
+def test_verbose_is_accepted_after_the_subcommand():
+    parser = cli.build_parser()
+    assert parser.parse_args(["run", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "run"]).verbose is True
+    assert getattr(parser.parse_args(["run"]), "verbose", False) is False
+
+
+@pytest.mark.parametrize("error, status", [
+    (errors.UsageError("bad flag"), errors.EXIT_USAGE),
+    (errors.BadInputData("events/span=1/part-0.jsonl.gz is truncated"), errors.EXIT_BAD_INPUT),
+    (errors.TooManyRejected("2% of records rejected"), errors.EXIT_BAD_INPUT),
+    (errors.DataValidationFailed("click drifted"), errors.EXIT_DATA_VALIDATION),
+])
+def test_each_failure_class_ends_in_one_line_and_its_exit_status(monkeypatch, capsys, error, status):
+    def fail(args):
+        # As Beam re-raises an error from inside a pipeline: same type, stage appended.
+        raise type(error)(f"{error} [while running 'ReadLogs/Parse']")
+
+    monkeypatch.setattr(cli, "cmd_report", fail)
+    assert cli.main(["report", "--output", "unused"]) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"watchnext: {error}"]
+
+
+def test_a_bug_names_the_log_file_instead_of_printing_a_traceback(monkeypatch, capsys, tmp_path):
+    def bug(args):
+        cli._log_to_file(str(tmp_path), "report")
+        raise KeyError("oops")
+
+    monkeypatch.setattr(cli, "cmd_report", bug)
+    monkeypatch.setattr(cli, "_LOG_FILES", [])
+    assert cli.main(["report"]) == errors.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error: KeyError" in err
+    (log_file,) = cli._LOG_FILES
+    assert log_file.startswith(str(tmp_path / "logs"))
+    with open(log_file, encoding="utf-8") as f:
+        assert "Traceback" in f.read()
+
+
+def test_the_console_shows_watchnext_lines_and_library_errors_only():
+    console = cli._ConsoleFilter()
+
+    def record(name: str, level: int) -> object:
+        import logging
+
+        return logging.LogRecord(name, level, __file__, 1, "message", (), None)
+
+    assert console.filter(record("watchnext.pipeline.local_runner", 20))
+    assert not console.filter(record("absl", 30))  # e.g. "custom_executor_spec is deprecated"
+    assert not console.filter(record("apache_beam.transforms.util", 20))  # BatchElements statistics
+    assert not console.filter(record("absl", 40))  # logged, then raised: main prints it once
+    assert console.filter(record("absl", 50))
+
+
+def test_the_readme_lists_every_exit_status():
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    codes = {name: value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    for name, value in codes.items():
+        assert re.search(rf"\b{value}\b", text), f"README does not mention exit status {value} ({name})"
+
+
+@pytest.mark.slow
+def test_a_truncated_log_file_ends_in_one_line_naming_it_and_status_5(tmp_path, capsys):
+    """Through the real pipeline: Beam re-raises the reader's error, and main prints it once."""
+    import glob
+
+    logs = tmp_path / "logs"
+    assert cli.main(["simulate", "--out", str(logs), "--impressions-per-day", "200"]) == 0
+    victim = sorted(glob.glob(str(logs / "impressions" / "span=*" / "*.jsonl.gz")))[1]
+    with open(victim, "rb") as f:
+        data = f.read()
+    with open(victim, "wb") as f:
+        f.write(data[: len(data) // 2])
+    capsys.readouterr()
+    assert cli.main(["run", "--logs", str(logs), "--output", str(tmp_path / "out")]) == errors.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"watchnext: {victim}: truncated"), err
+    assert err.count(": truncated:") == 1, err  # said once, not once per library that saw it
