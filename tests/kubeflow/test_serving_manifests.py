@@ -140,3 +140,21 @@ def _memory_bytes(quantity: str) -> int:
         if quantity.endswith(suffix):
             return int(quantity[: -len(suffix)]) * scale
     return int(quantity)
+
+
+def test_docker_compose_serves_with_the_deployments_image_flags_and_model_config(manifests, container):
+    """`docker compose up` (the README's local TF Serving) runs what the Deployment runs."""
+    compose = yaml.safe_load((SERVING.parents[1] / "docker-compose.yml").read_text(encoding="utf-8"))
+    (service,) = compose["services"].values()
+    assert service["image"] == container["image"]
+    assert service["command"] == container["command"] + container["args"]
+    assert service["entrypoint"] == []  # the binary, not the image's single-model script
+    (mount,) = service["volumes"]
+    assert mount["target"] == "/models" and mount["read_only"] is True
+    (config_use,) = service["configs"]
+    flag = next(a for a in container["args"] if a.startswith("--model_config_file="))
+    assert config_use["target"] == flag.split("=", 1)[1]
+    content = compose["configs"][config_use["source"]]["content"]
+    assert content == manifests["ConfigMap"]["data"]["models.config"]
+    ports = {int(p.split(":")[1]) for p in service["ports"]}
+    assert ports == {p["containerPort"] for p in container["ports"]}

@@ -11,6 +11,7 @@ import importlib.util
 import math
 import os
 
+import watchnext
 from watchnext.pipeline.configs import Config
 from watchnext.serving.client import (
     GRPC_DEFAULT_MAX_MESSAGE_BYTES,
@@ -186,3 +187,20 @@ def test_chunks_keep_order_and_stay_under_the_limit():
     assert chunk_by_size(examples, None) == [examples] and chunk_by_size([], 8192) == []
     with pytest.raises(RankRequestError, match=r"request\.candidates\[1\]: 5000 bytes"):
         chunk_by_size([b"x", b"y" * 5000], 8192)
+
+
+def test_the_readmes_sample_request_ranks_through_the_cli(pushed_model, capsys):
+    """serving/sample_request.json, as the README runs it: every candidate back, best first."""
+    import json
+
+    from watchnext.cli import main
+
+    sample = os.path.join(os.path.dirname(watchnext.__file__), "serving", "sample_request.json")
+    with open(sample, encoding="utf-8") as f:
+        request = json.load(f)
+    assert main(["rank", "--request", sample, "--model", pushed_model]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [a["rank"] for a in answer] == list(range(1, len(request["candidates"]) + 1))
+    assert sorted(a["candidate_video_id"] for a in answer) == sorted(
+        c["candidate_video_id"] for c in request["candidates"])
+    assert [a["score"] for a in answer] == sorted((a["score"] for a in answer), reverse=True)
