@@ -221,7 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="URI for the pipeline's artifacts, e.g. gs://bucket/watchnext "
                              "(default: <pipeline.output_dir>/tfx)")
     parser.add_argument("--config", help="YAML file with settings that differ from the defaults")
-    parser.add_argument("--logs", help="URI of the impression/event logs (default: data.logs_dir)")
+    parser.add_argument("--logs", help="URI of the impression/event logs; required unless the config sets "
+                                       "data.logs_dir (a cluster run cannot simulate its logs)")
     parser.set_defaults(func=main_from_args)
 
 
