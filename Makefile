@@ -24,7 +24,7 @@ help:
 	@echo "make test    # the whole test suite on 2 pytest-xdist workers (about 15 minutes on 2 cores)"
 	@echo "make test-fast  # skip tests marked slow (the end-to-end pipeline runs)"
 	@echo "make lint    # ruff"
-	@echo "make bench [BENCH=oracle]  # benchmarks, --quick sizes, into reports/"
+	@echo "make bench [BENCH=oracle]  # benchmarks, --quick sizes, into watchnext_output/bench/"
 
 venv: $(STAMP)
 
@@ -54,7 +54,7 @@ lint: $(STAMP)
 
 BENCH ?= all
 bench: $(STAMP)
-	$(VENV)/bin/watchnext bench $(BENCH) --quick --out reports
+	$(VENV)/bin/watchnext bench $(BENCH) --quick
 
 clean:
 	rm -rf watchnext_output .pytest_cache

@@ -34,6 +34,9 @@ BENCHMARKS = {
     "pipeline_scale": "watchnext.benchmarks.pipeline_scale",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
+# Where reports go: a user's runs stay out of the committed reports/ unless published.
+DEFAULT_OUT = os.path.join("watchnext_output", "bench")
+PUBLISHED_OUT = "reports"
 # Flags that override a field of a benchmark's Sizes (when it has that field).
 OVERRIDES = ("impressions", "steps", "seeds", "batch_size")
 
@@ -45,13 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=[*BENCHMARKS, "all"], help="which benchmark ('all': each in turn)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick",
-                      help="small data, few steps, one seed (minutes on 2 cores)")
+                      help="small data, few steps, one seed: minutes on 2 cores (the default)")
     size.add_argument("--smoke", dest="size", action="store_const", const="smoke",
                       help="tiny: checks that the benchmark runs and writes its report (figures meaningless)")
     size.add_argument("--full", dest="size", action="store_const", const="full",
-                      help="the sizes the figures are meant to be read at (the default)")
-    parser.set_defaults(size="full")
-    parser.add_argument("--out", default="reports", help="folder for <name>.json, <name>.md and plots")
+                      help="the sizes the published figures are read at (an hour or more each)")
+    parser.set_defaults(size="quick")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", help=f"folder for <name>.json, <name>.md and plots (default {DEFAULT_OUT}, "
+                                     "outside the committed reports/)")
+    where.add_argument("--publish", action="store_const", dest="out", const=PUBLISHED_OUT,
+                       help=f"write into {PUBLISHED_OUT}/, the reports the README cites (for maintainers)")
     parser.add_argument("--work-dir", help="keep featurized simulations here and reuse them on the next "
                                            "run with the same parameters (default: a temporary folder, "
                                            "removed afterwards); empty it after changing the simulator "
@@ -108,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of `watchnext bench`: run, then print each report's Markdown."""
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
-        paths = run_benchmark(name, args.size, args.out, args.work_dir, args)
+        paths = run_benchmark(name, args.size, args.out or DEFAULT_OUT, args.work_dir, args)
         with open(paths["md"], encoding="utf-8") as f:
             print(f.read())
         print("wrote " + ", ".join(sorted(paths.values())))

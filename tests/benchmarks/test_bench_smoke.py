@@ -66,7 +66,10 @@ def test_bench_flags_parse_as_a_watchnext_subcommand():
     cli.add_arguments(parser.add_subparsers(dest="command").add_parser("bench"))
     args = parser.parse_args(["bench", "oracle", "--quick", "--seeds", "2", "--out", "r"])
     assert (args.name, args.size, args.seeds, args.out, args.work_dir) == ("oracle", "quick", 2, "r", None)
-    assert parser.parse_args(["bench", "all"]).size == "full"
+    default = parser.parse_args(["bench", "all"])
+    assert (default.size, default.out) == ("quick", None)  # run() writes to cli.DEFAULT_OUT
+    assert not cli.DEFAULT_OUT.startswith("reports")
+    assert parser.parse_args(["bench", "oracle", "--publish"]).out == cli.PUBLISHED_OUT == "reports"
     sizes = cli.sizes_for(oracle, args.size, args)
     assert sizes.seeds == 2 and sizes.impressions == oracle.SIZES["quick"].impressions
 
