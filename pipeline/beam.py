@@ -19,6 +19,7 @@ occurrence of a flag is the one kept).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.pipeline.configs import Config, ConfigError, PipelineSection
@@ -90,7 +91,43 @@ def beam_pipeline_args(config: Config, image: str = "") -> list[str]:
     and DOCKER portable workers run it too, so that they have TFX and watchnext.
     """
     p = config.pipeline
-    return [*PRESETS[p.beam_preset](p, image), *p.beam_args]
+    args = [*PRESETS[p.beam_preset](p, image), *p.beam_args]
+    check_beam_args(args)
+    return args
+
+
+def check_beam_args(args: list[str]) -> dict[str, Any]:
+    """Parse `args` as Beam itself will; return the options, or raise ConfigError naming the bad flag.
+
+    A typo in a preset or in pipeline.beam_args would otherwise surface on the cluster, or
+    not at all: Beam only logs "Discarding unparseable args" and runs without the flag.
+    Checked here: every flag is one of Beam's pipeline options, every value parses (runner
+    modes, environment types, numbers), and the runner is one Beam knows.
+    """
+    import contextlib
+    import io
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import create_runner
+
+    known = set(PipelineOptions([]).get_all_options())
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            parsed = PipelineOptions(list(args)).get_all_options(retain_unknown_options=True)
+    except SystemExit:
+        error = usage.getvalue().strip().splitlines()[-1:] or ["a flag's value does not parse"]
+        raise ConfigError(f"config key pipeline (Beam flags {list(args)}): {error[0]}") from None
+    unknown = sorted(set(parsed) - known)
+    if unknown:
+        raise ConfigError(f"config key pipeline.beam_args: Beam has no pipeline option {unknown} "
+                          f"(from the flags {list(args)}); Beam would drop it silently")
+    if parsed.get("runner"):
+        try:
+            create_runner(parsed["runner"])
+        except ValueError as e:
+            raise ConfigError(f"config key pipeline.beam_args: --runner={parsed['runner']}: {e}") from None
+    return parsed
 
 
 def _has_flag(args: tuple[str, ...] | list[str], flag: str) -> bool:

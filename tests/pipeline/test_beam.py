@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from watchnext.pipeline.beam import PRESETS, beam_pipeline_args
+from watchnext.pipeline.beam import PRESETS, beam_pipeline_args, check_beam_args
 from watchnext.pipeline.configs import BEAM_PRESETS, ConfigError, from_dict
 
 import pytest
@@ -107,6 +107,38 @@ def test_extra_beam_args_come_last_and_win() -> None:
     args = args_for(beam_preset="direct-multiprocess", beam_args=extra)
     assert args[-2:] == extra
     assert options(args, DirectOptions).direct_num_workers == 4
+
+
+# A complete, valid pipeline section per preset: what a user would submit.
+SUBMISSIONS = {
+    "direct": {},
+    "direct-multiprocess": {"beam_preset": "direct-multiprocess", "beam_workers": 2},
+    "dataflow": DATAFLOW,
+    "flink": {"beam_preset": "flink", "beam_job_endpoint": "flink-jobserver:8099", "beam_workers": 4},
+    "spark": {"beam_preset": "spark", "beam_job_endpoint": "spark-jobserver:8099",
+              "beam_environment_type": "DOCKER", "beam_environment_config": IMAGE},
+}
+
+
+@pytest.mark.parametrize("preset", BEAM_PRESETS)
+def test_each_presets_full_argument_list_passes_beams_own_parsing(preset: str) -> None:
+    """Every flag is a Beam option and every value parses, so a typo fails here, not on a cluster."""
+    args = args_for(image=IMAGE, **SUBMISSIONS[preset])
+    parsed = check_beam_args(args)
+    runner = {"dataflow": "DataflowRunner", "flink": "PortableRunner", "spark": "PortableRunner"}
+    assert parsed["runner"] == runner.get(preset)
+    if preset in ("flink", "spark"):
+        assert parsed["job_endpoint"] == SUBMISSIONS[preset]["beam_job_endpoint"]
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--enviroment_config=localhost:5"], "enviroment_config"),  # misspelt: Beam would drop it
+    (["--direct_running_mode=multi_processingx"], "multi_processingx"),
+    (["--runner=DataflowRunnr"], "DataflowRunnr"),
+])
+def test_a_bad_flag_in_beam_args_fails_at_config_time_naming_it(extra: list[str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        args_for(beam_preset="direct", beam_args=extra)
 
 
 @pytest.mark.slow
