@@ -181,6 +181,10 @@ class WatchNextModel(tfrs.Model):
     (training/eval batches) its bias is included in the position-biased heads' outputs.
     """
 
+    # AUC/RMSE are updated at evaluation only; benchmarks/training_speed.py sets this on a model
+    # to measure what updating them on every training step costs.
+    metrics_in_training = False
+
     def __init__(self, config: Config, vocab_sizes: Mapping[str, int],
                  output_biases: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -268,7 +272,7 @@ class WatchNextModel(tfrs.Model):
             # cost ~15% of the step at batch 1024; training logs carry the per-head losses.
             summed = task(labels=label[:, tf.newaxis], predictions=y[:, tf.newaxis],
                           sample_weight=weight[:, tf.newaxis], training=training,
-                          compute_metrics=not training)
+                          compute_metrics=self.metrics_in_training or not training)
             head_loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
             metric.update_state(head_loss)
             total += head.loss_weight * head_loss
@@ -295,7 +299,8 @@ class WatchNextModel(tfrs.Model):
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         # The ranking tasks' metrics are not updated in training (compute_loss): log only the losses.
-        metrics = {m.name: m.result() for m in self.head_loss_metrics}
+        metrics = {m.name: m.result() for m in (self.metrics if self.metrics_in_training
+                                                else self.head_loss_metrics)}
         metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
         return metrics
 

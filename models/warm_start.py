@@ -40,7 +40,8 @@ class WarmStartReport:
 
     base_model: str
     copied: list[str] = field(default_factory=list)
-    remapped: dict[str, tuple[int, int]] = field(default_factory=dict)  # name → (kept rows, new rows)
+    # name → (kept rows, new rows): embedding rows, or fused experts when only their count changed.
+    remapped: dict[str, tuple[int, int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # name → why
     # Fused expert variables built from a base model's per-expert ones (see `stacked_experts`).
     stacked: list[str] = field(default_factory=list)
@@ -117,6 +118,13 @@ def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, S
         elif source.shape == var.shape:
             var.assign(source)
             report.copied.append(name)
+        elif _FUSED_EXPERT_VARIABLE.match(name) and source.shape[1:] == var.shape[1:]:
+            # The expert count changed, not their width: experts 0..min(n_old, n_new)-1 carry over.
+            kept = min(source.shape[0], var.shape[0])
+            table = var.numpy()
+            table[:kept] = source.numpy()[:kept]
+            var.assign(table)
+            report.remapped[name] = (kept, var.shape[0])
         else:
             report.skipped[name] = f"shape changed {source.shape} → {var.shape}"
     log.info("warm start from %s: %d variables copied, %d stacked from per-expert ones, %d embedding "
