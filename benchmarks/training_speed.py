@@ -29,6 +29,7 @@ same process.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -37,8 +38,8 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, si
-from watchnext.models import trainer
-from watchnext.models.model import build_model, multiplications_per_example
+from watchnext.models import layers, trainer
+from watchnext.models.model import SCORE_KEY, build_model, label_priors, multiplications_per_example
 from watchnext.pipeline.configs import Config
 from watchnext.simulator import datasets
 
@@ -63,14 +64,169 @@ class Sizes:
     matmul_n: int = 1024
     matmul_seconds: float = 2.0
     sim_seed: int = 7
+    # Before/after variants (per-expert vs fused experts, AUC every step vs at evaluation only),
+    # trained on the in-memory feed at each of these batch sizes, `variant_steps` timed steps each.
+    variant_batches: tuple[int, ...] = (256, 512, 1024)
+    variant_steps: int = 40
+    # Serving: forward passes of `serving_batch` served inputs (no position), per variant and round.
+    serving_batch: int = 256
+    serving_calls: int = 50
+    # Model quality at equal epochs per batch size (learning rate by the rule in LEARNING_RATE_RULE,
+    # plus the other scalings at the largest batch); 0 skips it.
+    quality_epochs: int = 0
+    # The input-feed comparison (the first table); off to run the variants alone.
+    compare_feeds: bool = True
 
 
 SIZES = {
     "smoke": Sizes(impressions=400, steps=3, warmup=2, rounds=1, batch_size=32, input_only_batches=5,
-                   matmul_n=256, matmul_seconds=0.2),
+                   matmul_n=256, matmul_seconds=0.2, variant_batches=(32,), variant_steps=3,
+                   serving_batch=16, serving_calls=2, quality_epochs=1),
     "quick": Sizes(impressions=10000, steps=100),
-    "full": Sizes(impressions=40000, steps=500, input_only_batches=1000, matmul_seconds=5.0),
+    "full": Sizes(impressions=40000, steps=500, input_only_batches=1000, matmul_seconds=5.0,
+                  variant_steps=60, quality_epochs=5),
 }
+# The before/after variants: (experts as separate MLPs?, AUC/RMSE updated on every training step?).
+VARIANTS = {
+    "before (per-expert, AUC every step)": (True, True),
+    "per-expert, AUC at eval only": (True, False),
+    "fused, AUC every step": (False, True),
+    "after (fused, AUC at eval only)": (False, False),
+}
+
+
+class PerExpertMLPs(tf_keras.layers.Layer):
+    """The experts as they were before `FusedExperts`: n separate MLPs, outputs stacked [B, n, d].
+
+    The reference the fused experts are measured against (same weights layout per expert as
+    the old model's `expert_<i>` MLPs).
+    """
+
+    def __init__(self, num_experts: int, units: tuple[int, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlps = [layers.MLP(units, name=f"expert_{i}") for i in range(num_experts)]
+
+    @layers.no_autograph
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.stack([mlp(x) for mlp in self.mlps], axis=1)
+
+    def output_dim(self, input_dim: int) -> int:
+        return self.mlps[0].output_dim(input_dim)
+
+    def multiplications(self, input_dim: int) -> int:
+        return len(self.mlps) * self.mlps[0].multiplications(input_dim)
+
+
+def variant_model(config: Config, vocab: dict[str, int], per_expert: bool, metrics_every_step: bool,
+                  learning_rate: float) -> Any:
+    """The default model, compiled, optionally with per-expert MLPs and AUC/RMSE on every step."""
+    tf_keras.utils.set_random_seed(0)
+    model = build_model(config, vocab)
+    if per_expert:
+        if not isinstance(model.mixing, layers.MMoE | layers.OMoE):
+            raise ValueError(f"the per-expert variant needs mmoe or omoe, not {config.model.architecture}")
+        model.mixing.experts = PerExpertMLPs(config.model.num_experts, config.model.expert_units,
+                                             name="experts")
+    model.metrics_in_training = metrics_every_step
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate))
+    return model
+
+
+def serving_rate(model: Any, inputs: dict[str, np.ndarray], batch: int, calls: int) -> float:
+    """Examples/s of the model's forward pass (training=False) on served inputs, in a tf.function."""
+    features = {k: tf.constant(v[:batch]) for k, v in inputs.items()}
+    forward = tf.function(lambda f: model(f, training=False), autograph=False)
+    forward(features)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        out = forward(features)
+    float(out[SCORE_KEY][0])  # wait for the last call
+    return calls * batch / (time.perf_counter() - t0)
+
+
+def compare_variants(sim: datasets.FeaturizedSimulation, config: Config, sizes: Sizes
+                     ) -> dict[str, dict[str, Any]]:
+    """Training examples/s (in-memory feed) per variant and batch, and serving examples/s per variant.
+
+    Every model is built and traced first; then, round after round, each (batch, variant)
+    trains `variant_steps` timed steps and serves `serving_calls` batches in turn, so load
+    changes on the shared machine hit every variant alike. Medians over the rounds.
+    """
+    vocab = sim.vocab_sizes()
+    served = sim.eval_features(position=False)
+    feeds = {b: in_memory(sim, b)[0] for b in sizes.variant_batches}
+    models = {(b, name): variant_model(config, vocab, *flags, learning_rate=learning_rate_for(config, b))
+              for b in sizes.variant_batches for name, flags in VARIANTS.items()}
+    for (b, _), model in models.items():
+        model.fit(feeds[b], steps_per_epoch=sizes.warmup, epochs=1, verbose=0)  # trace and warm up
+    train: dict[tuple[int, str], list[float]] = {key: [] for key in models}
+    serve: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(sizes.rounds):
+        for (b, name), model in models.items():
+            timer = StepTimes()
+            model.fit(feeds[b], steps_per_epoch=sizes.variant_steps + 1, epochs=1, verbose=0,
+                      callbacks=[timer])
+            train[(b, name)].append(sizes.variant_steps * b / (timer.times[-1] - timer.times[0]))
+            if b == sizes.variant_batches[0]:
+                serve[name].append(serving_rate(model, served, sizes.serving_batch, sizes.serving_calls))
+    return {name: {"training_examples_per_second": {b: float(np.median(train[(b, name)]))
+                                                    for b in sizes.variant_batches},
+                   "training_by_round": {b: train[(b, name)] for b in sizes.variant_batches},
+                   "serving_examples_per_second": float(np.median(serve[name])),
+                   "serving_by_round": serve[name]}
+            for name in VARIANTS}
+
+
+def learning_rate_for(config: Config, batch_size: int) -> float:
+    """`training.learning_rate` scaled to `batch_size` by LEARNING_RATE_RULE (square root)."""
+    return config.training.learning_rate * math.sqrt(batch_size / config.training.batch_size)
+
+
+LEARNING_RATE_RULE = ("square-root scaling: lr(b) = training.learning_rate × sqrt(b / training.batch_size) "
+                      "(Adam's update is ~ lr per step whatever the gradient's scale; a b-times larger batch "
+                      "cuts the gradient noise by sqrt(b))")
+
+
+class EpochScores(tf_keras.callbacks.Callback):
+    """Every binary head's eval AUC on served inputs after each epoch."""
+
+    def __init__(self, sim: datasets.FeaturizedSimulation, served: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.sim, self.served = sim, served
+        self.by_epoch: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        scores = datasets.score_heads(self.sim, datasets.predict(self.model, self.served))
+        self.by_epoch.append({h.head: h.auc for h in scores})
+
+
+def quality_at_equal_epochs(sim: datasets.FeaturizedSimulation, config: Config, sizes: Sizes
+                            ) -> list[dict[str, Any]]:
+    """Eval AUC of every binary head (served inputs) after each of `quality_epochs` epochs, per
+    batch size and learning rate: each batch at the square-root rule, the largest batch also at
+    the unscaled and at the linearly scaled learning rate. Trained as `datasets.train_model`
+    trains (towers at the label priors, Adam); one epoch = ⌈train examples / batch⌉ steps."""
+    served = sim.eval_features(position=False)
+    examples = sim.counts["train_examples"]
+    largest, base = max(sizes.variant_batches), config.training.learning_rate
+    runs = [(b, "sqrt", learning_rate_for(config, b)) for b in sizes.variant_batches]
+    runs += [(largest, "same", base), (largest, "linear", base * largest / config.training.batch_size)]
+    rows = []
+    for batch, rule, lr in dict.fromkeys(runs):
+        t = config.training
+        tf_keras.utils.set_random_seed(t.seed)
+        train = sim.train_dataset(batch, t.seed)
+        model = build_model(config, sim.vocab_sizes(), label_priors(config, train))
+        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr))
+        score = EpochScores(sim, served)
+        per_epoch = math.ceil(examples / batch)
+        t0 = time.perf_counter()
+        model.fit(train, steps_per_epoch=per_epoch, epochs=sizes.quality_epochs, verbose=0, callbacks=[score])
+        by_epoch = score.by_epoch
+        rows.append({"batch": batch, "rule": rule, "learning_rate": lr, "steps_per_epoch": per_epoch,
+                     "epochs": sizes.quality_epochs, "seconds": time.perf_counter() - t0,
+                     "auc_by_epoch": by_epoch, "auc": by_epoch[-1]})
+    return rows
 
 
 class StepTimes(tf_keras.callbacks.Callback):
@@ -176,6 +332,55 @@ def profiled_flops(model: Any, batch: dict[str, tf.Tensor]) -> dict[str, Any]:
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     config = Config()
     sim = context.simulation(sizes.impressions, sizes.sim_seed, config)
+    result = run_feeds(context, sizes, config, sim) if sizes.compare_feeds else BenchmarkResult(
+        name=NAME, title="Training speed: fused experts and eval-only metrics, by batch size",
+        parameters={**sizes.__dict__, "architecture": config.model.architecture}, figures={}, tables=[],
+        plots=[], notes=[])
+    if sizes.variant_batches:
+        add_variants(result, sim, config, sizes)
+    return result
+
+
+def add_variants(result: BenchmarkResult, sim: datasets.FeaturizedSimulation, config: Config,
+                 sizes: Sizes) -> None:
+    """The before/after comparison and the quality per batch size, added to `result`."""
+    tf_keras.backend.clear_session()
+    variants = compare_variants(sim, config, sizes)
+    result.figures["variants"] = variants
+    result.figures["learning_rate_rule"] = LEARNING_RATE_RULE
+    names = list(VARIANTS)
+    before, after = names[0], names[-1]
+    table = Table(f"Training examples/s by variant and batch (in-memory feed, median of {sizes.rounds} "
+                  f"interleaved round(s) of {sizes.variant_steps} steps), and serving examples/s "
+                  f"(forward pass, batch {sizes.serving_batch})",
+                  ["variant", *[f"train b={b}" for b in sizes.variant_batches], "serving"])
+    batches = sizes.variant_batches
+    for name, v in variants.items():
+        table.rows.append([name, *[f"{v['training_examples_per_second'][b]:,.0f}" for b in batches],
+                           f"{v['serving_examples_per_second']:,.0f}"])
+    train_before, train_after = (variants[k]["training_examples_per_second"] for k in (before, after))
+    serve_before, serve_after = (variants[k]["serving_examples_per_second"] for k in (before, after))
+    serve_ratio = serve_after / serve_before
+    table.rows.append(["after / before", *[f"{train_after[b] / train_before[b]:.2f}×" for b in batches],
+                       f"{serve_ratio:.2f}×"])
+    result.tables.append(table)
+    if sizes.quality_epochs:
+        quality = quality_at_equal_epochs(sim, config, sizes)
+        result.figures["quality_at_equal_epochs"] = quality
+        heads = list(quality[0]["auc"])
+        result.tables.append(Table(
+            "Eval AUC (served inputs) after each epoch, per batch size and learning rate",
+            ["batch", "learning-rate rule", "learning rate", "steps/epoch", "train s (under load)", "epoch",
+             *heads],
+            [[str(q["batch"]), q["rule"], f"{q['learning_rate']:.4g}", str(q["steps_per_epoch"]),
+              f"{q['seconds']:.0f}", str(e + 1), *[f"{auc[h]:.4f}" for h in heads]]
+             for q in quality for e, auc in enumerate(q["auc_by_epoch"])]))
+    result.notes.append(f"Learning rate per batch: {LEARNING_RATE_RULE}.")
+
+
+def run_feeds(context: common.Context, sizes: Sizes, config: Config,
+              sim: datasets.FeaturizedSimulation) -> BenchmarkResult:
+    """The input-feed comparison: the Trainer's real input path vs in-memory tensors."""
     vocab = sim.vocab_sizes()
     served_macs = multiplications_per_example(config, vocab)
 

@@ -26,6 +26,7 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.pipeline.configs import ARCHITECTURES, SCORE_FORMS, Config, Head
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -107,6 +108,84 @@ class MLP(tf_keras.layers.Layer):
         return {**super().get_config(), "units": list(self.units), "activation": self.activation}
 
 
+class FusedExperts(tf_keras.layers.Layer):
+    """n experts with the same dense stack, computed together: one batched matmul per layer.
+
+    Layer i holds kernel_i ∈ R^{n × d_i × d_{i+1}} and bias_i ∈ R^{n × d_{i+1}}; expert e is the
+    MLP whose layer i is (kernel_i[e], bias_i[e]):
+        h_0 = x for every expert (x: [B, d_0]) or x_e (x: [B, n, d_0], one input per expert),
+        h_{i+1}[b, e] = act(h_i[b, e] · kernel_i[e] + bias_i[e]),
+    returned as [B, n, d_L]. It computes exactly what n separate `MLP`s compute (see
+    `stack_expert_weights`), but as one einsum per layer instead of n small matmuls, so a
+    level of experts costs a few large ops rather than many tiny ones, which on CPU are
+    dominated by per-op overhead. Each expert's kernel starts as a Dense kernel would
+    (Glorot-uniform over its own d_i × d_{i+1}), its bias at 0. With no `units` it is the
+    identity: every expert passes its input through.
+    """
+
+    def __init__(self, num_experts: int, units: Sequence[int], activation: str = "relu",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_experts = int(num_experts)
+        self.units = tuple(int(u) for u in units)
+        self.activation = activation
+        self._activation = tf_keras.activations.get(activation)
+        self.kernels: list[tf.Variable] = []
+        self.biases: list[tf.Variable] = []
+
+    def build(self, input_shape: Any) -> None:
+        d = int(tf.TensorShape(input_shape)[-1])
+        for i, u in enumerate(self.units):
+            fan = (d, u)  # per expert, as a Dense layer's kernel: not the stacked [n, d, u] shape
+
+            def per_expert(shape: Any, dtype: Any = None, fan: tuple[int, int] = fan) -> tf.Tensor:
+                # A new initializer per expert: an unseeded one repeats its first draw.
+                return tf.stack([tf_keras.initializers.GlorotUniform()(fan, dtype=dtype)
+                                 for _ in range(shape[0])])
+
+            self.kernels.append(self.add_weight(f"kernel_{i}", shape=(self.num_experts, d, u),
+                                                initializer=per_expert))
+            self.biases.append(self.add_weight(f"bias_{i}", shape=(self.num_experts, u), initializer="zeros"))
+            d = u
+        super().build(input_shape)
+
+    @no_autograph
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        h = x
+        if h.shape.rank == 2 and not self.units:
+            return tf.stack([h] * self.num_experts, axis=1)
+        for kernel, bias in zip(self.kernels, self.biases, strict=True):
+            equation = "bd,nde->bne" if h.shape.rank == 2 else "bnd,nde->bne"
+            h = self._activation(tf.einsum(equation, h, kernel) + bias)
+        return h
+
+    def output_dim(self, input_dim: int) -> int:
+        return _mlp_output_dim(input_dim, self.units)
+
+    def multiplications(self, input_dim: int) -> int:
+        """Multiply-adds per example, all experts: n · Σ_i d_i · d_{i+1}."""
+        return self.num_experts * _mlp_multiplications(input_dim, self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_experts": self.num_experts, "units": list(self.units),
+                "activation": self.activation}
+
+
+def stack_expert_weights(per_expert: Sequence[Sequence[Any]]) -> list[Any]:
+    """n `MLP`s' weights → the `FusedExperts` weights that compute the same experts.
+
+    `per_expert[e]` is expert e's MLP.get_weights(), [kernel_0, bias_0, kernel_1, ...];
+    the result is FusedExperts.get_weights(), [kernel_0, bias_0, ...] with expert e's
+    matrices at index e of each. (models/warm_start.py does the same by variable name.)
+    """
+    if not per_expert:
+        raise ValueError("stack_expert_weights needs at least one expert")
+    lengths = {len(w) for w in per_expert}
+    if len(lengths) != 1:
+        raise ValueError(f"the experts have different numbers of weights: {sorted(lengths)}")
+    return [np.stack([np.asarray(w[j]) for w in per_expert]) for j in range(lengths.pop())]
+
+
 # ---------------------------------------------------------------------------
 # Gates.
 
@@ -153,10 +232,9 @@ class ExpertGate(tf_keras.layers.Layer):
         return {**super().get_config(), "num_experts": self.num_experts, "dropout_rate": self.dropout_rate}
 
 
-def _mix(gate: tf.Tensor, experts: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Σ_i g_i · expert_i: [B, n] weights and n [B, d] expert outputs → [B, d]."""
-    stacked = tf.stack(list(experts), axis=1)  # [B, n, d]
-    return tf.einsum("bn,bnd->bd", gate, stacked)
+def _mix(gate: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:
+    """Σ_i g_i · expert_i: [B, n] weights and the experts' outputs [B, n, d] → [B, d]."""
+    return tf.einsum("bn,bnd->bd", gate, experts)
 
 
 def _single_expert_gate(h: tf.Tensor) -> tf.Tensor:
@@ -189,13 +267,13 @@ class MMoE(tf_keras.layers.Layer):
         self.num_experts = int(num_experts)
         self.expert_units = tuple(expert_units)
         self.gate_dropout = float(gate_dropout)
-        self.experts = [MLP(self.expert_units, name=f"expert_{i}") for i in range(self.num_experts)]
+        self.experts = FusedExperts(self.num_experts, self.expert_units, name="experts")
         self.gates = [ExpertGate(self.num_experts, self.gate_dropout, name=f"gate_{t}")
                       for t in self.task_names]
 
     @no_autograph
     def call(self, x: tf.Tensor, training: Any = None) -> MixingOutput:
-        expert_outputs = [expert(x) for expert in self.experts]
+        expert_outputs = self.experts(x)  # [B, n, d]
         task_inputs, gates = [], {}
         for task, gate_layer in zip(self.task_names, self.gates, strict=True):
             g = gate_layer(x, training=training)
@@ -204,11 +282,11 @@ class MMoE(tf_keras.layers.Layer):
         return task_inputs, gates
 
     def output_dim(self, input_dim: int) -> int:
-        return self.experts[0].output_dim(input_dim)
+        return self.experts.output_dim(input_dim)
 
     def multiplications(self, input_dim: int) -> int:
         d = self.output_dim(input_dim)
-        experts = self.num_experts * self.experts[0].multiplications(input_dim)
+        experts = self.experts.multiplications(input_dim)
         per_gate = self.gates[0].multiplications(input_dim) + self.num_experts * d
         return experts + len(self.task_names) * per_gate
 
@@ -232,21 +310,21 @@ class OMoE(tf_keras.layers.Layer):
         self.num_experts = int(num_experts)
         self.expert_units = tuple(expert_units)
         self.gate_dropout = float(gate_dropout)
-        self.experts = [MLP(self.expert_units, name=f"expert_{i}") for i in range(self.num_experts)]
+        self.experts = FusedExperts(self.num_experts, self.expert_units, name="experts")
         self.gate = ExpertGate(self.num_experts, self.gate_dropout, name="gate")
 
     @no_autograph
     def call(self, x: tf.Tensor, training: Any = None) -> MixingOutput:
         g = self.gate(x, training=training)
-        mixed = _mix(g, [expert(x) for expert in self.experts])
+        mixed = _mix(g, self.experts(x))
         return [mixed for _ in self.task_names], {task: g for task in self.task_names}
 
     def output_dim(self, input_dim: int) -> int:
-        return self.experts[0].output_dim(input_dim)
+        return self.experts.output_dim(input_dim)
 
     def multiplications(self, input_dim: int) -> int:
         d = self.output_dim(input_dim)
-        experts = self.num_experts * self.experts[0].multiplications(input_dim)
+        experts = self.experts.multiplications(input_dim)
         return experts + self.gate.multiplications(input_dim) + self.num_experts * d
 
     def get_config(self) -> dict[str, Any]:
@@ -332,12 +410,11 @@ class ExtractionLevel(tf_keras.layers.Layer):
         self.expert_units = tuple(expert_units)
         self.gate_dropout = float(gate_dropout)
         self.shared_gate = bool(shared_gate)
-        self.experts_of_task = [
-            [MLP(self.expert_units, name=f"expert_{t}_{i}") for i in range(self.task_experts)]
-            for t in self.task_names
-        ]
-        self.common_experts = [MLP(self.expert_units, name=f"expert_shared_{i}")
-                               for i in range(self.shared_experts)]
+        # One FusedExperts per group of experts that read the same input: each task's own, the shared.
+        self.experts_of_task = [FusedExperts(self.task_experts, self.expert_units, name=f"experts_{t}")
+                                for t in self.task_names]
+        self.common_experts = (FusedExperts(self.shared_experts, self.expert_units, name="experts_shared")
+                               if self.shared_experts else None)
         seen_by_task = self.task_experts + self.shared_experts
         self.task_gates = [ExpertGate(seen_by_task, self.gate_dropout, name=f"gate_{t}")
                            for t in self.task_names]
@@ -354,18 +431,19 @@ class ExtractionLevel(tf_keras.layers.Layer):
         Returns (task outputs, the shared mixture or None without a shared gate, task gates).
         """
         *task_x, shared_x = inputs
-        shared_out = [e(shared_x) for e in self.common_experts]
+        shared_out = [self.common_experts(shared_x)] if self.common_experts is not None else []
         task_outputs, gates, all_out = [], {}, []
         for task, x_k, experts, gate_layer in zip(self.task_names, task_x, self.experts_of_task,
                                                   self.task_gates, strict=True):
-            own_out = [e(x_k) for e in experts]
+            own_out = [experts(x_k)] if self.task_experts else []  # [B, task_experts, d]
             all_out += own_out
             g = gate_layer(x_k, training=training)
             gates[task] = g
-            task_outputs.append(_mix(g, own_out + shared_out))
+            task_outputs.append(_mix(g, tf.concat(own_out + shared_out, axis=1)))
         shared_mixed = None
         if self.common_gate is not None:
-            shared_mixed = _mix(self.common_gate(shared_x, training=training), all_out + shared_out)
+            shared_mixed = _mix(self.common_gate(shared_x, training=training),
+                                tf.concat(all_out + shared_out, axis=1))
         return task_outputs, shared_mixed, gates
 
     def output_dim(self, input_dim: int) -> int:
@@ -686,6 +764,7 @@ __all__ = [
     "CombinedScore",
     "ExpertGate",
     "ExtractionLevel",
+    "FusedExperts",
     "MMoE",
     "OMoE",
     "ShallowTower",
@@ -695,4 +774,5 @@ __all__ = [
     "as_batch_vector",
     "drop_position",
     "mixing_layer_from_config",
+    "stack_expert_weights",
 ]

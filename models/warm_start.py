@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +40,11 @@ class WarmStartReport:
 
     base_model: str
     copied: list[str] = field(default_factory=list)
-    remapped: dict[str, tuple[int, int]] = field(default_factory=dict)  # name → (kept rows, new rows)
+    # name → (kept rows, new rows): embedding rows, or fused experts when only their count changed.
+    remapped: dict[str, tuple[int, int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # name → why
+    # Fused expert variables built from a base model's per-expert ones (see `stacked_experts`).
+    stacked: list[str] = field(default_factory=list)
 
 
 def read_vocabulary(path: str) -> list[bytes]:
@@ -86,7 +90,12 @@ def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, S
         name = key(var.name)
         source = old.get(name)
         if source is None:
-            report.skipped[name] = "not in the base model"
+            stacked = stacked_experts(name, old)
+            if stacked is not None and stacked.shape == tuple(var.shape):
+                var.assign(stacked)
+                report.stacked.append(name)
+            else:
+                report.skipped[name] = "not in the base model"
             continue
         vocab = _vocabulary_of(name, new_vocabularies)
         if name.startswith(DEVICE_INDEXED_PREFIX) and not _same_vocabulary(
@@ -109,12 +118,43 @@ def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, S
         elif source.shape == var.shape:
             var.assign(source)
             report.copied.append(name)
+        elif _FUSED_EXPERT_VARIABLE.match(name) and source.shape[1:] == var.shape[1:]:
+            # The expert count changed, not their width: experts 0..min(n_old, n_new)-1 carry over.
+            kept = min(source.shape[0], var.shape[0])
+            table = var.numpy()
+            table[:kept] = source.numpy()[:kept]
+            var.assign(table)
+            report.remapped[name] = (kept, var.shape[0])
         else:
             report.skipped[name] = f"shape changed {source.shape} → {var.shape}"
-    log.info("warm start from %s: %d variables copied, %d embedding tables remapped %s, %d skipped %s",
-             base_model_dir, len(report.copied), len(report.remapped), report.remapped,
-             len(report.skipped), dict(sorted(report.skipped.items())))
+    log.info("warm start from %s: %d variables copied, %d stacked from per-expert ones, %d embedding "
+             "tables remapped %s, %d skipped %s", base_model_dir, len(report.copied), len(report.stacked),
+             len(report.remapped), report.remapped, len(report.skipped), dict(sorted(report.skipped.items())))
     return report
+
+
+# A FusedExperts variable (models/layers.py): "<scope>/experts<suffix>/kernel_<layer>:0"; the
+# per-expert models before it named expert e's layer "<scope>/expert<suffix>_<e>/dense_<layer>/kernel:0".
+_FUSED_EXPERT_VARIABLE = re.compile(r"^(?P<scope>(?:.*/)?)experts(?P<suffix>(?:_[^/]+)?)/"
+                                    r"(?P<kind>kernel|bias)_(?P<layer>\d+):0$")
+
+
+def stacked_experts(name: str, old: Mapping[str, Any]) -> np.ndarray | None:
+    """A fused expert variable's value stacked from a per-expert base model's variables, if it has them.
+
+    Models trained before the experts were fused (one MLP per expert) stay usable as warm-start
+    bases: expert e's layer-i kernel becomes row e of the fused kernel_i (the same map, see
+    `models.layers.stack_expert_weights`). None when `name` is not a fused expert variable or
+    the base has no expert_0 for it.
+    """
+    match = _FUSED_EXPERT_VARIABLE.match(name)
+    if match is None:
+        return None
+    scope, suffix, kind, layer = match.group("scope", "suffix", "kind", "layer")
+    parts = []
+    while (source := old.get(f"{scope}expert{suffix}_{len(parts)}/dense_{layer}/{kind}:0")) is not None:
+        parts.append(np.asarray(source.numpy()))
+    return np.stack(parts) if parts else None
 
 
 def _same_vocabulary(base_model_dir: str, vocab: str, new_vocabularies: Mapping[str, Sequence[bytes]]

@@ -52,12 +52,16 @@ def tuner_view(config: Config) -> Config:
 
     A search is costly, so it reruns only when something its trials read changes:
     features, heads, model, tuning and the training settings a trial uses (batch size,
-    seed, learning rate, prior-bias batches, distribution). The Trainer's step counts and
-    warm start (trials use the tuning section's steps and start cold) and the
-    utilization alarm's thresholds (checked once, on the final model) are reset too.
+    seed, learning rate, prior-bias batches, distribution). The Trainer's budget (steps,
+    epochs, validation interval, early stopping) and warm start (trials use the tuning
+    section's steps and start cold) and the utilization alarm's thresholds (checked once,
+    on the final model) are reset too.
     """
     view = trainer_view(config)
     t, default = view.training, TrainingSection()
     training = dataclasses.replace(t, train_steps=default.train_steps, eval_steps=default.eval_steps,
-                                   warm_start=default.warm_start)
+                                   warm_start=default.warm_start, epochs=default.epochs,
+                                   validation_interval_steps=default.validation_interval_steps,
+                                   early_stopping_patience=default.early_stopping_patience,
+                                   early_stopping_min_delta=default.early_stopping_min_delta)
     return view.replace(training=training, evaluation=Config().evaluation)

@@ -239,10 +239,15 @@ class ModelSection:
 class TrainingSection:
     """Trainer settings."""
 
-    train_steps: int = 600
-    eval_steps: int = 50
-    batch_size: int = 256
-    learning_rate: float = 0.003
+    # Explicit step budget, overriding `epochs`; 0: derive it from `epochs` (models/trainer.py).
+    train_steps: int = 0
+    # Eval batches per validation and for the final eval metrics; 0: one pass over the eval split.
+    eval_steps: int = 0
+    # 1024 by measurement: examples/s and eval AUC at equal epochs per batch size are in
+    # docs/notes/train.md. When changing it, scale the learning rate with the square root of
+    # the batch (0.003 at 256 → 0.006 at 1024; benchmarks/training_speed.learning_rate_for).
+    batch_size: int = 1024
+    learning_rate: float = 0.006
     seed: int = 42
     # Start from the last blessed model's weights (embeddings remapped by id) when there is one.
     warm_start: bool = True
@@ -256,6 +261,18 @@ class TrainingSection:
     # start positive they do it by driving every ReLU of the tower negative: the tower dies
     # and the head predicts a constant (seen on Census-Income, shared_bottom, seed 0).
     prior_bias_batches: int = 50
+    # Training budget in full passes over the train split, when train_steps is 0: the steps are
+    # ceil(train examples / batch_size) × epochs, the examples counted in the Trainer's train
+    # files (models/trainer.py, `count_examples`). Early stopping may end training sooner.
+    epochs: int = 10
+    # Validate on `eval_steps` eval batches every this many steps (and after the last step), so
+    # early stopping can act inside an epoch; 0: once per epoch.
+    validation_interval_steps: int = 0
+    # Stop after this many validations in a row without the weighted eval loss improving by more
+    # than early_stopping_min_delta, and restore the best validation's weights; 0: never stop early
+    # (the best weights are still restored at the end).
+    early_stopping_patience: int = 3
+    early_stopping_min_delta: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -481,7 +498,15 @@ class Config:
         _check(0 < self.data.eval_percent < 100, "data.eval_percent", "must be in (0, 100)")
         _check(self.data.window_spans >= 1, "data.window_spans", "must be >= 1")
         _check(0 <= self.data.max_rejected_fraction <= 1, "data.max_rejected_fraction", "must be in [0, 1]")
-        _check(self.training.train_steps >= 1, "training.train_steps", "must be >= 1")
+        _check(self.training.train_steps >= 0, "training.train_steps", "must be >= 0 (0: derive from epochs)")
+        _check(self.training.eval_steps >= 0, "training.eval_steps", "must be >= 0 (0: the whole eval split)")
+        _check(self.training.epochs >= 1, "training.epochs", "must be >= 1")
+        _check(self.training.validation_interval_steps >= 0, "training.validation_interval_steps",
+               "must be >= 0 (0: once per epoch)")
+        _check(self.training.early_stopping_patience >= 0, "training.early_stopping_patience",
+               "must be >= 0 (0: no early stopping)")
+        _check(self.training.early_stopping_min_delta >= 0, "training.early_stopping_min_delta",
+               "must be >= 0")
         _check(self.training.prior_bias_batches >= 0, "training.prior_bias_batches", "must be >= 0")
         _check(self.training.batch_size >= 1, "training.batch_size", "must be >= 1")
         _check(self.serving.keep_versions >= 1, "serving.keep_versions", "must be >= 1")

@@ -184,6 +184,8 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        # num_steps 0 is "unset" (fn_args.train_steps/eval_steps None): run_fn then derives the
+        # steps from training.epochs and evaluates on the whole eval split (models/trainer.py).
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
         custom_config=custom_config,

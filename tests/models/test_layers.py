@@ -118,7 +118,7 @@ def test_mmoe_output_is_the_gate_weighted_sum_of_experts() -> None:
     x = _x()
     task_inputs, gates = layer(x, training=False)
     assert len(task_inputs) == len(TASKS) and set(gates) == set(TASKS)
-    experts = np.stack([e(x).numpy() for e in layer.experts], axis=1)  # [B, n, d]
+    experts = layer.experts(x).numpy()  # [B, n, d]
     for k, task in enumerate(TASKS):
         g = gates[task].numpy()
         assert g.shape == (8, 3)
@@ -158,8 +158,7 @@ def test_cgc_task_gates_see_own_and_shared_experts() -> None:
     # Task 0's mixture uses its own experts then the shared ones, in that order.
     x = _x()
     outs, _ = layer(x, training=False)
-    experts = level.experts_of_task[0] + level.common_experts
-    stacked = np.stack([e(x).numpy() for e in experts], axis=1)
+    stacked = np.concatenate([level.experts_of_task[0](x).numpy(), level.common_experts(x).numpy()], axis=1)
     g = level.task_gates[0](x).numpy()
     np.testing.assert_allclose(outs[0].numpy(), np.einsum("bn,bnd->bd", g, stacked), rtol=1e-5)
 
@@ -185,6 +184,78 @@ def test_factory_builds_each_architecture_with_one_interface(architecture: str) 
     for g in gates.values():
         np.testing.assert_allclose(g.numpy().sum(axis=1), 1.0, rtol=1e-6)
     assert all(t.shape == (5, layer.output_dim(6)) for t in task_inputs)
+
+
+# ---------------------------------------------------------------------------
+# FusedExperts: the experts of a level as batched matmuls
+
+
+def _per_expert_mlps(n: int, units: list[int], x: tf.Tensor) -> list[L.MLP]:
+    """Today's per-expert form: n separate MLPs, built on x and with random (nonzero) biases too."""
+    mlps = [L.MLP(units, name=f"expert_{i}") for i in range(n)]
+    for mlp in mlps:
+        mlp(x)
+        mlp.set_weights([np.random.default_rng(len(w.shape)).normal(size=w.shape).astype(np.float32) * 0.5
+                         if w.ndim == 1 else w for w in mlp.get_weights()])
+    return mlps
+
+
+@pytest.mark.parametrize("units", [[5], [7, 3]])
+def test_fused_experts_compute_exactly_the_per_expert_mlps_from_stacked_weights(units: list[int]) -> None:
+    x = _x(16, 6)
+    mlps = _per_expert_mlps(4, units, x)
+    fused = L.FusedExperts(4, units)
+    fused(x)
+    assert [w.shape for w in fused.get_weights()] == [
+        (4, d_in, d_out) if j % 2 == 0 else (4, d_out)
+        for d_in, d_out in zip([6, *units[:-1]], units, strict=True) for j in (0, 1)]
+    fused.set_weights(L.stack_expert_weights([m.get_weights() for m in mlps]))
+    got = fused(x).numpy()  # [B, n, d]
+    for e, mlp in enumerate(mlps):
+        np.testing.assert_allclose(got[:, e], mlp(x).numpy(), rtol=1e-6, atol=1e-6)
+    # One input per expert ([B, n, d]), as PLE's upper levels feed them.
+    per_input = tf.random.normal([16, 4, 6])
+    got = fused(per_input).numpy()
+    for e, mlp in enumerate(mlps):
+        np.testing.assert_allclose(got[:, e], mlp(per_input[:, e]).numpy(), rtol=1e-6, atol=1e-6)
+    assert fused.multiplications(6) == 4 * mlps[0].multiplications(6)
+
+
+def test_mmoe_with_stacked_per_expert_weights_gives_the_per_expert_outputs_and_gates() -> None:
+    """The whole MMoE: per-expert MLPs + its own gates, mixed by hand, equal the fused layer."""
+    x = _x(16, 6)
+    layer = L.MMoE(TASKS, num_experts=3, expert_units=[5, 4])
+    layer(x, training=False)
+    mlps = _per_expert_mlps(3, [5, 4], x)
+    layer.experts.set_weights(L.stack_expert_weights([m.get_weights() for m in mlps]))
+    task_inputs, gates = layer(x, training=False)
+    per_expert = np.stack([m(x).numpy() for m in mlps], axis=1)
+    for k, task in enumerate(TASKS):
+        g = layer.gates[k](x, training=False).numpy()
+        np.testing.assert_allclose(gates[task].numpy(), g, rtol=1e-6)
+        np.testing.assert_allclose(task_inputs[k].numpy(), np.einsum("bn,bnd->bd", g, per_expert),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_fused_experts_start_like_dense_kernels_and_round_trip_their_config() -> None:
+    fused = L.FusedExperts(8, [64], name="experts")
+    fused(_x(2, 256))
+    kernel = fused.kernels[0].numpy()
+    # Glorot-uniform per expert: limit sqrt(6 / (256 + 64)), not the stacked shape's smaller one.
+    limit = math.sqrt(6.0 / (256 + 64))
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
+    assert not np.allclose(kernel[0], kernel[1])
+    assert [v.name for v in fused.weights] == ["experts/kernel_0:0", "experts/bias_0:0"]
+    clone = L.FusedExperts.from_config(fused.get_config())
+    assert (clone.num_experts, clone.units, clone.activation, clone.name) == (8, (64,), "relu", "experts")
+    identity = L.FusedExperts(2, [])
+    x = _x()
+    np.testing.assert_array_equal(identity(x).numpy(), np.stack([x.numpy()] * 2, axis=1))
+
+
+def test_stack_expert_weights_names_mismatched_experts() -> None:
+    with pytest.raises(ValueError, match="different numbers of weights"):
+        L.stack_expert_weights([[np.zeros((2, 2))], [np.zeros((2, 2)), np.zeros(2)]])
 
 
 # ---------------------------------------------------------------------------

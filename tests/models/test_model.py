@@ -427,3 +427,38 @@ def test_a_table_model_without_position_or_device_trains_and_serves(tmp_path: ob
     features = {USER: tf.constant(users[:8]), DURATION: tf.constant(duration[:8])}
     assert set(model(features)) == {"click", "like", M.SCORE_KEY}
     _assert_reloaded_outputs_match(model, model, str(tmp_path / "model"), features)
+
+
+class _Logs(tf_keras.callbacks.Callback):
+    """The keys of every training step's logs, and of every epoch's (validation included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step_keys: set[str] = set()
+        self.epoch_logs: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.step_keys |= set(logs or {})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_logs.append(dict(logs or {}))
+
+
+def test_training_steps_log_head_losses_but_no_auc_which_validation_still_computes() -> None:
+    config = tiny_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=0.01))
+    data = tf.data.Dataset.from_tensor_slices(make_batch(config, 64, seed=1)).batch(16)
+    logs = _Logs()
+    model.fit(data, validation_data=data, epochs=2, verbose=0, callbacks=[logs])
+    assert logs.step_keys == {"loss", "regularization_loss", "total_loss",
+                              "click_loss", "watch_time_loss", "rating_loss"}
+    last = logs.epoch_logs[-1]
+    assert not any("auc" in k or "rmse" in k for k in last if not k.startswith("val_"))
+    # The AUC is still there at evaluation, and it is the AUC of the eval predictions.
+    assert {"val_click_auc", "val_watch_time_rmse", "val_rating_rmse"} <= set(last)
+    batch = make_batch(config, 64, seed=1)
+    predicted = model({k: tf.constant(v) for k, v in batch.items()}, training=False)["click"].numpy()
+    auc = tf_keras.metrics.AUC()
+    auc.update_state(batch["click"], predicted)
+    assert last["val_click_auc"] == pytest.approx(float(auc.result()), abs=1e-3)

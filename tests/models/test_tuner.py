@@ -132,8 +132,9 @@ def test_warm_start_from_a_base_with_other_experts_and_width_skips_what_no_longe
     with caplog.at_level(logging.INFO, logger="watchnext.models.warm_start"):
         report = warm_start(fresh, base_dir, vocabularies, tuned)
 
-    assert report.skipped["mmoe/expert_2/dense_0/kernel:0"] == "not in the base model"
-    assert report.skipped["mmoe/expert_0/dense_0/kernel:0"] == "shape changed (8, 4) → (8, 6)"
+    # The experts are one fused [experts, in, out] kernel per layer: more and wider experts do not fit.
+    assert report.skipped["mmoe/experts/kernel_0:0"] == "shape changed (2, 8, 4) → (3, 8, 6)"
+    assert report.skipped["mmoe/experts/bias_0:0"] == "shape changed (2, 4) → (3, 6)"
     assert report.skipped["mmoe/gate_click/logits/kernel:0"] == "shape changed (8, 2) → (8, 3)"
     assert report.skipped["tower_click/hidden/dense_0/kernel:0"] == "shape changed (4, 4) → (6, 4)"
     # What still fits carries over: the shared layer, the embeddings, the shallow tower.
@@ -141,7 +142,7 @@ def test_warm_start_from_a_base_with_other_experts_and_width_skips_what_no_longe
     assert report.remapped["feature_encoder/video_embedding/embeddings:0"] == (10, 11)
     assert any(n.startswith("shallow_tower/") for n in report.copied)
     logged = " ".join(r.getMessage() for r in caplog.records)
-    assert "shape changed (8, 2) → (8, 3)" in logged and "not in the base model" in logged
+    assert "shape changed (8, 2) → (8, 3)" in logged and "shape changed (2, 8, 4) → (3, 8, 6)" in logged
 
 
 # ---------------------------------------------------------------------------

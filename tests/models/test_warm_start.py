@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 
@@ -87,3 +88,53 @@ def test_shallow_tower_tables_restart_when_the_device_vocabulary_changes(tmp_pat
                         config)
     skipped = [n for n in report.skipped if n.startswith("shallow_tower/")]
     assert any("device_embedding" in n for n in skipped)
+
+
+def test_a_base_model_with_per_expert_variables_warm_starts_the_fused_experts(tmp_path):
+    """Models saved before the experts were fused name one MLP per expert: their weights are stacked."""
+    config = fixtures.tiny_config()  # mmoe, 2 experts of [4]
+    template = _built(config, seed=1)
+    old_vars, fused = [], {}
+    for v in template.variables:
+        name = _key(v.name)
+        if "/experts/" not in name:
+            old_vars.append(v)
+            continue
+        fused[name] = v.numpy()
+        scope, leaf = name.split("/experts/")
+        kind, layer = leaf[:-2].split("_")
+        for e in range(v.shape[0]):  # mmoe/expert_<e>/dense_<layer>/<kind>
+            old_name = f"watchnext/{scope}/expert_{e}/dense_{layer}/{kind}"
+            old_vars.append(tf.Variable(v.numpy()[e], name=old_name))
+    assert set(fused) == {"mmoe/experts/kernel_0:0", "mmoe/experts/bias_0:0"}
+    base = tf.__internal__.tracking.AutoTrackable()
+    base.variables = old_vars
+    base_dir = str(tmp_path / "base")
+    tf.saved_model.save(base, base_dir)
+
+    fresh = _built(config, seed=2)
+    vocabs = {"video": OLD_VIDEOS, "user": [b"u"], "device": [b"d0", b"d1"]}
+    report = warm_start(fresh, base_dir, vocabs, config)
+    assert sorted(report.stacked) == sorted(fused)
+    new = {_key(v.name): v.numpy() for v in fresh.variables}
+    for name, value in fused.items():
+        np.testing.assert_array_equal(new[name], value)
+    assert not [n for n in report.skipped if "expert" in n]
+
+
+def test_more_experts_of_the_same_width_keep_the_base_models_experts(tmp_path):
+    config = fixtures.tiny_config()  # 2 experts of [4]
+    base = _built(config, seed=1)
+    base_dir = str(tmp_path / "base")
+    tf.saved_model.save(base, base_dir)
+    more = config.replace(model=dataclasses.replace(config.model, num_experts=3))
+    fresh = _built(more, seed=2)
+    before = {_key(v.name): v.numpy() for v in fresh.variables}
+    vocabularies = {"video": OLD_VIDEOS, "user": [b"u"], "device": [b"d0", b"d1"]}
+    report = warm_start(fresh, base_dir, vocabularies, more)
+    old = {_key(v.name): v.numpy() for v in base.variables}
+    new = {_key(v.name): v.numpy() for v in fresh.variables}
+    for name in ("mmoe/experts/kernel_0:0", "mmoe/experts/bias_0:0"):
+        assert report.remapped[name] == (2, 3)
+        np.testing.assert_array_equal(new[name][:2], old[name])
+        np.testing.assert_array_equal(new[name][2], before[name][2])  # the new expert keeps its init
