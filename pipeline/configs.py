@@ -30,6 +30,7 @@ POSITION_MODES = ("shallow_tower", "input_feature", "none")
 HEAD_TYPES = ("binary", "regression")
 HEAD_GROUPS = ("engagement", "satisfaction")
 LABEL_TRANSFORMS = ("none", "log1p")
+REGRESSION_LOSSES = ("mse", "weighted_logistic")
 SCORE_FORMS = ("identity", "log1p", "complement")
 BEAM_PRESETS = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")
 DATA_SOURCES = ("logs", "table")
@@ -200,6 +201,18 @@ class Head:
     value_threshold: float = 0.0
     # data.source table only: derive this binary head's `label` column from a raw column.
     label_from: LabelFrom = field(default_factory=LabelFrom)
+    # Regression heads only. "mse": squared error on the label after label_transform.
+    # "weighted_logistic" (Covington et al., RecSys 2016, for expected watch time): a
+    # logistic regression in which every example is a negative of weight 1 and a
+    # positive of weight y (the label, >= 0, label_transform "none"), normalized by the
+    # batch's total weight. Its optimum is exp(logit) = E[y] in label units, the logit is
+    # a log-odds on the scale of the binary heads' (so the shallow tower's additive
+    # position bias means the same for it as for click: log E[y] = log P(examined) + …),
+    # and its gradients are bounded like a classifier's. MSE on a zero-inflated target
+    # (watch time is 0 on every unclicked impression) instead fits the target's scale,
+    # dominated the shared layers and the shallow tower and cost the click head about a
+    # third of its oracle share (docs/notes/transfer.md).
+    regression_loss: Literal["mse", "weighted_logistic"] = "mse"
 
 
 DEFAULT_HEADS: tuple[Head, ...] = (
@@ -454,6 +467,13 @@ class Config:
                    f"{h.score_form!r} does not apply to a {h.type} head")
             _check(not (h.type == "binary" and h.label_transform != "none"),
                    f"{where}.label_transform", "binary heads take their label as is")
+            _check(h.regression_loss in REGRESSION_LOSSES, f"{where}.regression_loss",
+                   f"{h.regression_loss!r} not in {REGRESSION_LOSSES}")
+            _check(h.regression_loss == "mse" or h.type == "regression", f"{where}.regression_loss",
+                   "applies to regression heads only (binary heads use cross-entropy)")
+            _check(h.regression_loss != "weighted_logistic" or h.label_transform == "none",
+                   f"{where}.label_transform", "weighted_logistic predicts E[label] in label units; "
+                   "it needs label_transform 'none'")
         feats = self.features
         id_names = [f.name for f in feats.ids]
         all_inputs = id_names + list(feats.numeric)
