@@ -395,8 +395,9 @@ def label_priors(config: Config, batches: tf.data.Dataset) -> dict[str, float]:
 
     Binary heads get the log-odds of the positive rate, regression heads the mean of the
     label on the training scale (after `label_transform`), weighted_logistic heads the log
-    of the label's mean (ε if it is 0); all over the examples whose `presence` is 1. A head with no labelled example in the sample is left out (bias 0).
-    Empty when prior_bias_batches is 0.
+    of the label's mean (ε if it is 0); all over the examples whose `presence` is 1. A head
+    with no labelled example in the sample is left out (bias 0). Empty when
+    prior_bias_batches is 0.
     """
     n = config.training.prior_bias_batches
     if n == 0:

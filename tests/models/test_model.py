@@ -321,7 +321,8 @@ def test_weighted_logistic_loss_prior_and_served_expectation() -> None:
     label, weight = M._labelled(config.heads[1], batch)
     logit = tf.Variable(prior)
     with tf.GradientTape() as tape:
-        value = task(labels=label[:, None], predictions=tf.fill([32, 1], logit), sample_weight=weight[:, None])
+        value = task(labels=label[:, None], predictions=tf.fill([32, 1], logit),
+                     sample_weight=weight[:, None])
     assert abs(float(tape.gradient(value, logit))) < 1e-3 * float(tf.reduce_sum(weight))
 
 
