@@ -171,9 +171,11 @@ class WatchNextModel(tfrs.Model):
 
     Losses: one `tfrs.tasks.Ranking` per head; binary heads use sigmoid cross-entropy on
     the logit (AUC metric), regression heads squared error on the label after
-    `label_transform` (RMSE metric, on that scale). A head with a `presence` key averages
-    its loss over the examples whose presence is 1 only (a missing rating is not a rating
-    of 0). Total loss L = Σ_k loss_weight_k · L_k.
+    `label_transform` (RMSE metric, on that scale) or, with `regression_loss:
+    weighted_logistic`, Covington et al.'s weighted logistic regression (exp(logit) = E[label]).
+    A head with a `presence` key counts only the examples whose presence is 1 (a missing
+    rating is not a rating of 0), averaged over the batch (`presence_loss: batch_mean`) or
+    over those examples (`labelled_mean`). Total loss L = Σ_k loss_weight_k · L_k.
 
     `call` returns serving-scale predictions, one per head (a probability, or a value in
     label units), and the combined score. With the position key absent (serving) the
@@ -267,6 +269,8 @@ class WatchNextModel(tfrs.Model):
             summed = task(labels=label[:, tf.newaxis], predictions=y[:, tf.newaxis],
                           sample_weight=weight[:, tf.newaxis], training=training)
             head_loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
+            if head.presence and head.presence_loss == "batch_mean":
+                head_loss *= _labelled_fraction(head, features)
             metric.update_state(head_loss)
             total += head.loss_weight * head_loss
         return total
@@ -359,6 +363,12 @@ def _labelled(head: Head, features: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor,
         y = tf.maximum(label, 0.0)
         return y / (1.0 + y), weight * (1.0 + y)
     return label, weight
+
+
+def _labelled_fraction(head: Head, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Share of the batch whose `presence` flag is 1 (a float32 scalar)."""
+    present = tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
+    return tf.reduce_mean(tf.cast(present > 0.0, tf.float32))
 
 
 def serving_prediction(head: Head, y: tf.Tensor) -> tf.Tensor:

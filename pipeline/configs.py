@@ -31,6 +31,7 @@ HEAD_TYPES = ("binary", "regression")
 HEAD_GROUPS = ("engagement", "satisfaction")
 LABEL_TRANSFORMS = ("none", "log1p")
 REGRESSION_LOSSES = ("mse", "weighted_logistic")
+PRESENCE_LOSSES = ("batch_mean", "labelled_mean")
 SCORE_FORMS = ("identity", "log1p", "complement")
 BEAM_PRESETS = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")
 DATA_SOURCES = ("logs", "table")
@@ -213,13 +214,22 @@ class Head:
     # dominated the shared layers and the shallow tower and cost the click head about a
     # third of its oracle share (docs/notes/transfer.md).
     regression_loss: Literal["mse", "weighted_logistic"] = "mse"
+    # Heads with a `presence` key: how the masked loss is averaged. "labelled_mean": over
+    # the batch's labelled examples only, so a head labelled on 0.7% of impressions (the
+    # survey rating) is the squared error of one or two examples per batch, each weighing
+    # ~150× an example of any other head: its noisy gradient then dominates the shared
+    # layers and Adam's second moments there. "batch_mean": Σ over labelled examples / batch
+    # size (the labelled mean × the labelled fraction), so every example weighs the same in
+    # every head; the head's own tower still learns at full speed (Adam is scale-free per
+    # parameter). Default batch_mean (docs/notes/transfer.md).
+    presence_loss: Literal["batch_mean", "labelled_mean"] = "batch_mean"
 
 
 DEFAULT_HEADS: tuple[Head, ...] = (
     Head("click", "binary", "click", "engagement", score_weight=1.0,
          position_bias=True, value_threshold=0.55),
     Head("watch_time", "regression", "watch_time", "engagement", loss_weight=0.5,
-         score_weight=0.5, score_form="log1p", label_transform="log1p", position_bias=True),
+         score_weight=0.5, score_form="log1p", position_bias=True, regression_loss="weighted_logistic"),
     Head("like", "binary", "like", "satisfaction", score_weight=0.5, value_threshold=0.52),
     Head("dismiss", "binary", "dismiss", "satisfaction", score_weight=1.0, score_form="complement"),
     Head("rating", "regression", "rating", "satisfaction", loss_weight=0.5,
@@ -467,6 +477,8 @@ class Config:
                    f"{h.score_form!r} does not apply to a {h.type} head")
             _check(not (h.type == "binary" and h.label_transform != "none"),
                    f"{where}.label_transform", "binary heads take their label as is")
+            _check(h.presence_loss in PRESENCE_LOSSES, f"{where}.presence_loss",
+                   f"{h.presence_loss!r} not in {PRESENCE_LOSSES}")
             _check(h.regression_loss in REGRESSION_LOSSES, f"{where}.regression_loss",
                    f"{h.regression_loss!r} not in {REGRESSION_LOSSES}")
             _check(h.regression_loss == "mse" or h.type == "regression", f"{where}.regression_loss",

@@ -228,8 +228,18 @@ def test_loss_is_the_weighted_sum_of_head_losses_with_rating_masked() -> None:
     present = batch["rating_present"].numpy() == 1
     click = _bce_from_logits(batch["click"].numpy(), z[0]).mean()
     watch = ((z[1] - np.log1p(batch["watch_time"].numpy())) ** 2).mean()
-    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).mean()
+    # presence_loss batch_mean (the default): Σ over rated examples / batch size.
+    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).sum() / len(present)
     assert loss == pytest.approx(1.0 * click + 0.5 * watch + 0.5 * rating, rel=1e-5)
+    # labelled_mean: the mean over the rated examples only.
+    heads = tuple(dataclasses.replace(h, presence_loss="labelled_mean") if h.presence else h
+                  for h in config.heads)
+    labelled = M.build_model(config.replace(heads=heads), VOCAB_SIZES)
+    labelled.logits(batch, training=False)  # builds its variables
+    labelled.set_weights(model.get_weights())
+    rating_labelled = ((z[2] - batch["rating"].numpy())[present] ** 2).mean()
+    assert float(labelled.compute_loss(batch, training=False)) == pytest.approx(
+        1.0 * click + 0.5 * watch + 0.5 * rating_labelled, rel=1e-5)
 
     # Changing the rating of an unrated example changes nothing; of a rated one, the loss.
     absent_row, present_row = int(np.argmin(present)), int(np.argmax(present))
@@ -308,7 +318,7 @@ def test_weighted_logistic_loss_prior_and_served_expectation() -> None:
     watch = (y * (softplus - z[1]) + softplus).sum() / (1.0 + y).sum()
     click = _bce_from_logits(batch["click"].numpy(), z[0]).mean()
     present = batch["rating_present"].numpy() == 1
-    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).mean()
+    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).sum() / len(present)
     loss = float(model.compute_loss(batch, training=False))
     assert loss == pytest.approx(click + 0.5 * watch + 0.5 * rating, rel=1e-5)
     # Served in label units: exp(logit), the odds, which the loss's optimum makes E[y].
