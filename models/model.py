@@ -171,9 +171,11 @@ class WatchNextModel(tfrs.Model):
 
     Losses: one `tfrs.tasks.Ranking` per head; binary heads use sigmoid cross-entropy on
     the logit (AUC metric, at evaluation only), regression heads squared error on the label after
-    `label_transform` (RMSE metric, on that scale). A head with a `presence` key averages
-    its loss over the examples whose presence is 1 only (a missing rating is not a rating
-    of 0). Total loss L = Σ_k loss_weight_k · L_k.
+    `label_transform` (RMSE metric, on that scale) or, with `regression_loss:
+    weighted_logistic`, Covington et al.'s weighted logistic regression (exp(logit) = E[label]).
+    A head with a `presence` key counts only the examples whose presence is 1 (a missing
+    rating is not a rating of 0), averaged over the batch (`presence_loss: batch_mean`) or
+    over those examples (`labelled_mean`). Total loss L = Σ_k loss_weight_k · L_k.
 
     `call` returns serving-scale predictions, one per head (a probability, or a value in
     label units), and the combined score. With the position key absent (serving) the
@@ -274,6 +276,8 @@ class WatchNextModel(tfrs.Model):
                           sample_weight=weight[:, tf.newaxis], training=training,
                           compute_metrics=self.metrics_in_training or not training)
             head_loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
+            if head.presence and head.presence_loss == "batch_mean":
+                head_loss *= _labelled_fraction(head, features)
             metric.update_state(head_loss)
             total += head.loss_weight * head_loss
         return total
@@ -325,6 +329,13 @@ def _ranking_task(head: Head) -> tfrs.tasks.Ranking:
             loss=tf_keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_reduction),
             metrics=[tf_keras.metrics.AUC(from_logits=True, name=f"{head.name}_auc")],
             name=f"{head.name}_task")
+    if head.regression_loss == "weighted_logistic":
+        # Soft-label cross-entropy: with the label y/(1+y) and weight 1+y (see _labelled) it is
+        # y·softplus(-z) + softplus(z), the weighted logistic regression. No metric: the
+        # head's loss (<head>_loss) is its training signal, and RMSE on the soft label means nothing.
+        return tfrs.tasks.Ranking(
+            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_reduction),
+            name=f"{head.name}_task")
     return tfrs.tasks.Ranking(
         loss=tf_keras.losses.MeanSquaredError(reduction=sum_reduction),
         metrics=[tf_keras.metrics.RootMeanSquaredError(name=f"{head.name}_rmse")],
@@ -349,17 +360,35 @@ def _training_label(head: Head, label: tf.Tensor) -> tf.Tensor:
 def _labelled(head: Head, features: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """(training-scale label, weight), float32 [B] each: weight is the presence flag (1 without
     one), and an absent label is set to 0, since it may hold anything (NaN included) and
-    0 · NaN would still poison a weighted sum."""
+    0 · NaN would still poison a weighted sum. A weighted_logistic head's label y becomes
+    the soft label y / (1 + y) with weight presence · (1 + y)."""
     label = _training_label(head, _label(features, head.label, head))
     weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
               if head.presence else tf.ones_like(label))
-    return tf.where(weight > 0.0, label, tf.zeros_like(label)), weight
+    label = tf.where(weight > 0.0, label, tf.zeros_like(label))
+    if head.regression_loss == "weighted_logistic":
+        # A negative of weight 1 and a positive of weight y ≥ 0 = one example of weight 1 + y
+        # whose soft label is y / (1 + y). Normalizing the loss by Σ weight keeps it O(1)
+        # whatever the label's unit (seconds or hours).
+        y = tf.maximum(label, 0.0)
+        return y / (1.0 + y), weight * (1.0 + y)
+    return label, weight
+
+
+def _labelled_fraction(head: Head, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Share of the batch whose `presence` flag is 1 (a float32 scalar)."""
+    present = tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
+    return tf.reduce_mean(tf.cast(present > 0.0, tf.float32))
 
 
 def serving_prediction(head: Head, y: tf.Tensor) -> tf.Tensor:
-    """A head's raw output → serving scale: sigmoid for binary, label units for regression."""
+    """A head's raw output → serving scale: sigmoid for binary, label units for regression
+    (exp of the logit for a weighted_logistic head)."""
     if head.type == "binary":
         return tf.sigmoid(y)
+    if head.regression_loss == "weighted_logistic":
+        # The odds exp(z) is E[label] at the loss's optimum; clipped so that it stays finite.
+        return tf.exp(tf.minimum(y, _MAX_LOG1P_PREDICTION))
     if head.label_transform == "log1p":
         return tf.math.expm1(tf.clip_by_value(y, 0.0, _MAX_LOG1P_PREDICTION))
     return y
@@ -385,9 +414,10 @@ def label_priors(config: Config, batches: tf.data.Dataset) -> dict[str, float]:
     `training.prior_bias_batches` batches (features with `config.label_keys`).
 
     Binary heads get the log-odds of the positive rate, regression heads the mean of the
-    label on the training scale (after `label_transform`); both over the examples whose
-    `presence` is 1. A head with no labelled example in the sample is left out (bias 0).
-    Empty when prior_bias_batches is 0.
+    label on the training scale (after `label_transform`), weighted_logistic heads the log
+    of the label's mean (ε if it is 0); all over the examples whose `presence` is 1. A head
+    with no labelled example in the sample is left out (bias 0). Empty when
+    prior_bias_batches is 0.
     """
     n = config.training.prior_bias_batches
     if n == 0:
@@ -404,6 +434,10 @@ def label_priors(config: Config, batches: tf.data.Dataset) -> dict[str, float]:
         if count <= 0.0:
             continue
         mean = total / count
+        if head.regression_loss == "weighted_logistic":
+            # Σ w·l = Σ y and Σ w = Σ (1 + y) over the labelled examples: log E[y] is the odds' log.
+            priors[head.name] = math.log(max(total / max(count - total, 1.0), _PRIOR_RATE_EPSILON))
+            continue
         if head.type == "binary":
             rate = min(max(mean, _PRIOR_RATE_EPSILON), 1.0 - _PRIOR_RATE_EPSILON)
             priors[head.name] = math.log(rate / (1.0 - rate))

@@ -32,6 +32,8 @@ POSITION_MODES = ("shallow_tower", "input_feature", "none")
 HEAD_TYPES = ("binary", "regression")
 HEAD_GROUPS = ("engagement", "satisfaction")
 LABEL_TRANSFORMS = ("none", "log1p")
+REGRESSION_LOSSES = ("mse", "weighted_logistic")
+PRESENCE_LOSSES = ("batch_mean", "labelled_mean")
 SCORE_FORMS = ("identity", "log1p", "complement")
 BEAM_PRESETS = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")
 DATA_SOURCES = ("logs", "table")
@@ -202,13 +204,34 @@ class Head:
     value_threshold: float = 0.0
     # data.source table only: derive this binary head's `label` column from a raw column.
     label_from: LabelFrom = field(default_factory=LabelFrom)
+    # Regression heads only. "mse": squared error on the label after label_transform.
+    # "weighted_logistic" (Covington et al., RecSys 2016, for expected watch time): a
+    # logistic regression in which every example is a negative of weight 1 and a
+    # positive of weight y (the label, >= 0, label_transform "none"), normalized by the
+    # batch's total weight. Its optimum is exp(logit) = E[y] in label units, the logit is
+    # a log-odds on the scale of the binary heads' (so the shallow tower's additive
+    # position bias means the same for it as for click: log E[y] = log P(examined) + …),
+    # and its gradients are bounded like a classifier's. MSE on a zero-inflated target
+    # (watch time is 0 on every unclicked impression) instead fits the target's scale,
+    # dominated the shared layers and the shallow tower and cost the click head about a
+    # third of its oracle share (docs/notes/transfer.md).
+    regression_loss: Literal["mse", "weighted_logistic"] = "mse"
+    # Heads with a `presence` key: how the masked loss is averaged. "labelled_mean": over
+    # the batch's labelled examples only, so a head labelled on 0.7% of impressions (the
+    # survey rating) is the squared error of one or two examples per batch, each weighing
+    # ~150× an example of any other head: its noisy gradient then dominates the shared
+    # layers and Adam's second moments there. "batch_mean": Σ over labelled examples / batch
+    # size (the labelled mean × the labelled fraction), so every example weighs the same in
+    # every head; the head's own tower still learns at full speed (Adam is scale-free per
+    # parameter). Default batch_mean (docs/notes/transfer.md).
+    presence_loss: Literal["batch_mean", "labelled_mean"] = "batch_mean"
 
 
 DEFAULT_HEADS: tuple[Head, ...] = (
     Head("click", "binary", "click", "engagement", score_weight=1.0,
          position_bias=True, value_threshold=0.55),
     Head("watch_time", "regression", "watch_time", "engagement", loss_weight=0.5,
-         score_weight=0.5, score_form="log1p", label_transform="log1p", position_bias=True),
+         score_weight=0.5, score_form="log1p", position_bias=True, regression_loss="weighted_logistic"),
     Head("like", "binary", "like", "satisfaction", score_weight=0.5, value_threshold=0.52),
     Head("dismiss", "binary", "dismiss", "satisfaction", score_weight=1.0, score_form="complement"),
     Head("rating", "regression", "rating", "satisfaction", loss_weight=0.5,
@@ -473,6 +496,15 @@ class Config:
                    f"{h.score_form!r} does not apply to a {h.type} head")
             _check(not (h.type == "binary" and h.label_transform != "none"),
                    f"{where}.label_transform", "binary heads take their label as is")
+            _check(h.presence_loss in PRESENCE_LOSSES, f"{where}.presence_loss",
+                   f"{h.presence_loss!r} not in {PRESENCE_LOSSES}")
+            _check(h.regression_loss in REGRESSION_LOSSES, f"{where}.regression_loss",
+                   f"{h.regression_loss!r} not in {REGRESSION_LOSSES}")
+            _check(h.regression_loss == "mse" or h.type == "regression", f"{where}.regression_loss",
+                   "applies to regression heads only (binary heads use cross-entropy)")
+            _check(h.regression_loss != "weighted_logistic" or h.label_transform == "none",
+                   f"{where}.label_transform", "weighted_logistic predicts E[label] in label units; "
+                   "it needs label_transform 'none'")
         feats = self.features
         id_names = [f.name for f in feats.ids]
         all_inputs = id_names + list(feats.numeric)

@@ -228,8 +228,18 @@ def test_loss_is_the_weighted_sum_of_head_losses_with_rating_masked() -> None:
     present = batch["rating_present"].numpy() == 1
     click = _bce_from_logits(batch["click"].numpy(), z[0]).mean()
     watch = ((z[1] - np.log1p(batch["watch_time"].numpy())) ** 2).mean()
-    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).mean()
+    # presence_loss batch_mean (the default): Σ over rated examples / batch size.
+    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).sum() / len(present)
     assert loss == pytest.approx(1.0 * click + 0.5 * watch + 0.5 * rating, rel=1e-5)
+    # labelled_mean: the mean over the rated examples only.
+    heads = tuple(dataclasses.replace(h, presence_loss="labelled_mean") if h.presence else h
+                  for h in config.heads)
+    labelled = M.build_model(config.replace(heads=heads), VOCAB_SIZES)
+    labelled.logits(batch, training=False)  # builds its variables
+    labelled.set_weights(model.get_weights())
+    rating_labelled = ((z[2] - batch["rating"].numpy())[present] ** 2).mean()
+    assert float(labelled.compute_loss(batch, training=False)) == pytest.approx(
+        1.0 * click + 0.5 * watch + 0.5 * rating_labelled, rel=1e-5)
 
     # Changing the rating of an unrated example changes nothing; of a rated one, the loss.
     absent_row, present_row = int(np.argmin(present)), int(np.argmax(present))
@@ -287,6 +297,58 @@ def test_model_towers_start_at_the_given_output_biases() -> None:
     model(serving_features(make_batch(config, 4), config))
     biases = {t.name: float(t.out.bias.numpy()[0]) for t in model.towers}
     assert biases == {"tower_click": -1.5, "tower_watch_time": 0.0, "tower_rating": 3.0}
+
+
+def weighted_logistic_config() -> Config:
+    """tiny_config with watch_time trained by Covington et al.'s weighted logistic regression."""
+    config = tiny_config(position_mode="none")
+    heads = [dataclasses.replace(h, regression_loss="weighted_logistic", label_transform="none")
+             if h.name == "watch_time" else h for h in config.heads]
+    return config.replace(heads=tuple(heads))
+
+
+def test_weighted_logistic_loss_prior_and_served_expectation() -> None:
+    config = weighted_logistic_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = {k: tf.constant(v) for k, v in make_batch(config, 32, seed=5).items()}
+    y = batch["watch_time"].numpy()
+    z = [t.numpy() for t in model.logits(batch, training=False)[0]]
+    # Each example: a negative of weight 1 and a positive of weight y; normalized by Σ (1 + y).
+    softplus = np.logaddexp(0.0, z[1])
+    watch = (y * (softplus - z[1]) + softplus).sum() / (1.0 + y).sum()
+    click = _bce_from_logits(batch["click"].numpy(), z[0]).mean()
+    present = batch["rating_present"].numpy() == 1
+    rating = ((z[2] - batch["rating"].numpy())[present] ** 2).sum() / len(present)
+    loss = float(model.compute_loss(batch, training=False))
+    assert loss == pytest.approx(click + 0.5 * watch + 0.5 * rating, rel=1e-5)
+    # Served in label units: exp(logit), the odds, which the loss's optimum makes E[y].
+    served = model(serving_features(make_batch(config, 32, seed=5), config))["watch_time"].numpy()
+    np.testing.assert_allclose(served, np.exp(z[1]), rtol=1e-5)
+    # The prior bias is log E[y], and there the loss's gradient in a constant logit is 0.
+    prior = M.label_priors(config, tf.data.Dataset.from_tensors(batch))["watch_time"]
+    assert prior == pytest.approx(math.log(y.mean()), rel=1e-5)
+    task = M._ranking_task(config.heads[1])
+    label, weight = M._labelled(config.heads[1], batch)
+    logit = tf.Variable(prior)
+    with tf.GradientTape() as tape:
+        value = task(labels=label[:, None], predictions=tf.fill([32, 1], logit),
+                     sample_weight=weight[:, None])
+    assert abs(float(tape.gradient(value, logit))) < 1e-3 * float(tf.reduce_sum(weight))
+
+
+def test_weighted_logistic_head_learns_the_expected_label() -> None:
+    """A few hundred steps on a constant-feature problem: exp(logit) → the label's mean, in its units."""
+    config = weighted_logistic_config()
+    model = M.build_model(config, VOCAB_SIZES)
+    batch = make_batch(config, 256, seed=2)
+    rng = np.random.default_rng(0)
+    # Zero-inflated seconds: 0 on 80% of the examples, else exponential with mean 120 s → E = 24 s.
+    batch["watch_time"] = np.where(rng.random(256) < 0.2, rng.exponential(120.0, 256), 0.0).astype(np.float32)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=300, epochs=1, verbose=0)
+    served = model(serving_features(batch, config))["watch_time"].numpy()
+    # The model can fit per-row values, so compare means: Σ exp(z) ≈ Σ y at the optimum.
+    assert served.mean() == pytest.approx(batch["watch_time"].mean(), rel=0.15)
 
 
 def test_compute_loss_names_a_missing_label() -> None:

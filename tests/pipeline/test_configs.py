@@ -41,6 +41,12 @@ def test_heads_list_replaces_the_default_heads():
          "score_form"),
         ({"pipeline": {"name": "Watch_Next"}}, "pipeline.name"),
         ({"features": {"numeric": ["click"], "log1p_numeric": []}}, "label 'click' is also a model input"),
+        ({"heads": [{"name": "c", "type": "binary", "label": "click",
+                     "regression_loss": "weighted_logistic"}]}, "heads[0] (c).regression_loss"),
+        ({"heads": [{"name": "t", "type": "regression", "label": "watch_time", "label_transform": "log1p",
+                     "regression_loss": "weighted_logistic"}]}, "heads[0] (t).label_transform"),
+        ({"heads": [{"name": "t", "type": "regression", "label": "watch_time",
+                     "regression_loss": "poisson"}]}, "heads[0].regression_loss"),
     ],
 )
 def test_errors_name_the_key(values, fragment):
