@@ -14,6 +14,9 @@ off so seeds are independent. TableExampleGen, StatisticsGen, SchemaGen and Tran
 cache hits after the first run of each group.
 Each trained model's test AUC comes from its exported `serving_default` signature on the
 raw tf.Examples of the test split, which neither training nor the Evaluator saw.
+Beside it, sklearn's HistGradientBoostingClassifier (the reference a tabular user compares
+with first) is fitted on the train split of the same Examples artifact and scored on the same
+test rows, so the two rows of the table compare like for like.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from watchnext.simulator import datasets
 import numpy as np
 
 NAME = "census"
-DEFAULT_DATA = "/work/shared/data/census-income-kdd/census-income.test.gz"
 CONFIG_FILE = Path(watchnext.__file__).parent / "configs" / "census_income.yaml"
 # Group 2's first task: a degree at bachelor's level or above (the four values of the
 # education column that name such a degree; "Some college but no degree" and associate
@@ -99,8 +101,11 @@ def run_config(base: Config, group: int, architecture: str, seed: int, sizes: Si
 
 
 def data_file(context: common.Context, sizes: Sizes) -> str:
-    """The census file to read (`--data`, else the shared copy); its first `sizes.rows` rows for smoke."""
-    path = context.data_path or DEFAULT_DATA
+    """The census file named by `--data`; its first `sizes.rows` rows for smoke and quick."""
+    path = context.data_path
+    if not path:
+        raise FileNotFoundError("census: no data given: pass `watchnext bench census --data PATH` with the "
+                                "UCI Census-Income (KDD) file census-income.test.gz (42 columns, no header)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"census: no data at {path}: pass `watchnext bench census --data PATH` "
                                 "with the UCI Census-Income (KDD) file census-income.test.gz (42 columns, "
@@ -214,6 +219,84 @@ def auc_standard_error(auc: float, labels: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------
+# Gradient-boosted trees on the same rows: the reference a tabular user compares with first.
+
+# sklearn's HistGradientBoostingClassifier as the data README's reference runs it: 500 rounds
+# at learning rate 0.05, stopped early on a random 20% of the train split (by the seed).
+GBDT_PARAMS = {"max_iter": 500, "learning_rate": 0.05, "early_stopping": True, "validation_fraction": 0.2}
+# Native categorical splits take integer codes below max_bins (255): a column's most frequent
+# 255 train values get codes, rarer ones and values unseen in train are "missing" (NaN).
+GBDT_MAX_CATEGORIES = 255
+
+
+def table_split(examples_uri: str, split: str, config: Config
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A split of TableExampleGen's raw Examples as columns: the model inputs and the heads' labels."""
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    if not files:
+        raise FileNotFoundError(f"no {split} split under {examples_uri}")
+    spec = {f.name: tf.io.FixedLenFeature([], tf.string, default_value=b"") for f in config.features.ids}
+    spec.update({name: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
+                 for name in config.features.numeric})
+    spec.update({h: tf.io.FixedLenFeature([], tf.int64) for h in config.head_names})
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in spec}
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192):
+        parsed = tf.io.parse_example(batch, spec)
+        for name in spec:
+            columns[name].append(parsed[name].numpy())
+    data = {name: np.concatenate(parts) for name, parts in columns.items()}
+    return ({name: data[name] for name in spec if name not in config.head_names},
+            {h: data[h] for h in config.head_names})
+
+
+def gbdt_matrix(train: dict[str, np.ndarray], test: dict[str, np.ndarray], config: Config
+                ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """(train X, test X, categorical mask): id columns as codes fitted on train, numeric columns raw.
+
+    Trees split on order, so the numeric columns need neither log1p nor a z-score.
+    """
+    train_cols, test_cols, categorical = [], [], []
+    for f in config.features.ids:
+        values, counts = np.unique(train[f.name], return_counts=True)
+        kept = values[np.argsort(-counts, kind="stable")[:GBDT_MAX_CATEGORIES]]
+        codes = {v: float(i) for i, v in enumerate(kept)}
+        for source, out in ((train, train_cols), (test, test_cols)):
+            out.append(np.array([codes.get(v, np.nan) for v in source[f.name]]))
+        categorical.append(True)
+    for name in config.features.numeric:
+        train_cols.append(train[name].astype(np.float64))
+        test_cols.append(test[name].astype(np.float64))
+        categorical.append(False)
+    return np.stack(train_cols, axis=1), np.stack(test_cols, axis=1), categorical
+
+
+def gbdt_test_auc(examples_uri: str, config: Config, seeds: int) -> list[dict[str, Any]]:
+    """HistGradientBoosting per head and seed, trained on the train split, scored on the test split."""
+    import time
+
+    from sklearn.ensemble import HistGradientBoostingClassifier  # the benchmark's own dependency
+
+    train, train_labels = table_split(examples_uri, "train", config)
+    test, test_labels = table_split(examples_uri, "test", config)
+    x_train, x_test, categorical = gbdt_matrix(train, test, config)
+    runs = []
+    for seed in range(seeds):
+        auc, iterations, t0 = {}, {}, time.time()
+        for head in config.head_names:
+            model = HistGradientBoostingClassifier(**GBDT_PARAMS, categorical_features=categorical,
+                                                   random_state=seed)
+            model.fit(x_train, train_labels[head])
+            auc[head] = datasets.auc(model.predict_proba(x_test)[:, 1], test_labels[head])
+            iterations[head] = int(model.n_iter_)
+        log.info("census: GBDT seed %d: test AUC %s", seed, {h: round(v, 4) for h, v in auc.items()})
+        runs.append({"seed": seed, "test_auc": auc, "iterations": iterations, "seconds": time.time() - t0,
+                     "train_examples": len(x_train), "test_examples": len(x_test)})
+    return runs
+
+
+# ---------------------------------------------------------------------------
 # Synthetic rows in the census format (tests; the smoke run when the real file is absent).
 
 COLUMNS_NUMERIC_VALUES = {"age": (0, 90), "wage_per_hour": (0, 2000), "capital_gains": (0, 20000),
@@ -323,6 +406,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     finished = finished_runs(runs_path, sizes, data)
     runs: list[dict[str, Any]] = []
     test_labels: dict[int, dict[str, np.ndarray]] = {}
+    examples: dict[int, tuple[str, Config]] = {}  # each group's raw Examples (its labels differ)
     for group in sizes.groups:
         for architecture in sizes.architectures:
             for seed in range(sizes.seeds):
@@ -333,12 +417,13 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                              architecture, seed)
                     runs.append({**earlier, "resumed": True})
                     if group not in test_labels:
-                        test_labels[group] = test_split(trained_model(metadata_path, config)[1],
-                                                        config.head_names)[1]
+                        examples[group] = (trained_model(metadata_path, config)[1], config)
+                        test_labels[group] = test_split(examples[group][0], config.head_names)[1]
                     continue
                 log.info("census: group %d, %s, seed %d", group, architecture, seed)
                 seconds, component_seconds = run_pipeline(config, data)
                 model_dir, examples_uri = trained_model(metadata_path, config)
+                examples[group] = (examples_uri, config)
                 records, labels = test_split(examples_uri, config.head_names)
                 test_labels[group] = labels
                 scores = serve_scores(model_dir, records, config.head_names)
@@ -352,7 +437,10 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                     json.dump({"sizes": dataclasses.asdict(sizes), "data": data,
                                "runs": [r for r in runs if not r.get("resumed")] + list(finished.values())},
                               f, indent=1)
-    return _result(sizes, data, base, runs, test_labels)
+    # GBDT on exactly the rows TableExampleGen wrote: trained on the train split, scored on the test split.
+    gbdt = [{"group": group, **r} for group, (uri, config) in examples.items()
+            for r in gbdt_test_auc(uri, config, sizes.seeds)]
+    return _result(sizes, data, base, runs, test_labels, gbdt)
 
 
 def _heads(group: int) -> list[str]:
@@ -360,7 +448,7 @@ def _heads(group: int) -> list[str]:
 
 
 def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
-            test_labels: dict[int, dict[str, np.ndarray]]) -> BenchmarkResult:
+            test_labels: dict[int, dict[str, np.ndarray]], gbdt: list[dict[str, Any]]) -> BenchmarkResult:
     summary: dict[str, Any] = {}
     for group in sizes.groups:
         for arch in sizes.architectures:
@@ -370,6 +458,8 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
                 h: {**mean_sd(values), "best": max(values) if values else float("nan"),
                     "median": float(np.median(values)) if values else float("nan")}
                 for h, values in aucs.items()}
+    gbdt_summary = {f"group{group}": {h: mean_sd([r["test_auc"][h] for r in gbdt if r["group"] == group])
+                                      for h in _heads(group)} for group in sizes.groups}
     test_sample = {f"group{g}": {h: {"examples": len(v), "positives": int(np.sum(v))}
                                  for h, v in labels.items()} for g, labels in test_labels.items()}
     first = sizes.architectures[0]
@@ -386,6 +476,10 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
             s = summary[f"group{group}"][arch]
             table.rows.append([f"watchnext {arch}", *[c for h in heads for c in (
                 fmt(s[h], 4), fmt(s[h]["median"], 4), fmt(s[h]["best"], 4))]])
+        trees = [r for r in gbdt if r["group"] == group]
+        table.rows.append([f"sklearn HistGradientBoosting, same rows ({len(trees)} seed(s))", *[
+            c for h in heads for c in (fmt(gbdt_summary[f"group{group}"][h], 4), "—",
+                                       fmt(max(r["test_auc"][h] for r in trees), 4) if trees else "—")]])
         if group == 1:
             for arch in ("mmoe", "shared_bottom"):
                 cells = []
@@ -426,6 +520,11 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         f"{base.training.learning_rate}, {sizes.steps} steps of batch {sizes.batch_size} (about "
         f"{sizes.steps * sizes.batch_size / 49881:.0f} epochs of the train split), no early stopping; "
         "the seed changes initialization, dropout and shuffling only (the split stays fixed).",
+        "GBDT row: sklearn HistGradientBoostingClassifier per task (" + ", ".join(
+            f"{k}={v}" for k, v in GBDT_PARAMS.items()) + ", id columns as native categoricals coded on the "
+        "train split, numeric columns raw), fitted on the train split of the same Examples artifact the "
+        "pipeline trained on (its own early-stopping holdout is a seeded 20% of it) and scored on the same "
+        "test rows; the seed changes that holdout only.",
         "Group 2's education task: 1 for a bachelor's, master's, professional school or doctorate degree "
         "(associate degrees and 'some college' are 0).",
         "Each run is create_pipeline(config) on LocalDagRunner without " + " and ".join(SKIPPED_COMPONENTS)
@@ -484,6 +583,10 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
                         ax.hlines(ref[key], i - 0.3, i + 0.3, colors="r", linestyles=style,
                                   label=f"paper {key}" if i == 0 else None)
                         shown.append(ref[key])
+            trees = gbdt_summary[f"group{group}"][head]["mean"]
+            if math.isfinite(trees):
+                ax.axhline(trees, color="g", linestyle="-.", label="GBDT mean (same rows)")
+                shown.append(trees)
             low, high = min(shown), max(shown)
             pad = max(0.002, 0.15 * (high - low))
             ax.set_ylim(low - pad, high + pad)
@@ -502,7 +605,8 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         title="Census-Income (KDD) through the pipeline: test AUC by task group and architecture",
         parameters={**dataclasses.asdict(sizes), "data": data, "config": str(CONFIG_FILE),
                     "college_degrees": list(COLLEGE_DEGREES)},
-        figures={"summary": summary, "paper": PAPER, "deepctr": DEEPCTR, "test_sample": test_sample,
+        figures={"summary": summary, "gbdt_summary": gbdt_summary, "gbdt_runs": gbdt,
+                 "gbdt_params": GBDT_PARAMS, "paper": PAPER, "deepctr": DEEPCTR, "test_sample": test_sample,
                  "auc_sampling_se": sampling_se, "runs": runs},
         tables=tables,
         plots=[Plot("auc", "Test AUC per task and architecture: one dot per seed, black line the median, "

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in OVERRIDES:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the size's {name}")
     parser.add_argument("--data", help="a benchmark's input data, for those that read a data set "
-                                       "(census: census-income.test.gz; default: the shared copy)")
+                                       "(census: the UCI file census-income.test.gz; required)")
 
 
 def sizes_for(module: Any, size: str, args: argparse.Namespace | None = None) -> Any:

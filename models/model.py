@@ -72,7 +72,10 @@ class FeatureEncoder(tf_keras.layers.Layer):
     video, candidate video and watch history are all videos, so their vectors live in one
     space and learn from each other's data). A multivalent feature is the mean of its
     non-padding (≥ 0) ids' embeddings, the zero vector when it has none. Numeric features
-    are appended as they are (Transform already z-scored them).
+    are appended as they are (Transform already z-scored them). A numeric feature listed in
+    `features.numeric_embeddings` adds its quantile encoding: e(bin) from a `buckets`-row table,
+    or ReLU(W · ple + b) of its piecewise-linear encoding (Gorishniy et al., 2022), and its
+    z-scored value only with `keep_value`.
 
     With `position_mode == "input_feature"` the position is embedded too, with row 0 for
     "missing" (the paper's weaker baseline). Training drops it to missing with
@@ -100,6 +103,13 @@ class FeatureEncoder(tf_keras.layers.Layer):
                 shapes[f.vocabulary] = (*shape, f.name)
                 self.tables[f.vocabulary] = tf_keras.layers.Embedding(
                     shape[0], shape[1], name=f"{f.vocabulary}_embedding")
+        # One small layer per embedded numeric feature (the bins' boundaries are in Transform).
+        self.numeric_encoders: dict[str, tf_keras.layers.Layer] = {}
+        for e in feats.numeric_embeddings:
+            self.numeric_encoders[e.name] = (
+                tf_keras.layers.Embedding(e.buckets, e.embedding_dim, name=f"{e.output_key}_embedding")
+                if e.encoding == "buckets" else
+                tf_keras.layers.Dense(e.embedding_dim, activation="relu", name=f"{e.output_key}_dense"))
         self.use_position = config.model.position_mode == "input_feature"
         self.position_embedding = (
             tf_keras.layers.Embedding(feats.max_position + 1, config.model.position_embedding_dim,
@@ -110,7 +120,9 @@ class FeatureEncoder(tf_keras.layers.Layer):
     def output_dim(self) -> int:
         """Width of x."""
         feats = self.config.features
-        dim = sum(f.embedding_dim for f in feats.ids) + len(feats.numeric)
+        dropped = sum(1 for e in feats.numeric_embeddings if not e.keep_value)
+        dim = sum(f.embedding_dim for f in feats.ids) + len(feats.numeric) - dropped
+        dim += sum(e.embedding_dim for e in feats.numeric_embeddings)
         return dim + (self.config.model.position_embedding_dim if self.use_position else 0)
 
     @no_autograph
@@ -124,9 +136,20 @@ class FeatureEncoder(tf_keras.layers.Layer):
                 parts.append(_mean_pool(table, ids))
             else:
                 parts.append(table(as_batch_vector(ids)))
+        embedded = {e.name: e for e in feats.numeric_embeddings}
         for name in feats.numeric:
-            value = _feature(features, name, "features.numeric")
-            parts.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
+            spec = embedded.get(name)
+            if spec is None or spec.keep_value:
+                value = _feature(features, name, "features.numeric")
+                parts.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
+            if spec is not None:
+                encoded = _feature(features, spec.output_key, "features.numeric_embeddings")
+                if spec.encoding == "buckets":
+                    bucket = as_batch_vector(tf.cast(encoded, tf.int64))
+                    parts.append(self.numeric_encoders[name](tf.clip_by_value(bucket, 0, spec.buckets - 1)))
+                else:
+                    parts.append(self.numeric_encoders[name](
+                        tf.reshape(tf.cast(encoded, tf.float32), [-1, spec.buckets])))
         if self.position_embedding is not None:
             position = _position_or_missing(features, feats.position, parts[0])
             position = drop_position(position, self.config.model.position_dropout, training)

@@ -5,6 +5,9 @@ What it produces (the model's input contract):
   `vocabulary`, e.g. query video, candidate video and watch history), with OOV buckets;
 - multivalent id features: int64 [B, max_length], padded with -1;
 - numeric features: float32 [B], log1p first where configured, then z-scored;
+- numeric features listed in features.numeric_embeddings, in addition: `<name>_buckets`, int64
+  [B] quantile-bin index in [0, buckets), or `<name>_piecewise_linear`, float32 [B, buckets]
+  piecewise-linear encoding over the quantile bins (both on the value after log1p);
 - position: int64 [B], -1 where missing, clipped to max_position - 1 (no output when
   features.position is empty: data without positions, such as a table);
 - labels and presence indicators: float32 [B], passed through.
@@ -19,13 +22,16 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models.features import MISSING_ID
-from watchnext.pipeline.configs import Config
+from watchnext.pipeline.configs import Config, NumericEmbedding
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 # Key of the config JSON inside Transform's and Trainer's custom_config.
 CONFIG_KEY = "watchnext_config"
+# Rank error of tft.quantiles' approximate quantiles (a fraction of the rows): well under one
+# bin's share (1/buckets) for any sensible bin count, and cheap in memory at this size.
+QUANTILE_EPSILON = 0.001
 
 
 def _dense(x: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
@@ -51,6 +57,37 @@ def _padded(x: tf.SparseTensor, length: int) -> tf.Tensor:
     x = tf.sparse.reset_shape(x, tf.stack([batch, tf.constant(length, tf.int64)]))
     dense = tf.sparse.to_dense(x, default_value=MISSING_ID)
     return tf.reshape(dense, [-1, length])
+
+
+def piecewise_linear(x: tf.Tensor, edges: tf.Tensor) -> tf.Tensor:
+    """Piecewise-linear encoding of x [B] over the bins [edges_t, edges_t+1), edges [T + 1] sorted.
+
+    e_t = clip((x - edges_t) / (edges_t+1 - edges_t), 0, 1): 1 for every bin wholly below x,
+    the fraction of its own bin x has covered, 0 above (Gorishniy et al., 2022, eq. 2, clipped
+    at the outer edges so serving values beyond the training range saturate). A bin of zero
+    width (quantiles that coincide, e.g. a column that is mostly 0) is the step [x >= edge].
+    Returns float32 [B, T].
+    """
+    lower, upper = edges[tf.newaxis, :-1], edges[tf.newaxis, 1:]
+    width = upper - lower
+    x = x[:, tf.newaxis]
+    ramp = tf.clip_by_value((x - lower) / tf.where(width > 0, width, tf.ones_like(width)), 0.0, 1.0)
+    step = tf.cast(x >= upper, tf.float32)
+    return tf.where(width > 0, ramp, step)
+
+
+def _quantile_encoding(x: tf.Tensor, spec: NumericEmbedding) -> tf.Tensor:
+    """x's quantile bin (int64 [B]) or its piecewise-linear encoding (float32 [B, buckets]).
+
+    tft.quantiles gives the buckets - 1 inner boundaries, computed over the whole training
+    split by the analyzer and stored in the Transform graph as constants.
+    """
+    boundaries = tft.quantiles(x, num_buckets=spec.buckets, epsilon=QUANTILE_EPSILON)  # [1, buckets - 1]
+    if spec.encoding == "buckets":
+        return tft.apply_buckets(x, boundaries)
+    inner = tf.reshape(boundaries, [spec.buckets - 1])
+    edges = tf.concat([tf.reshape(tft.min(x), [1]), inner, tf.reshape(tft.max(x), [1])], axis=0)
+    return tf.reshape(piecewise_linear(x, edges), [-1, spec.buckets])
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
@@ -80,11 +117,14 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
                 outputs[name] = tft.apply_vocabulary(
                     _dense(inputs[name], b""), deferred, num_oov_buckets=f.oov_buckets)
 
+    embedded = {e.name: e for e in feats.numeric_embeddings}
     for name in feats.numeric:
         x = tf.cast(_dense(inputs[name], 0.0), tf.float32)
         if name in feats.log1p_numeric:
             x = tf.math.log1p(tf.maximum(x, 0.0))
         outputs[name] = tft.scale_to_z_score(x)
+        if name in embedded:
+            outputs[embedded[name].output_key] = _quantile_encoding(x, embedded[name])
 
     if feats.position:
         position = tf.cast(_dense(inputs[feats.position], MISSING_ID), tf.int64)

@@ -15,18 +15,35 @@ from __future__ import annotations
 
 import dataclasses
 
-from watchnext.pipeline.configs import Config, Head, LabelFrom, ModelSection, TrainingSection
+from watchnext.pipeline.configs import (
+    Config,
+    Head,
+    IdFeature,
+    LabelFrom,
+    ModelSection,
+    NumericEmbedding,
+    TrainingSection,
+)
 
 
 def transform_view(config: Config) -> Config:
     """`config` with everything preprocessing_fn does not read reset to its defaults.
 
-    preprocessing_fn reads `features` and the heads' label and presence columns; the
-    other sections (and the heads' weights) would only make the Transform cache miss.
+    preprocessing_fn reads `features` (less the embedding widths) and the heads' label and
+    presence columns; the other sections (and the heads' weights) would only make the
+    Transform cache miss.
     """
     heads = tuple(Head(h.name, h.type, h.label, presence=h.presence) for h in config.heads)
+    # Embedding widths (and whether an encoded numeric feature keeps its value) shape the
+    # model, not the featurization: trying another width must not featurize again.
+    f = config.features
+    features = dataclasses.replace(
+        f, ids=tuple(dataclasses.replace(i, embedding_dim=IdFeature.embedding_dim) for i in f.ids),
+        numeric_embeddings=tuple(dataclasses.replace(e, embedding_dim=NumericEmbedding.embedding_dim,
+                                                     keep_value=NumericEmbedding.keep_value)
+                                 for e in f.numeric_embeddings))
     # position_mode only because validation ties it to the features (no position: none).
-    return Config(features=config.features, heads=heads,
+    return Config(features=features, heads=heads,
                   model=ModelSection(position_mode=config.model.position_mode))
 
 

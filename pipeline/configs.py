@@ -39,6 +39,7 @@ BEAM_PRESETS = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")
 DATA_SOURCES = ("logs", "table")
 BEAM_ENVIRONMENT_TYPES = ("EXTERNAL", "DOCKER", "PROCESS", "LOOPBACK")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker_mirrored")
+NUMERIC_ENCODINGS = ("buckets", "piecewise_linear")
 
 
 class ConfigError(UsageError, ValueError):
@@ -142,6 +143,34 @@ class IdFeature:
 
 
 @dataclass(frozen=True)
+class NumericEmbedding:
+    """A numeric feature also fed to the model through its quantile bin (Gorishniy et al., 2022).
+
+    Transform cuts the feature (after log1p, if listed in `log1p_numeric`) at the `buckets`-quantiles
+    of the training data; the boundaries are constants of the Transform graph, so serving still
+    sends the raw value. An MLP over one z-scored scalar must spend its first layer carving the
+    value into ranges; a heavy-tailed or multimodal feature (capital gains, weeks worked) is
+    handed those ranges directly instead.
+    - buckets: the bin's index → its own learned `embedding_dim` vector.
+    - piecewise_linear: e ∈ [0, 1]^buckets, e_t = 1 for bins below the value's, the fraction of its
+      own bin the value covers, 0 above (ordered and continuous) → Dense(embedding_dim) + ReLU.
+    """
+
+    name: str
+    encoding: Literal["buckets", "piecewise_linear"] = "buckets"
+    # Quantile bins (>= 2). Bins that coincide (a mass of zeros) merge; see preprocessing_fn.
+    buckets: int = 16
+    embedding_dim: int = 4
+    # Also feed the z-scored value as before (the embedding adds to it rather than replacing it).
+    keep_value: bool = True
+
+    @property
+    def output_key(self) -> str:
+        """The Transform output (and model input) that carries the encoding, e.g. age_buckets."""
+        return f"{self.name}_{self.encoding}"
+
+
+@dataclass(frozen=True)
 class FeaturesSection:
     """The model's inputs: names of raw features as they appear in the examples."""
 
@@ -165,6 +194,9 @@ class FeaturesSection:
     request_id: str = "request_id"
     # Extra features to slice evaluation by, besides device and position.
     slices: tuple[str, ...] = ()
+    # Numeric features (names in `numeric`) also encoded by their quantile bin; see
+    # NumericEmbedding. Empty (default): every numeric feature is its z-scored value only.
+    numeric_embeddings: tuple[NumericEmbedding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -511,6 +543,7 @@ class Config:
         _check(len(set(all_inputs)) == len(all_inputs), "features", f"names repeat: {all_inputs}")
         for name in feats.log1p_numeric:
             _check(name in feats.numeric, "features.log1p_numeric", f"{name!r} is not in features.numeric")
+        self._validate_numeric_embeddings(all_inputs)
         for name in self.label_keys:
             _check(name not in all_inputs, "heads", f"label {name!r} is also a model input")
         if feats.device:
@@ -558,6 +591,20 @@ class Config:
                    f"{name!r} is not in validation.drift_features")
         self._validate_beam()
         self._validate_tuning()
+
+    def _validate_numeric_embeddings(self, inputs: list[str]) -> None:
+        feats = self.features
+        names = [e.name for e in feats.numeric_embeddings]
+        taken = set(inputs) | set(self.label_keys) | {feats.position}
+        for i, e in enumerate(feats.numeric_embeddings):
+            where = f"features.numeric_embeddings[{i}] ({e.name})"
+            _check(e.name in feats.numeric, f"{where}.name", f"{e.name!r} is not in features.numeric")
+            _check(e.name not in names[:i], f"{where}.name", "listed more than once")
+            _one_of(e.encoding, NUMERIC_ENCODINGS, f"{where}.encoding")
+            _check(e.buckets >= 2, f"{where}.buckets", f"{e.buckets} must be >= 2")
+            _check(e.embedding_dim >= 1, f"{where}.embedding_dim", f"{e.embedding_dim} must be >= 1")
+            _check(e.output_key not in taken, f"{where}.name",
+                   f"its encoding's output {e.output_key!r} is already a feature or label name")
 
     def _validate_data(self, inputs: list[str]) -> None:
         """The data source, the table's columns and splits, and the heads' derived labels."""

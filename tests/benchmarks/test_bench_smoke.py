@@ -109,6 +109,63 @@ def test_census_names_missing_data_and_takes_a_data_flag(tmp_path):
     missing = common.Context(str(tmp_path), data_path=str(tmp_path / "absent.gz"))
     with pytest.raises(FileNotFoundError, match=r"absent\.gz.*--data PATH"):
         census.data_file(missing, census.SIZES["smoke"])
+    with pytest.raises(FileNotFoundError, match=r"no data given: pass `watchnext bench census --data PATH`"):
+        census.data_file(common.Context(str(tmp_path)), census.SIZES["smoke"])  # no developer-only default
+
+
+def _write_split(directory, rows: list[dict]) -> None:
+    import tensorflow as tf
+
+    os.makedirs(directory)
+    with tf.io.TFRecordWriter(os.path.join(directory, "data.gz"), options="GZIP") as writer:
+        for row in rows:
+            example = tf.train.Example()
+            example.features.feature["job"].bytes_list.value.append(row["job"].encode())
+            example.features.feature["age"].float_list.value.append(row["age"])
+            example.features.feature["rich"].int64_list.value.append(row["rich"])
+            writer.write(example.SerializeToString())
+
+
+def test_census_gbdt_trains_on_the_train_split_and_scores_the_test_split(tmp_path):
+    """The GBDT row reads the ExampleGen's raw splits: ids as categorical codes fitted on train
+    (a value train never saw is missing), numeric columns raw, labels per head."""
+    from watchnext.benchmarks import census
+    from watchnext.pipeline.configs import from_dict
+
+    import numpy as np
+
+    config = from_dict({
+        "data": {"source": "table"},
+        "features": {"ids": [{"name": "job", "vocabulary": "job", "embedding_dim": 2}], "numeric": ["age"],
+                     "log1p_numeric": [], "position": "", "device": "", "request_id": ""},
+        "heads": [{"name": "rich", "type": "binary", "label": "rich"}],
+        "model": {"position_mode": "none"}})
+    rng = np.random.default_rng(0)
+
+    def rows(n: int, jobs: list[str]) -> list[dict]:
+        out = []
+        for _ in range(n):
+            job, age = str(rng.choice(jobs)), float(rng.integers(18, 80))
+            rich = int((age > 45) ^ (job == "pilot") ^ (rng.random() < 0.1))  # 10% label noise
+            out.append({"job": job, "age": age, "rich": rich})
+        return out
+
+    _write_split(tmp_path / "Split-train", rows(1500, ["clerk", "nurse", "pilot"]))
+    _write_split(tmp_path / "Split-test", rows(400, ["clerk", "nurse", "pilot", "astronaut"]))
+    train, labels = census.table_split(str(tmp_path), "train", config)
+    test, _ = census.table_split(str(tmp_path), "test", config)
+    assert len(labels["rich"]) == 1500 and set(train) == {"job", "age"}
+    x_train, x_test, categorical = census.gbdt_matrix(train, test, config)
+    assert categorical == [True, False] and x_train.shape == (1500, 2) and x_test.shape == (400, 2)
+    assert set(np.unique(x_train[:, 0])) == {0.0, 1.0, 2.0}
+    np.testing.assert_array_equal(np.isnan(x_test[:, 0]), test["job"] == b"astronaut")  # unseen → missing
+    np.testing.assert_array_equal(x_test[:, 1], test["age"])
+
+    (run,) = census.gbdt_test_auc(str(tmp_path), config, seeds=1)
+    assert (run["train_examples"], run["test_examples"]) == (1500, 400)
+    # The interaction (job == pilot flips the age rule) is learnable: well above chance, below
+    # the 10% label noise's ceiling.
+    assert 0.8 < run["test_auc"]["rich"] <= 0.95 and run["iterations"]["rich"] >= 1
 
 
 @pytest.mark.slow
@@ -136,4 +193,8 @@ def test_census_smoke_runs_the_whole_pipeline_on_a_synthetic_table(tmp_path):
     markdown = (out / "census.md").read_text()
     assert "| watchnext mmoe |" in markdown and "| paper mmoe" in markdown and "census_auc.png" in markdown
     assert (out / "census_auc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (trees,) = document["figures"]["gbdt_runs"]  # the GBDT row on the same rows, one seed
+    assert trees["test_examples"] == sample["income"]["examples"]
+    assert set(trees["test_auc"]) == {"income", "never_married"}
+    assert "sklearn HistGradientBoosting" in markdown
     assert set(paths) == {"json", "md", "plot:auc"}

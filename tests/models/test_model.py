@@ -14,7 +14,7 @@ import math
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import model as M
 from watchnext.models.layers import CombinedScore
-from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config, from_dict
+from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config, NumericEmbedding, from_dict
 
 import numpy as np
 import pytest
@@ -133,6 +133,31 @@ def test_encoder_input_feature_mode_embeds_position_with_a_missing_row() -> None
     del batch[config.features.position]
     np.testing.assert_allclose(encoder(batch).numpy()[:, -2:], np.tile(table[0], (5, 1)), rtol=1e-6)
     assert M.FeatureEncoder(tiny_config(position_mode="none"), VOCAB_SIZES).output_dim == x.shape[1] - 2
+
+
+def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_features() -> None:
+    base = tiny_config()
+    features = dataclasses.replace(base.features, numeric=(DURATION, "age"), numeric_embeddings=(
+        NumericEmbedding(DURATION, "buckets", buckets=5, embedding_dim=3, keep_value=False),
+        NumericEmbedding("age", "piecewise_linear", buckets=4, embedding_dim=2)))
+    config = base.replace(features=features)
+    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    batch = make_batch(config, 6, labels=False)
+    batch[f"{DURATION}_buckets"] = np.array([0, 1, 4, 4, 2, 9], np.int64)  # 9: out of range, clipped
+    batch["age_piecewise_linear"] = np.random.default_rng(1).random((6, 4)).astype(np.float32)
+    x = encoder(batch).numpy()
+    # ids 4 + 4 + 4 + 2; duration: its bin's embedding only (keep_value false); age: value + 2.
+    assert x.shape == (6, encoder.output_dim) == (6, 14 + 3 + 1 + 2)
+    bins = encoder.numeric_encoders[DURATION].embeddings.numpy()
+    assert bins.shape == (5, 3)
+    np.testing.assert_allclose(x[:, 14:17], bins[[0, 1, 4, 4, 2, 4]], rtol=1e-6)
+    np.testing.assert_allclose(x[:, 17], batch["age"], rtol=1e-6)
+    dense = encoder.numeric_encoders["age"]
+    want = np.maximum(batch["age_piecewise_linear"] @ dense.kernel.numpy() + dense.bias.numpy(), 0.0)
+    np.testing.assert_allclose(x[:, 18:], want, rtol=1e-5, atol=1e-6)
+    del batch["age_piecewise_linear"]
+    with pytest.raises(KeyError, match=r"age_piecewise_linear.*features\.numeric_embeddings"):
+        encoder(batch)
 
 
 def test_encoder_names_what_is_wrong_with_vocabularies() -> None:

@@ -140,3 +140,96 @@ def test_a_table_without_position_has_no_position_output_and_int_labels_become_f
     assert set(out[0]) == {"job", "age", "rich"}  # no position output
     assert [r["rich"] for r in out] == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
     assert out[0]["job"] == out[3]["job"] != out[1]["job"]
+
+
+# ---------------------------------------------------------------------------
+# Numeric features encoded by their quantile bins (features.numeric_embeddings).
+
+
+def _embedded_table_config(**piecewise: object):
+    from watchnext.pipeline.configs import from_dict
+
+    return from_dict({
+        "data": {"source": "table"},
+        "features": {"ids": [{"name": "job", "vocabulary": "job", "embedding_dim": 4}],
+                     "numeric": ["age", "gains"], "log1p_numeric": ["gains"],
+                     "numeric_embeddings": [{"name": "age", "encoding": "buckets", "buckets": 4},
+                                            {"name": "gains", "encoding": "piecewise_linear", "buckets": 4,
+                                             **piecewise}],
+                     "position": "", "device": "", "request_id": ""},
+        "heads": [{"name": "rich", "type": "binary", "label": "rich"}],
+        "model": {"position_mode": "none"},
+    })
+
+
+def _embedded_rows() -> list[dict]:
+    # age 0..39 (ten rows per quartile); gains 0 for half the rows, then e^k - 1 (log1p → k).
+    return [{"job": b"a", "age": float(i), "gains": float(np.expm1(max(0, i - 19))), "rich": i % 2}
+            for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory) -> tuple[list[dict], str]:
+    config = _embedded_table_config()
+    spec = {"job": tf.io.FixedLenFeature([], tf.string), "age": tf.io.FixedLenFeature([], tf.float32),
+            "gains": tf.io.FixedLenFeature([], tf.float32), "rich": tf.io.FixedLenFeature([], tf.int64)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    tmp = tmp_path_factory.mktemp("embedded")
+    with tft_beam.Context(temp_dir=str(tmp / "tmp")):
+        (data, _), transform_fn = (_embedded_rows(), metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda x: preprocessing_fn(x, {CONFIG_KEY: config.to_json()}), output_record_batches=False)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp / "tft"))
+    return list(data), str(tmp / "tft")
+
+
+def test_a_bucketized_numeric_feature_gets_its_quantile_bin_beside_its_z_score(embedded):
+    data, _ = embedded
+    assert set(data[0]) == {"job", "age", "age_buckets", "gains", "gains_piecewise_linear", "rich"}
+    buckets = [int(r["age_buckets"]) for r in data]
+    # Quartiles of 0..39: ten rows in each of the four bins, in order of age.
+    assert buckets == sorted(buckets) and [buckets.count(b) for b in range(4)] == [10, 10, 10, 10]
+    ages = np.array([r["age"] for r in data])
+    assert abs(ages.mean()) < 1e-5 and abs(ages.std() - 1.0) < 1e-4  # the value is still there
+
+
+def test_piecewise_linear_encoding_is_ordered_and_spans_the_training_range(embedded):
+    data, _ = embedded
+    codes = np.array([r["gains_piecewise_linear"] for r in data])
+    assert codes.shape == (40, 4) and codes.min() >= 0.0 and codes.max() <= 1.0
+    # The 20 zero rows (a mass at the minimum: their quantile bins have zero width) share one
+    # code, the lowest; the maximum is all ones.
+    np.testing.assert_array_equal(codes[:20], np.tile(codes[0], (20, 1)))
+    assert codes[0].sum() < codes[20].sum()
+    np.testing.assert_array_equal(codes[-1], np.ones(4))
+    totals = codes.sum(axis=1)
+    assert np.all(np.diff(totals) >= 0) and totals[-1] > totals[25] > totals[19]  # monotone in the value
+    # Each row is 1…1, then one fraction, then 0…0.
+    for row in codes:
+        inside = row[(row > 0) & (row < 1)]
+        assert len(inside) <= 1 and np.all(np.diff(row) <= 0)
+
+
+def test_the_transform_graph_bins_a_raw_serving_value_as_in_training(embedded):
+    data, tft_dir = embedded
+    layer = tft.TFTransformOutput(tft_dir).transform_features_layer()
+    rows = _embedded_rows()
+    raw = {"job": tf.constant([r["job"] for r in rows]),
+           "age": tf.constant([r["age"] for r in rows], tf.float32),
+           "gains": tf.constant([r["gains"] for r in rows], tf.float32)}
+    out = layer(raw)
+    np.testing.assert_array_equal(out["age_buckets"].numpy(), [r["age_buckets"] for r in data])
+    np.testing.assert_allclose(out["gains_piecewise_linear"].numpy(),
+                               [r["gains_piecewise_linear"] for r in data], rtol=1e-6)
+    # Beyond the training range: the last bin, and an encoding saturated at 1.
+    beyond = layer({"job": tf.constant([b"a"]), "age": tf.constant([1000.0]),
+                    "gains": tf.constant([1e9])})
+    assert int(beyond["age_buckets"].numpy()[0]) == 3
+    np.testing.assert_array_equal(beyond["gains_piecewise_linear"].numpy(), np.ones((1, 4)))
+
+
+def test_piecewise_linear_by_hand_including_a_bin_of_zero_width():
+    from watchnext.models.preprocessing import piecewise_linear
+
+    edges = tf.constant([0.0, 0.0, 2.0, 4.0])  # a zero-width first bin (a mass of zeros), then [0, 2), [2, 4]
+    got = piecewise_linear(tf.constant([-1.0, 0.0, 1.0, 3.0, 5.0]), edges).numpy()
+    np.testing.assert_allclose(got, [[0, 0, 0], [1, 0, 0], [1, 0.5, 0], [1, 1, 0.5], [1, 1, 1]])

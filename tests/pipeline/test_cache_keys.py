@@ -11,7 +11,7 @@ import dataclasses
 import os
 
 from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
-from watchnext.pipeline.configs import Config, from_dict, load_config
+from watchnext.pipeline.configs import Config, NumericEmbedding, from_dict, load_config
 
 CENSUS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml")
 
@@ -33,6 +33,23 @@ def test_transform_view_keeps_only_what_preprocessing_reads():
     numeric = config.features.numeric[:-1]
     fewer = config.replace(features=dataclasses.replace(config.features, numeric=numeric))
     assert transform_view(fewer) != transform_view(config)
+
+
+def test_transform_view_ignores_embedding_widths_but_not_the_quantile_bins():
+    config = load_config(CENSUS)
+    f = config.features
+    embedded = config.replace(features=dataclasses.replace(f, numeric_embeddings=(
+        NumericEmbedding("age", "piecewise_linear", buckets=16, embedding_dim=4),)))
+    wider = embedded.replace(features=dataclasses.replace(
+        embedded.features, ids=tuple(dataclasses.replace(i, embedding_dim=8) for i in f.ids),
+        numeric_embeddings=(NumericEmbedding("age", "piecewise_linear", buckets=16, embedding_dim=8,
+                                             keep_value=False),)))
+    assert transform_view(wider) == transform_view(embedded) != transform_view(config)
+    finer = embedded.replace(features=dataclasses.replace(
+        embedded.features, numeric_embeddings=(NumericEmbedding("age", "piecewise_linear", buckets=32),)))
+    assert transform_view(finer) != transform_view(embedded)
+    # What the Trainer reads still sees the widths.
+    assert trainer_view(wider) != trainer_view(embedded)
 
 
 def test_trainer_view_ignores_paths_serving_and_blessing():

@@ -47,6 +47,17 @@ def test_heads_list_replaces_the_default_heads():
                      "regression_loss": "weighted_logistic"}]}, "heads[0] (t).label_transform"),
         ({"heads": [{"name": "t", "type": "regression", "label": "watch_time",
                      "regression_loss": "poisson"}]}, "heads[0].regression_loss"),
+        ({"features": {"numeric_embeddings": [{"name": "age"}]}},
+         "features.numeric_embeddings[0] (age).name: 'age' is not in features.numeric"),
+        ({"features": {"numeric_embeddings": [{"name": "user_activity", "buckets": 1}]}},
+         "features.numeric_embeddings[0] (user_activity).buckets: 1 must be >= 2"),
+        ({"features": {"numeric_embeddings": [{"name": "user_activity", "encoding": "splines"}]}},
+         "features.numeric_embeddings[0].encoding: 'splines' is not one of"),
+        ({"features": {"numeric_embeddings": [{"name": "user_activity"}, {"name": "user_activity"}]}},
+         "features.numeric_embeddings[1] (user_activity).name: listed more than once"),
+        ({"features": {"numeric": ["age", "age_buckets"], "log1p_numeric": [],
+                       "numeric_embeddings": [{"name": "age"}]}},
+         "its encoding's output 'age_buckets' is already a feature or label name"),
     ],
 )
 def test_errors_name_the_key(values, fragment):
