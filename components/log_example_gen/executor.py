@@ -94,6 +94,44 @@ def max_rejected_fraction(exec_properties: dict[str, Any]) -> float:
     return DEFAULT_MAX_REJECTED_FRACTION if value is None else float(value)
 
 
+class _SplitBatch(transforms._CountingDoFn):
+    """Sends each serialized example of a (request_ids, examples) batch to its split's output
+    and counts `examples.<split>`. The split is TFX's own partition function applied to the
+    request_id feature (sha256 of the serialized feature, cumulative hash buckets), so split
+    semantics match every other ExampleGen; it is computed once per request."""
+
+    def __init__(self, split_names: list[str], buckets: list[int], split_config: example_gen_pb2.SplitConfig):
+        super().__init__()
+        self._names = split_names
+        self._buckets = buckets
+        self._split_config = split_config
+        self._by_request = split_config.partition_feature_name == "request_id"
+
+    def _split(self, request_id: str, serialized: bytes) -> int:
+        from tensorflow.core.example import example_pb2
+
+        if self._split_config.partition_feature_name == "request_id":
+            example = example_pb2.Example()
+            example.features.feature["request_id"].bytes_list.value.append(request_id.encode())
+        else:  # another feature, or the whole example: TFX's function on the example itself
+            example = example_pb2.Example.FromString(serialized)
+        return base_example_gen_executor._PartitionFn(example, len(self._buckets), self._buckets,
+                                                      self._split_config)
+
+    def process(self, batch: tuple[list[str], list[bytes]]):
+        request_ids, examples = batch
+        split_of: dict[str, int] = {}
+        per_split = [0] * len(self._names)
+        for rid, example in zip(request_ids, examples, strict=True):
+            index = split_of.get(rid) if self._by_request else None
+            if index is None:
+                index = split_of[rid] = self._split(rid, example)
+            per_split[index] += 1
+            yield beam.pvalue.TaggedOutput(self._names[index], example)
+        for name, n in zip(self._names, per_split, strict=True):
+            self.count(f"examples.{name}", n)
+
+
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Reads, validates and joins one span of logs; writes examples, rejects and counts."""
 
@@ -123,24 +161,18 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         rejected_uri = exec_properties[_REJECTED_URI]
         max_position = int(exec_properties.get(MAX_POSITION_KEY) or schema.MAX_POSITION)
 
-        joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExamples(
+        joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExampleBatches(
             files[schema.IMPRESSIONS_LOG], files[schema.EVENTS_LOG], max_position)
-        # TFX's own partition function, so split semantics (sha256 of the serialized
-        # partition feature, cumulative hash buckets) match every other ExampleGen.
-        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.Partition(
-            base_example_gen_executor._PartitionFn, len(buckets), buckets, split_config)
-        counts = [joined[transforms.COUNTS]]
-        for name, examples in zip(split_names, splits, strict=True):
-            counts.append(examples
-                          | f"CountExamples[{name}]" >> beam.combiners.Count.Globally()
-                          | f"CountKey[{name}]" >> beam.Map(lambda n, key=f"examples.{name}": (key, n)))
+        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(
+            _SplitBatch(split_names, buckets, split_config)).with_outputs(transforms.COUNTS, *split_names)
+        counts = [joined[transforms.COUNTS], splits[transforms.COUNTS]]
         _ = (counts
              | "FlattenCounts" >> beam.Flatten()
              | "CountRecords" >> transforms.CountRecords()
              | "WriteCounts" >> beam.Map(write_json, os.path.join(rejected_uri, FLAT_COUNTS_FILE)))
         _ = joined[transforms.REJECTED] | "WriteRejected" >> transforms.WriteRejected(
             os.path.join(rejected_uri, REJECTED_FILE_PREFIX))
-        return dict(zip(split_names, splits, strict=True))
+        return {name: splits[name] for name in split_names}
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
