@@ -18,7 +18,7 @@ import collections
 import json
 import logging
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from watchnext.components.log_example_gen import columnar, join, reading, schema
 
@@ -156,32 +156,38 @@ class _ReadBlocks(_CountingDoFn):
                                     [t for t, ts in zip(tombstones, tomb_shard, strict=True) if ts == s])
 
 
+class ExampleBatch(NamedTuple):
+    """One join shard's serialized tf.Examples and the request_id of each."""
+
+    shard: int
+    request_ids: list[str]
+    examples: list[bytes]
+
+
 class _JoinShard(_CountingDoFn):
-    """Joins one shard's blocks (columnar.join_shard); emits one (request_ids, serialized
-    tf.Examples) batch per shard."""
+    """Joins one shard's blocks (columnar.join_shard); emits its examples as one ExampleBatch."""
 
     def __init__(self, vectorised: bool):
         super().__init__()
         self._vectorised = vectorised
 
     def process(self, element: tuple[int, list[columnar.Block]]):
-        _, blocks = element
+        shard, blocks = element
         result = columnar.join_shard(list(blocks), self._vectorised)
         for rejected in result.rejected:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
         for key, n in result.counts.items():
             self.count(key, n)
         if result.examples:
-            yield result.request_ids, result.examples
+            yield ExampleBatch(shard, result.request_ids, result.examples)
 
 
 class JoinLogsToExampleBatches(beam.PTransform):
     """Reads and validates both logs, joins events to impressions, computes labels.
 
-    Returns a dict of PCollections: `examples` (batches: (request_ids, serialized
-    tf.Examples), one per join shard), `rejected` (dicts, see join.rejection) and `counts`
-    ((count key, n) pairs, rejections included). vectorised=False runs the per-line
-    reference path for every record (same outputs, ~10× slower).
+    Returns a dict of PCollections: `examples` (an ExampleBatch per join shard), `rejected`
+    (dicts, see join.rejection) and `counts` ((count key, n) pairs, rejections included).
+    vectorised=False runs the per-line reference path for every record (same outputs, slower).
     """
 
     def __init__(self, impression_files: list[str], event_files: list[str],
@@ -237,10 +243,10 @@ class JoinLogsToExamples(beam.PTransform):
         return {**out, EXAMPLES: examples}
 
 
-def _parse_examples(batch: tuple[list[str], list[bytes]]) -> list[Any]:
+def _parse_examples(batch: ExampleBatch) -> list[Any]:
     from tensorflow.core.example import example_pb2
 
-    return [example_pb2.Example.FromString(x) for x in batch[1]]
+    return [example_pb2.Example.FromString(x) for x in batch.examples]
 
 
 class _IncrementCounter(beam.DoFn):

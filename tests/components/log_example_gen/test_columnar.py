@@ -52,7 +52,7 @@ def _run(tmp_path, name: str, impressions: list[str], events: list[str], vectori
     with beam.Pipeline() as p:
         out = p | transforms.JoinLogsToExampleBatches(impressions, events, vectorised=vectorised,
                                                       shards=shards)
-        _ = (out[transforms.EXAMPLES] | beam.FlatMap(lambda b: [_canonical(x) for x in b[1]])
+        _ = (out[transforms.EXAMPLES] | beam.FlatMap(lambda b: [_canonical(x) for x in b.examples])
              | "WriteExamples" >> beam.io.WriteToText(str(out_dir / "examples")))
         _ = (out[transforms.REJECTED] | beam.Map(lambda r: json.dumps(r, sort_keys=True))
              | "WriteRejected" >> beam.io.WriteToText(str(out_dir / "rejected")))
