@@ -25,6 +25,7 @@ from watchnext.pipeline.eval_config import make_eval_config
 from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
 
+import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 
 # Not exported under tfx.v1 in TFX 1.16, but a standard component since 1.13.
@@ -52,6 +53,13 @@ def code_version() -> str:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def statistics_options(config: Config) -> tfdv.StatsOptions | None:
+    """StatisticsGen's options: TFDV's sample rate from validation.statistics_sample_rate (None at
+    1.0: TFX's defaults, every example, exactly as before the knob existed)."""
+    rate = config.validation.statistics_sample_rate
+    return None if rate >= 1.0 else tfdv.StatsOptions(sample_rate=rate)
 
 
 def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
@@ -98,7 +106,8 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         examples = window.outputs["examples"]
 
     # Describe the new span: the data validation below and the schema rest on these.
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  stats_options=statistics_options(config))
     components.append(statistics_gen)
 
     # Infer the schema (feature types, shapes, domains) the Transform graph parses by.
@@ -122,6 +131,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         ).with_id(PREVIOUS_SPAN_ID)
         previous_statistics = tfx.components.StatisticsGen(
             examples=previous_span.outputs["examples"], exclude_splits=["eval"],
+            stats_options=statistics_options(config),
         ).with_id(PREVIOUS_STATISTICS_ID)
         distribution_validator = DistributionValidator(
             statistics=statistics_gen.outputs["statistics"],

@@ -26,7 +26,7 @@ from watchnext.core.errors import TooManyRejected
 
 import apache_beam as beam
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor, utils
+from tfx.components.example_gen import base_example_gen_executor, utils, write_split
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -43,6 +43,7 @@ DEFAULT_MAX_REJECTED_FRACTION = 0.01
 # passes the same dict through, as it does for '_beam_pipeline_args').
 _REJECTED_URI = "_rejected_uri"
 _LOG_FILES = "_log_files"
+_SPLIT_URIS = "_split_uris"
 # Where the Beam pipeline leaves its raw counters for Do to summarize (then removed).
 FLAT_COUNTS_FILE = "_flat_counts.json"
 
@@ -95,6 +96,71 @@ def max_rejected_fraction(exec_properties: dict[str, Any]) -> float:
     return DEFAULT_MAX_REJECTED_FRACTION if value is None else float(value)
 
 
+class _SplitBatch(transforms._CountingDoFn):
+    """Splits each (shard, request_ids, serialized examples) batch and counts `examples.<split>`.
+
+    The split is TFX's own partition function applied to the partition feature (for
+    request_id, computed once per request), so split semantics match every other
+    ExampleGen. With `split_uris`, each split of the batch is written here as one gzip'd
+    TFRecord file, `data_tfrecord-<shard>-of-<shards>.gz` (TFX's file name pattern; a retried
+    shard overwrites its own files), instead of one Beam element per example through TFX's
+    WriteSplit (a reshuffle and a Beam write costing more than the whole join). Without
+    them, each example goes to its split's tagged output.
+    """
+
+    def __init__(self, split_names: list[str], buckets: list[int], split_config: example_gen_pb2.SplitConfig,
+                 split_uris: dict[str, str] | None = None, shards: int = transforms.JOIN_SHARDS):
+        super().__init__()
+        self._names = split_names
+        self._buckets = buckets
+        self._split_config = split_config
+        self._by_request = split_config.partition_feature_name == "request_id"
+        self._split_uris = split_uris
+        self._shards = shards
+
+    def _split(self, request_id: str, serialized: bytes) -> int:
+        from tensorflow.core.example import example_pb2
+
+        if self._by_request:
+            example = example_pb2.Example()
+            example.features.feature["request_id"].bytes_list.value.append(request_id.encode())
+        else:  # another feature, or the whole example: TFX's function on the example itself
+            example = example_pb2.Example.FromString(serialized)
+        return base_example_gen_executor._PartitionFn(example, len(self._buckets), self._buckets,
+                                                      self._split_config)
+
+    def process(self, batch: transforms.ExampleBatch):
+        split_of: dict[str, int] = {}
+        per_split: list[list[bytes]] = [[] for _ in self._names]
+        for rid, example in zip(batch.request_ids, batch.examples, strict=True):
+            index = split_of.get(rid) if self._by_request else None
+            if index is None:
+                index = split_of[rid] = self._split(rid, example)
+            per_split[index].append(example)
+        for name, examples in zip(self._names, per_split, strict=True):
+            self.count(f"examples.{name}", len(examples))
+            if self._split_uris is None:
+                for example in examples:
+                    yield beam.pvalue.TaggedOutput(name, example)
+            elif examples:
+                name_in_split = tfrecord_file_name(batch.shard, self._shards)
+                write_tfrecords(os.path.join(self._split_uris[name], name_in_split), examples)
+
+
+def tfrecord_file_name(shard: int, shards: int) -> str:
+    """TFX's split file name pattern (write_split.DEFAULT_FILE_NAME, -SSSSS-of-NNNNN, .gz)."""
+    return f"{write_split.DEFAULT_FILE_NAME}-{shard:05d}-of-{shards:05d}.gz"
+
+
+def write_tfrecords(path: str, records: list[bytes]) -> None:
+    """A gzip'd TFRecord file (TensorFlow's C++ writer: any filesystem tf.io.gfile knows)."""
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+        for record in records:
+            writer.write(record)
+
+
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Reads, validates and joins one span of logs; writes examples, rejects and counts."""
 
@@ -124,24 +190,22 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         rejected_uri = exec_properties[_REJECTED_URI]
         max_position = int(exec_properties.get(MAX_POSITION_KEY) or schema.MAX_POSITION)
 
-        joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExamples(
+        joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExampleBatches(
             files[schema.IMPRESSIONS_LOG], files[schema.EVENTS_LOG], max_position)
-        # TFX's own partition function, so split semantics (sha256 of the serialized
-        # partition feature, cumulative hash buckets) match every other ExampleGen.
-        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.Partition(
-            base_example_gen_executor._PartitionFn, len(buckets), buckets, split_config)
-        counts = [joined[transforms.COUNTS]]
-        for name, examples in zip(split_names, splits, strict=True):
-            counts.append(examples
-                          | f"CountExamples[{name}]" >> beam.combiners.Count.Globally()
-                          | f"CountKey[{name}]" >> beam.Map(lambda n, key=f"examples.{name}": (key, n)))
+        split_uris = exec_properties.get(_SPLIT_URIS)
+        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(
+            _SplitBatch(split_names, buckets, split_config, split_uris)).with_outputs(
+            transforms.COUNTS, *split_names)
+        counts = [joined[transforms.COUNTS], splits[transforms.COUNTS]]
         _ = (counts
              | "FlattenCounts" >> beam.Flatten()
              | "CountRecords" >> transforms.CountRecords()
              | "WriteCounts" >> beam.Map(write_json, os.path.join(rejected_uri, FLAT_COUNTS_FILE)))
         _ = joined[transforms.REJECTED] | "WriteRejected" >> transforms.WriteRejected(
             os.path.join(rejected_uri, REJECTED_FILE_PREFIX))
-        return dict(zip(split_names, splits, strict=True))
+        # Do passes the split folders: the splits are written above, and the base class's
+        # WriteSplit gets nothing to write. Called without them, the splits are returned.
+        return {} if split_uris else {name: splits[name] for name in split_names}
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
@@ -162,9 +226,16 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         log.info("LogExampleGen: span %s: %d impression files, %d event files", span,
                  len(files[schema.IMPRESSIONS_LOG]), len(files[schema.EVENTS_LOG]))
         fileio.makedirs(rejected.uri)
-        exec_properties = {**exec_properties, _REJECTED_URI: rejected.uri, _LOG_FILES: files}
+        split_uris = _split_uris(output_dict, exec_properties)
+        for uri in split_uris.values():
+            fileio.makedirs(uri)
+        exec_properties = {**exec_properties, _REJECTED_URI: rejected.uri, _LOG_FILES: files,
+                           _SPLIT_URIS: split_uris}
 
         super().Do(input_dict, output_dict, exec_properties)
+        for uri in split_uris.values():  # an empty split still gets a (readable, empty) file
+            if not fileio.glob(os.path.join(uri, "*")):
+                write_tfrecords(os.path.join(uri, tfrecord_file_name(0, 1)), [])
 
         flat = take_flat_counts(rejected.uri)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
@@ -176,6 +247,20 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         error = counts_lib.failure(summary, rejected.uri)
         if error:
             raise TooManyRejected(error)
+
+
+def _split_uris(output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]
+                ) -> dict[str, str]:
+    """Each output split's folder in the Examples artifact (Split-train, Split-eval, …)."""
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+    examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+    names = utils.generate_output_split_names(input_config, output_config)
+    for artifact in examples:  # as the base class's Do sets them (it does again, identically)
+        artifact.split_names = artifact_utils.encode_split_names(names)
+    return {name: artifact_utils.get_split_uri(examples, name) for name in names}
 
 
 def _record_properties(artifact: types.Artifact, summary: dict[str, Any], split_names: list[str]) -> None:

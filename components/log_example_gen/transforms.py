@@ -1,10 +1,9 @@
 """The ExampleGen's Beam work as named PTransforms.
 
-    ReadLog(log, files)          → (source, line, payload)          one per non-blank record
-    ParseRecords(log)            → keyed valid records | rejected | counts
-    JoinLogsToExamples(...)      → tf.Examples | rejected | counts   (both logs, CoGroupByKey)
-    CountRecords()               → one {count key: n} dict; each key also a Beam counter
-    WriteRejected(prefix)        → rejected-SSSSS-of-NNNNN.jsonl.gz
+    JoinLogsToExampleBatches(...) → example batches | rejected | counts  (both logs, by shard)
+    JoinLogsToExamples(...)       → tf.Examples | rejected | counts        (the same, one per element)
+    CountRecords()                → one {count key: n} dict; each key also a Beam counter
+    WriteRejected(prefix)         → rejected-SSSSS-of-NNNNN.jsonl.gz
 
 `counts` outputs are (count key, n) pairs, summed per bundle so that counting costs a
 few elements per bundle rather than one per record. Count keys double as the Beam
@@ -18,11 +17,13 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from typing import Any
+import zlib
+from typing import Any, NamedTuple
 
-from watchnext.components.log_example_gen import join, reading, schema
+from watchnext.components.log_example_gen import columnar, join, reading, schema
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 from apache_beam.utils.windowed_value import WindowedValue
@@ -51,69 +52,35 @@ class _CountingDoFn(beam.DoFn):
         self._counts.clear()
 
 
-class _ReadFile(_CountingDoFn):
-    """Reads one log file; logs a line per file with its record count (progress)."""
-
-    def __init__(self, log_name: str):
-        super().__init__()
-        self._log = log_name
-
-    def process(self, path: str):
-        records = blank = 0
-        for line, payload in reading.read_log_file(path):
-            if payload is None:
-                blank += 1
-                continue
-            records += 1
-            yield path, line, payload
-        self.count(join.counter_name(self._log, "blank_lines"), blank)
-        log.info("read %d %s records (%d blank lines) from %s", records, self._log, blank, path)
+# Records per block of the vectorised reader: large enough that Arrow's per-call cost is
+# spread thin, small enough that a block in memory stays a few MB of JSON.
+BLOCK_RECORDS = 20_000
+# Join shards: records are grouped by crc32(request_id) % JOIN_SHARDS, so the shuffle moves
+# a few Arrow tables per file instead of one element per record. Enough shards for a
+# distributed runner to spread the join; a shard of a 10M-impression day holds ~600k rows.
+JOIN_SHARDS = 16
 
 
-@beam.ptransform_fn
-def ReadLog(pipeline: beam.Pipeline, log_name: str, files: list[str]):
-    """Every record of `files` as (source file, line, payload); blank lines are only counted."""
-    return (pipeline
-            | "ListFiles" >> beam.Create(files)
-            | "Reshuffle" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(_ReadFile(log_name)).with_outputs(COUNTS, main="records"))
-
-
-class _ParseRecord(_CountingDoFn):
-    """Decodes and validates one record; emits ((request_id, candidate_video_id), located record)."""
-
-    def __init__(self, log_name: str, max_position: int):
-        super().__init__()
-        self._log = log_name
-        self._max_position = max_position
-
-    def process(self, element: tuple[str, int, Any]):
-        source, line, payload = element
-        self.count(join.counter_name(self._log, "read"))
-        if isinstance(payload, reading.OversizedLine):
-            invalid = schema.Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
-                                     f"schema.MAX_LINE_BYTES = {schema.MAX_LINE_BYTES:,}")
-            yield beam.pvalue.TaggedOutput(REJECTED, join.rejection(
-                self._log, source, line, invalid, reading.raw_text(payload)))
-            return
-        value, error = reading.decode(payload)
-        if error is not None:
-            invalid = schema.Invalid(schema.MALFORMED_JSON, "", error)
-            yield beam.pvalue.TaggedOutput(REJECTED, join.rejection(
-                self._log, source, line, invalid, reading.raw_text(payload)))
-            return
-        if self._log == schema.IMPRESSIONS_LOG:
-            record, invalid = schema.validate_impression(value, self._max_position)
-        else:
-            record, invalid = schema.validate_event(value)
-        if invalid is not None:
-            yield beam.pvalue.TaggedOutput(REJECTED, join.rejection(
-                self._log, source, line, invalid, reading.raw_text(payload)))
-            key = _usable_key(value)
-            if self._log == schema.IMPRESSIONS_LOG and key is not None:
-                yield key, (source, line, None)  # tombstone: its events are not orphans
-            return
-        yield (record["request_id"], record["candidate_video_id"]), (source, line, record)
+def parse_line(log_name: str, source: str, line: int, payload: Any, max_position: int
+               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, tuple[str, str] | None]:
+    """The per-line path for one record: (clean record, None, None) or (None, rejection, key of a
+    rejected impression whose key is usable, so that its events are not counted as orphans)."""
+    if isinstance(payload, reading.OversizedLine):
+        invalid = schema.Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
+                                 f"schema.MAX_LINE_BYTES = {schema.MAX_LINE_BYTES:,}")
+        return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
+    value, error = reading.decode(payload)
+    if error is not None:
+        invalid = schema.Invalid(schema.MALFORMED_JSON, "", error)
+        return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
+    if log_name == schema.IMPRESSIONS_LOG:
+        record, invalid = schema.validate_impression(value, max_position)
+    else:
+        record, invalid = schema.validate_event(value)
+    if invalid is not None:
+        key = _usable_key(value) if log_name == schema.IMPRESSIONS_LOG else None
+        return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), key
+    return record, None, None
 
 
 def _usable_key(value: Any) -> tuple[str, str] | None:
@@ -123,52 +90,133 @@ def _usable_key(value: Any) -> tuple[str, str] | None:
     return (rid, cid) if isinstance(rid, str) and isinstance(cid, str) and rid and cid else None
 
 
-@beam.ptransform_fn
-def ParseRecords(records, log_name: str, max_position: int = schema.MAX_POSITION):
-    """(source, line, payload) → keyed records (main), rejected dicts, counts."""
-    return records | "Validate" >> beam.ParDo(_ParseRecord(log_name, max_position)).with_outputs(
-        REJECTED, COUNTS, main="keyed")
+class _ReadBlocks(_CountingDoFn):
+    """Reads, decodes and validates one log file in blocks; emits (join shard, columnar.Block).
+
+    A block of JSON lines is parsed and validated by column (columnar.parse_block and
+    clean_mask); the lines the vectorised path does not accept (or all lines of a block the
+    Arrow reader refuses, every Parquet row, and every line when vectorised=False) take the
+    per-line path (parse_line), which names each rejected line's reason.
+    """
+
+    def __init__(self, log_name: str, max_position: int, shards: int, vectorised: bool):
+        super().__init__()
+        self._log = log_name
+        self._max_position = max_position
+        self._shards = shards
+        self._vectorised = vectorised
+
+    def process(self, path: str):
+        records = blank = 0
+        block: list[tuple[int, Any]] = []
+        for line, payload in reading.read_log_file(path):
+            if payload is None:
+                blank += 1
+                continue
+            records += 1
+            block.append((line, payload))
+            if len(block) == BLOCK_RECORDS:
+                yield from self._block(path, block)
+                block = []
+        if block:
+            yield from self._block(path, block)
+        self.count(join.counter_name(self._log, "blank_lines"), blank)
+        log.info("read %d %s records (%d blank lines) from %s", records, self._log, blank, path)
+
+    def _block(self, path: str, block: list[tuple[int, Any]]):
+        self.count(join.counter_name(self._log, "read"), len(block))
+        tables, slow = [], block
+        if self._vectorised:
+            fast = [(n, p) for n, p in block if isinstance(p, bytes)]
+            table = columnar.parse_block(self._log, [p for _, p in fast], [n for n, _ in fast])
+            if table is not None:
+                ok = columnar.clean_mask(self._log, table, self._max_position)
+                tables.append(table.filter(pa.array(ok)))
+                slow = [item for item, good in zip(fast, ok.tolist(), strict=True) if not good]
+                slow += [(n, p) for n, p in block if not isinstance(p, bytes)]
+        clean, lines, tombstones = [], [], []
+        for line, payload in slow:
+            record, rejected, key = parse_line(self._log, path, line, payload, self._max_position)
+            if rejected is not None:
+                yield beam.pvalue.TaggedOutput(REJECTED, rejected)
+                if key is not None:
+                    tombstones.append((*key, line))
+            else:
+                clean.append(record)
+                lines.append(line)
+        if clean:
+            tables.append(columnar.records_table(self._log, clean, lines))
+        table = pa.concat_tables(tables) if tables else columnar.arrow_schema(self._log).empty_table()
+        if self._log == schema.EVENTS_LOG:
+            table = columnar.clean_events(table)
+        shard = columnar.shard_of(table.column("request_id"), self._shards)
+        tomb_shard = [zlib.crc32(rid.encode()) % self._shards for rid, _, _ in tombstones]
+        for s in sorted(set(shard.tolist()) | set(tomb_shard)):
+            yield s, columnar.Block(self._log, path, table.filter(pa.array(shard == s)),
+                                    [t for t, ts in zip(tombstones, tomb_shard, strict=True) if ts == s])
 
 
-class _JoinKey(_CountingDoFn):
-    """Applies join.join_key to one CoGroupByKey group."""
+class ExampleBatch(NamedTuple):
+    """One join shard's serialized tf.Examples and the request_id of each."""
 
-    def process(self, element: tuple[tuple[str, str], dict[str, list]]):
-        _, grouped = element
-        result = join.join_key(list(grouped[schema.IMPRESSIONS_LOG]), list(grouped[schema.EVENTS_LOG]))
+    shard: int
+    request_ids: list[str]
+    examples: list[bytes]
+
+
+class _JoinShard(_CountingDoFn):
+    """Joins one shard's blocks (columnar.join_shard); emits its examples as one ExampleBatch."""
+
+    def __init__(self, vectorised: bool):
+        super().__init__()
+        self._vectorised = vectorised
+
+    def process(self, element: tuple[int, list[columnar.Block]]):
+        shard, blocks = element
+        result = columnar.join_shard(list(blocks), self._vectorised)
         for rejected in result.rejected:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
-        for key in result.counts:
-            self.count(key)
-        if result.features is not None:
-            yield join.to_example(result.features)
+        for key, n in result.counts.items():
+            self.count(key, n)
+        if result.examples:
+            yield ExampleBatch(shard, result.request_ids, result.examples)
 
 
-class JoinLogsToExamples(beam.PTransform):
+class JoinLogsToExampleBatches(beam.PTransform):
     """Reads and validates both logs, joins events to impressions, computes labels.
 
-    Returns a dict of PCollections: `examples` (tf.train.Example), `rejected` (dicts, see
-    join.rejection) and `counts` ((count key, n) pairs, rejections included).
+    Returns a dict of PCollections: `examples` (an ExampleBatch per join shard), `rejected`
+    (dicts, see join.rejection) and `counts` ((count key, n) pairs, rejections included).
+    vectorised=False runs the per-line reference path for every record (same outputs, slower).
     """
 
     def __init__(self, impression_files: list[str], event_files: list[str],
-                 max_position: int = schema.MAX_POSITION):
+                 max_position: int = schema.MAX_POSITION, *, vectorised: bool = True,
+                 shards: int = JOIN_SHARDS):
         super().__init__()
         self._files = {schema.IMPRESSIONS_LOG: impression_files, schema.EVENTS_LOG: event_files}
         self._max_position = max_position
+        self._vectorised = vectorised
+        self._shards = shards
 
     def expand(self, pipeline: beam.Pipeline):
-        keyed, rejected, counts = {}, [], []
+        blocks, rejected, counts = [], [], []
         for log_name, files in self._files.items():
             name = log_name.capitalize()
-            read = pipeline | f"Read{name}" >> ReadLog(log_name, files)
-            parsed = read.records | f"Parse{name}" >> ParseRecords(log_name, self._max_position)
-            keyed[log_name] = parsed.keyed
-            rejected.append(parsed[REJECTED])
-            counts += [read[COUNTS], parsed[COUNTS]]
-        joined = (keyed
-                  | "GroupByImpressionKey" >> beam.CoGroupByKey()
-                  | "JoinAndLabel" >> beam.ParDo(_JoinKey()).with_outputs(REJECTED, COUNTS, main=EXAMPLES))
+            read = (pipeline
+                    | f"List{name}" >> beam.Create(files)
+                    | f"Reshuffle{name}" >> beam.Reshuffle()
+                    | f"Read{name}" >> beam.ParDo(_ReadBlocks(
+                        log_name, self._max_position, self._shards, self._vectorised)).with_outputs(
+                        REJECTED, COUNTS, main="blocks"))
+            blocks.append(read.blocks)
+            rejected.append(read[REJECTED])
+            counts.append(read[COUNTS])
+        joined = (blocks
+                  | "FlattenBlocks" >> beam.Flatten()
+                  | "GroupByShard" >> beam.GroupByKey()
+                  | "JoinAndLabel" >> beam.ParDo(_JoinShard(self._vectorised)).with_outputs(
+                      REJECTED, COUNTS, main=EXAMPLES))
         all_rejected = [*rejected, joined[REJECTED]] | "FlattenRejected" >> beam.Flatten()
         rejected_counts = all_rejected | "CountRejected" >> beam.Map(
             lambda r: (join.counter_name(r["log"], "rejected", r["reason"]), 1))
@@ -177,6 +225,28 @@ class JoinLogsToExamples(beam.PTransform):
             REJECTED: all_rejected,
             COUNTS: [*counts, joined[COUNTS], rejected_counts] | "FlattenCounts" >> beam.Flatten(),
         }
+
+
+class JoinLogsToExamples(beam.PTransform):
+    """JoinLogsToExampleBatches with one tf.train.Example per element in `examples` (for
+    consumers that want examples; the executor writes the serialized batches directly)."""
+
+    def __init__(self, impression_files: list[str], event_files: list[str],
+                 max_position: int = schema.MAX_POSITION, *, vectorised: bool = True):
+        super().__init__()
+        self._batches = JoinLogsToExampleBatches(impression_files, event_files, max_position,
+                                                 vectorised=vectorised)
+
+    def expand(self, pipeline: beam.Pipeline):
+        out = pipeline | "JoinBatches" >> self._batches
+        examples = out[EXAMPLES] | "ParseExamples" >> beam.FlatMap(_parse_examples)
+        return {**out, EXAMPLES: examples}
+
+
+def _parse_examples(batch: ExampleBatch) -> list[Any]:
+    from tensorflow.core.example import example_pb2
+
+    return [example_pb2.Example.FromString(x) for x in batch.examples]
 
 
 class _IncrementCounter(beam.DoFn):

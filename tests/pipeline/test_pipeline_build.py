@@ -8,8 +8,11 @@ import os
 
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
-from watchnext.pipeline.configs import Config, from_dict, load_config
+from watchnext.pipeline.configs import Config, ConfigError, from_dict, load_config
 from watchnext.pipeline.pipeline import CODE_VERSION_KEY, code_version, create_pipeline
+
+import pytest
+import tensorflow_data_validation as tfdv
 
 
 def _build(config: Config, tmp_path, **kwargs):
@@ -77,6 +80,21 @@ def test_costly_components_are_keyed_on_their_views(tmp_path):
     (trainer,) = [c for c in _build(table, tmp_path).components if c.id == "Trainer"]
     trained = Config.from_json(json.loads(trainer.exec_properties["custom_config"])[CONFIG_KEY])
     assert trained == trainer_view(table)
+
+
+def test_statistics_sample_rate_reaches_both_statistics_gens(tmp_path):
+    def stats_options(config: Config) -> dict[str, object | None]:
+        components = {c.id: c for c in _build(config, tmp_path).components}
+        return {i: components[i].exec_properties.get("stats_options_json")
+                for i in ("StatisticsGen", "previous_span_statistics")}
+
+    # The default reads every example, with TFX's default options (as before the key existed).
+    assert stats_options(Config()) == {"StatisticsGen": None, "previous_span_statistics": None}
+    sampled = stats_options(from_dict({"validation": {"statistics_sample_rate": 0.1}}))
+    for component_id, options in sampled.items():  # read back as StatisticsGen's executor reads it
+        assert tfdv.StatsOptions.from_json(options).sample_rate == 0.1, component_id
+    with pytest.raises(ConfigError, match=r"validation\.statistics_sample_rate"):
+        from_dict({"validation": {"statistics_sample_rate": 0.0}})
 
 
 def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):
