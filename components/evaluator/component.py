@@ -127,8 +127,16 @@ class Scorer:
     def __init__(self, model_dir: str) -> None:
         import tensorflow as tf
 
+        self.model_dir = model_dir
         self.model = tf.saved_model.load(model_dir)
         self.signature = self.model.signatures[SERVING_SIGNATURE]
+
+    def check_outputs(self, names: list[str]) -> None:
+        """Fail naming the model when its serving_default lacks an output the config expects."""
+        missing = sorted(set(names) - set(self.signature.structured_outputs))
+        if missing:
+            raise ValueError(f"{self.model_dir}: serving_default has no output {missing} "
+                             f"(outputs: {sorted(self.signature.structured_outputs)})")
 
     def __call__(self, batch: Any) -> dict[str, Any]:
         return self.signature(**{EXAMPLES_INPUT: batch})
@@ -148,8 +156,11 @@ def score(config: Config, files: list[str], candidate: Scorer, baseline: Scorer 
     f = config.features
     names = list(dict.fromkeys([*config.label_keys, *(n for n in (f.device, f.position, *f.slices) if n),
                                 *([f.request_id] if f.request_id else [])]))
-    spec = _column_spec(files, names)
     outputs = [*config.head_names, SCORE_OUTPUT]
+    for scorer in (candidate, baseline):
+        if scorer is not None:
+            scorer.check_outputs(outputs)
+    spec = _column_spec(files, names)
     columns: dict[str, list] = {n: [] for n in names}
     cand: dict[str, list] = {o: [] for o in outputs}
     base: dict[str, list] = {o: [] for o in outputs}

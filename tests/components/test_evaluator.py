@@ -271,3 +271,13 @@ def test_pipeline_evaluates_the_training_window_by_default(tmp_path):
     spec = evaluator(Config()).exec_properties["eval_config"]
     assert evaluator(longer).exec_properties["eval_config"] == spec
     assert Config.from_json(spec).evaluation == Config().evaluation
+
+
+def test_a_model_without_a_configured_head_is_named(tiny):
+    _, spans, models = tiny
+    share = dataclasses.replace(CONFIG.heads[0], name="share", label="share")
+    extra = CONFIG.replace(heads=(*CONFIG.heads, share))
+    files = component.eval_files(spans)
+    with pytest.raises(ValueError, match=r"good/Format-Serving: serving_default has no output \['share'\]"):
+        component.score(extra, files, component.Scorer(os.path.join(models["good"].uri, "Format-Serving")),
+                        None, 256)
