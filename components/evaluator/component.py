@@ -28,6 +28,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.evaluator.metrics import SCORE_OUTPUT, Scored, evaluate
 from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
 from watchnext.pipeline.configs import Config
+from watchnext.pipeline.spans import span_of
 
 import numpy as np
 from tfx import types
@@ -79,7 +80,7 @@ class EvaluatorSpec(ComponentSpec):
 def eval_files(examples: list[types.Artifact]) -> list[str]:
     """The eval split's files of every Examples artifact, oldest span first."""
     files = []
-    for artifact in sorted(examples, key=lambda a: (a.span, a.id)):
+    for artifact in sorted(examples, key=lambda a: (span_of(a), a.id)):
         split_names = artifact_utils.decode_split_names(artifact.split_names)
         if EVAL_SPLIT not in split_names:
             raise ValueError(f"Examples artifact {artifact.uri} has no {EVAL_SPLIT!r} split "
@@ -210,7 +211,7 @@ class Executor(base_executor.BaseExecutor):
         scoring = time.time() - start
         result = evaluate(config, scored)
         result.update(
-            spans=sorted({a.span for a in examples}),
+            spans=sorted({span_of(a) for a in examples}),
             candidate_model=model.uri, baseline_model=baseline.uri if baseline else None,
             seconds={"scoring": round(scoring, 3), "metrics": round(time.time() - start - scoring, 3)})
         evaluation = artifact_utils.get_single_instance(output_dict[standard_component_specs.EVALUATION_KEY])

@@ -157,7 +157,7 @@ def _examples_artifact(root: str, rows: dict[str, np.ndarray], span: int):
     artifact = standard_artifacts.Examples()
     artifact.uri = os.path.join(root, f"examples_{span}")
     artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    artifact.span = span
+    artifact.set_int_custom_property("span", span)  # where ExampleGen records it (pipeline/spans.py)
     folder = os.path.join(artifact.uri, "Split-eval")
     os.makedirs(folder)
     with tf.io.TFRecordWriter(os.path.join(folder, "data_tfrecord-00000-of-00001.gz"), "GZIP") as writer:
