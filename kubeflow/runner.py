@@ -13,7 +13,9 @@ into a KFP v2 PipelineSpec (schema 2.1) that every component runs from one image
     range_config  ExampleGen RangeConfig: "" ingests the newest span; a static range
                              re-ingests one, e.g. {"static_range": {"start_span_number":
                              20260102, "end_span_number": 20260102}}
-    eval_config   Evaluator  tfma.EvalConfig (the blessing thresholds, e.g. a head's AUC floor)
+    eval_config   Evaluator  the Evaluator's view of the config (pipeline/cache_keys.py), as
+                             JSON: the heads' floors and the evaluation section (tolerances,
+                             confidence); build it with `parameter_values`
   Their defaults are what `create_pipeline` compiles in for the config, so a run with
   no parameters set is the local pipeline. TFX parses them ignoring unknown fields (a
   misspelt key is silently dropped): build them with `parameter_values`.
@@ -63,7 +65,8 @@ RUNTIME_PARAMETERS = (
                          'RangeConfig as JSON; empty: the newest span; {"static_range": '
                          '{"start_span_number": 20260102, "end_span_number": 20260102}}: that span'),
     RuntimeParameterSpec("eval_config", "Evaluator", "eval_config",
-                         "tfma.EvalConfig as JSON: metrics and blessing thresholds per head"),
+                         "the Evaluator's config as JSON: per-head floors (value_threshold) and "
+                         "evaluation.* (max_auc_drop, max_mse_increase_ratio, confidence)"),
 )
 # Components whose KFP cache must stay off (see the module docstring).
 NEVER_CACHED = ("LogExampleGen",)
@@ -117,7 +120,7 @@ def parameter_values(config: Config, *, train_steps: int | None = None, span: in
     AUC lower bound; regression: MSE upper bound; 0 removes it). Only what is given is
     returned; pass the dict as a KFP run's `arguments` or a Vertex job's `parameter_values`.
     """
-    from watchnext.pipeline.eval_config import make_eval_config
+    from watchnext.pipeline.cache_keys import evaluator_view
 
     from tfx.proto import range_config_pb2, trainer_pb2
 
@@ -135,7 +138,7 @@ def parameter_values(config: Config, *, train_steps: int | None = None, span: in
             raise KeyError(f"no heads named {sorted(unknown)}; heads are {config.head_names}")
         heads = tuple(dataclasses.replace(h, value_threshold=float(value_thresholds[h.name]))
                       if h.name in value_thresholds else h for h in config.heads)
-        values["eval_config"] = _compact_json(make_eval_config(config.replace(heads=heads)))
+        values["eval_config"] = _compact_json(evaluator_view(config.replace(heads=heads)).to_json())
     return values
 
 

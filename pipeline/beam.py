@@ -1,6 +1,6 @@
 """Beam flags for every Beam-powered component, from one named preset in the config.
 
-`pipeline.beam_preset` picks where StatisticsGen, Transform, Evaluator and the
+`pipeline.beam_preset` picks where StatisticsGen, Transform and the
 ExampleGen run their Beam work; `pipeline.beam_args` is appended after the preset's
 flags, so a flag given there wins (Beam parses its flags with argparse: the last
 occurrence of a flag is the one kept).

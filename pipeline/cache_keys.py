@@ -82,3 +82,18 @@ def tuner_view(config: Config) -> Config:
                                    early_stopping_patience=default.early_stopping_patience,
                                    early_stopping_min_delta=default.early_stopping_min_delta)
     return view.replace(training=training, evaluation=Config().evaluation)
+
+
+def evaluator_view(config: Config) -> Config:
+    """`config` with what the Evaluator does not read reset to its defaults: its exec property.
+
+    The Evaluator (components/evaluator) reads the features (slicing columns, request id),
+    the heads' names, types, labels, presence, group (the NDCG gains) and floors, and the
+    evaluation section. Model and training settings would only make it miss its cache; the
+    model it judges is an input artifact already. position_mode only because validation
+    ties it to the features.
+    """
+    heads = tuple(Head(h.name, h.type, h.label, group=h.group, presence=h.presence,
+                       value_threshold=h.value_threshold) for h in config.heads)
+    return Config(features=config.features, heads=heads, evaluation=config.evaluation,
+                  model=ModelSection(position_mode=config.model.position_mode))

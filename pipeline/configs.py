@@ -334,8 +334,9 @@ class TrainingSection:
 class EvaluationSection:
     """Evaluator blessing rules."""
 
-    # A candidate is not blessed if a binary head's AUC drops by more than this
-    # (or a regression head's MSE rises by more than this, relatively) vs the baseline.
+    # A candidate is not blessed if a binary head's AUC is below the baseline's by more
+    # than this (or a regression head's MSE above it by more than this ratio) with
+    # `confidence`: judged on the paired interval, not on the point estimate.
     max_auc_drop: float = 0.01
     max_mse_increase_ratio: float = 0.1
     ndcg_cutoffs: tuple[int, ...] = (5, 10)
@@ -344,6 +345,18 @@ class EvaluationSection:
     # the run warns when that happens on more than max_polarized_share of eval examples.
     polarized_gate_weight: float = 0.9
     max_polarized_share: float = 0.5
+    # One-sided confidence of the paired comparison (pipeline/paired.py): refuse only when
+    # the candidate is worse beyond the tolerance above at this confidence. 0.95 keeps the
+    # refusal rate of an equally good retrain at most ~5% (1 in 20) at any eval-set size.
+    confidence: float = 0.95
+    # Lower edges of the position slices in the report: 0, 1, 2-4, 5-9, 10+. One slice per
+    # slot would be 20 slices, the deep ones too small to read.
+    position_buckets: tuple[int, ...] = (0, 1, 2, 5, 10)
+    # Examples per serving_default call of the Evaluator (both models score each batch).
+    batch_size: int = 1024
+    # Evaluate on the eval splits of every span of the training window (as trained),
+    # not only the newest span's: more rows, and the same distribution the model fits.
+    whole_window: bool = True
 
 
 @dataclass(frozen=True)
@@ -587,6 +600,13 @@ class Config:
         e = self.evaluation
         _check(0 < e.polarized_gate_weight < 1, "evaluation.polarized_gate_weight", "must be in (0, 1)")
         _check(0 <= e.max_polarized_share <= 1, "evaluation.max_polarized_share", "must be in [0, 1]")
+        _check(0.5 <= e.confidence < 1, "evaluation.confidence", "must be in [0.5, 1)")
+        _check(e.max_auc_drop >= 0, "evaluation.max_auc_drop", "must be >= 0")
+        _check(e.max_mse_increase_ratio >= 0, "evaluation.max_mse_increase_ratio", "must be >= 0")
+        _check(e.batch_size >= 1, "evaluation.batch_size", "must be >= 1")
+        b = e.position_buckets
+        _check(bool(b) and b[0] == 0 and list(b) == sorted(set(b)), "evaluation.position_buckets",
+               "must start at 0 and increase")
         v = self.validation
         _check(v.max_label_drift > 0, "validation.max_label_drift", "must be > 0")
         _check(v.max_feature_drift > 0, "validation.max_feature_drift", "must be > 0")

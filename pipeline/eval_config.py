@@ -1,4 +1,10 @@
-"""TFMA EvalConfig for the multi-head model, derived from the config.
+"""TFMA EvalConfig for the multi-head model, derived from the config: for TFMA deep dives.
+
+The pipeline's Evaluator no longer runs TFMA (components/evaluator: the same metrics,
+slices and NDCG computed in numpy from one batched pass, ~100× cheaper, plus a paired
+comparison TFMA does not offer). This config stays for an analyst who wants TFMA's own
+tools (`tfma.run_model_analysis` in a notebook, its visualizations) on a model the
+pipeline produced, and for scripts/bench_evaluator.py, which times the two.
 
 One output per head in `serving_default`; `label_keys` maps each output to its raw
 label column, a head with a `presence` column is weighted by it (the rating head is

@@ -277,9 +277,9 @@ def latest_utilization(metadata_path: str) -> dict[str, Any] | None:
 
 
 def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:
-    """The newest Evaluator verdict in ML Metadata, with the failed thresholds if any."""
-    import tensorflow_model_analysis as tfma
-    from google.protobuf import text_format
+    """The newest Evaluator verdict in ML Metadata, with the failed checks if any."""
+    from watchnext.components.evaluator import read_metrics
+
     store = open_metadata(metadata_path)
     blessings = store.get_artifacts_by_type("ModelBlessing")
     if not blessings:
@@ -290,17 +290,9 @@ def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:
     if blessed or not evaluations:
         return blessed, "blessed" if blessed else "not blessed"
     evaluation = max(evaluations, key=lambda a: a.id)
-    result = tfma.load_validation_result(evaluation.uri)
-    failures = []
-    for per_slice in result.metric_validations_per_slice:
-        where = ", ".join(f"{c.column}={c.bytes_value.decode() or c.int64_value or c.float_value}"
-                          for c in per_slice.slice_key.single_slice_keys) or "overall"
-        for f in per_slice.failures:
-            bound = text_format.MessageToString(f.metric_threshold, as_one_line=True)
-            failures.append(f"{f.metric_key.output_name}/{f.metric_key.name}"
-                            f"{' (vs baseline)' if f.metric_key.is_diff else ''} = "
-                            f"{f.metric_value.double_value.value:.4g} on {where}, needs {bound}")
-    if result.missing_thresholds:
-        failures.append(f"thresholds without a metric: {list(result.missing_thresholds)}")
+    try:
+        failures = read_metrics(evaluation.uri)["failures"]
+    except (OSError, KeyError, ValueError):  # an evaluation written by another Evaluator
+        failures = []
     detail = "; ".join(failures[:5]) or "see " + evaluation.uri
     return False, f"not blessed by the Evaluator ({detail})"

@@ -14,14 +14,14 @@ from pathlib import Path
 import watchnext  # first: pins Keras 2 before TensorFlow loads
 from watchnext.components.atomic_pusher import make_atomic_pusher
 from watchnext.components.data_gate import DRIFT_SPLIT_PAIRS, DataGate, drift_config
+from watchnext.components.evaluator import Evaluator
 from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.components.table_example_gen import make_table_example_gen
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.tuner import TUNER_FN
 from watchnext.pipeline import beam
-from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
+from watchnext.pipeline.cache_keys import evaluator_view, trainer_view, transform_view, tuner_view
 from watchnext.pipeline.configs import Config
-from watchnext.pipeline.eval_config import make_eval_config
 from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
 
@@ -204,12 +204,16 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     )
     components.append(trainer)
 
-    # Per-head, per-slice metrics on the new span; bless only a model at least as good.
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+    # Per-head, per-slice metrics and NDCG per request on the eval splits of the training
+    # window (evaluation.whole_window), candidate and served model scored on the same rows;
+    # bless unless the candidate is worse beyond the tolerance with the configured
+    # confidence (components/evaluator).
+    evaluator = Evaluator(
+        examples=examples if config.evaluation.whole_window else example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
-        eval_config=make_eval_config(config),
+        eval_config=evaluator_view(config).to_json(),
+        code_version=version,
     )
     components.append(evaluator)
 

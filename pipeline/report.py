@@ -1,32 +1,28 @@
-"""A Markdown summary of the newest evaluation: per head, per slice, and the verdict.
+"""A Markdown summary of the newest evaluation: per head, per slice, ranking, and the verdict.
 
-TFMA's results are protos meant for notebooks; an unattended daily job needs a file a
-person can read in a terminal or a code review. `write_report` renders the newest
-ModelEvaluation in ML Metadata as `<output>/report.md`.
+The Evaluator (components/evaluator) writes its metrics as JSON; an unattended daily
+job needs a file a person can read in a terminal or a code review. `write_report`
+renders the newest ModelEvaluation in ML Metadata as `<output>/report.md`: the paired
+comparison with the served model first (what decided the blessing), then one table per
+head with its slices, then NDCG per request. Slices without rows are not in the JSON,
+and NDCG is never sliced by position (a position slice cuts requests apart).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.components.evaluator.metrics import OVERALL
 from watchnext.pipeline.configs import Config
-from watchnext.pipeline.eval_config import SCORE_OUTPUT
 
-# Columns per head type: (TFMA metric name, column title).
-BINARY_COLUMNS = (("auc", "AUC"), ("auc_pr", "PR-AUC"), ("log_loss", "log loss"),
-                  ("calibration", "calibration"), ("example_count", "n"))
-REGRESSION_COLUMNS = (("mean_squared_error", "MSE"), ("mean_absolute_error", "MAE"),
-                      ("mean_prediction", "mean pred"), ("mean_label", "mean label"),
-                      ("example_count", "n"))
-
-
-def _slice_name(slice_key: Iterable[tuple[str, Any]]) -> str:
-    parts = [f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in slice_key]
-    return ", ".join(parts) or "overall"
+# Columns per head type: (metric name in metrics.json, column title).
+BINARY_COLUMNS = (("auc", "AUC"), ("log_loss", "log loss"), ("calibration", "calibration"),
+                  ("mean_prediction", "mean pred"), ("mean_label", "mean label"), ("n", "n"))
+REGRESSION_COLUMNS = (("mse", "MSE"), ("mae", "MAE"), ("calibration", "calibration"),
+                      ("mean_prediction", "mean pred"), ("mean_label", "mean label"), ("n", "n"))
 
 
 def _fmt(value: Any) -> str:
@@ -39,66 +35,96 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def metric_table(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
-    """{slice name: {output name: {metric name: value}}} of the candidate model."""
-    import tensorflow_model_analysis as tfma
-
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for m in tfma.load_metrics(evaluation_uri):
-        name = _slice_name(tfma.slicer.deserialize_slice_key(m.slice_key))
-        for kv in m.metric_keys_and_values:
-            key = kv.key
-            if key.model_name == "baseline" or key.is_diff:
-                continue
-            if kv.value.HasField("double_value"):
-                per_output = table.setdefault(name, {}).setdefault(key.output_name, {})
-                metric = key.name
-                if key.sub_key.HasField("top_k"):
-                    metric += f"@{key.sub_key.top_k.value}"
-                per_output[metric] = kv.value.double_value.value
-    return table
-
-
-def _sort_key(name: str) -> tuple[int, str, float]:
-    if name == "overall":
-        return (0, "", 0.0)
+def _sort_key(name: str) -> tuple[int, str, float, str]:
+    """overall first, then by feature, numeric values (and position buckets) in order."""
+    if name == OVERALL:
+        return (0, "", 0.0, "")
     feature, _, value = name.partition("=")
     try:
-        return (1, feature, float(value))
+        return (1, feature, float(value.split("-")[0].rstrip("+")), value)
     except ValueError:
-        return (1, feature, float("inf"))
+        return (1, feature, float("inf"), value)
 
 
-def render(config: Config, table: dict[str, dict[str, dict[str, float]]], verdict: str,
-           model_uri: str = "", utilization: dict[str, Any] | None = None) -> str:
-    """The report as Markdown: one table per head, rows are slices; then the gates."""
+def _comparison_lines(config: Config, metrics: dict[str, Any]) -> list[str]:
+    comparison = metrics.get("comparison")
+    if not comparison:
+        return ["No baseline (first push): only the absolute floors were checked.", ""]
+    e = config.evaluation
+    conf = f"{metrics.get('confidence', e.confidence):.0%}"
+    lines = [f"## Candidate vs the served model (same rows, paired, {conf} one-sided bounds)", "",
+             "| head | metric | candidate | served | difference | se | bound | refused if bound |",
+             "|---|---|---|---|---|---|---|---|"]
+    for head in config.heads:
+        c = comparison.get(head.name)
+        if not c:
+            continue
+        if head.type == "binary":
+            lines.append(f"| {head.name} | AUC (DeLong) | {_fmt(c['candidate'])} | {_fmt(c['baseline'])} "
+                         f"| {_signed(c['diff'])} | {_fmt(c['se'])} | upper {_signed(c['upper'])} "
+                         f"| < {-e.max_auc_drop:g} |")
+        else:
+            lines.append(f"| {head.name} | MSE ratio (delta method, se of log) | {_fmt(c['candidate'])} "
+                         f"| {_fmt(c['baseline'])} | ×{_fmt(c['diff'])} | {_fmt(c['se'])} "
+                         f"| lower ×{_fmt(c['lower'])} | > ×{1 + e.max_mse_increase_ratio:g} |")
+    return [*lines, ""]
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.4f}"
+
+
+def _ranking_lines(ranking: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    names = sorted({m for per_slice in ranking.values() for m in per_slice})
+    paired = any("diff" in v for per_slice in ranking.values() for v in per_slice.values())
+    lines = ["## Ranking by `score` within each request (NDCG@k, gain = label)", "",
+             "Averaged over the requests with some gain (NDCG is undefined without)"
+             + ("; Δ is the candidate minus the served model, ± its standard error." if paired else "."), "",
+             "| slice | requests | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for s in sorted(ranking, key=_sort_key):
+        per_slice = ranking[s]
+        requests = max(v["requests"] for v in per_slice.values())
+        cells = []
+        for m in names:
+            v = per_slice.get(m)
+            cell = _fmt(v["candidate"]) if v else "–"
+            if v and v.get("diff") is not None:
+                cell += f" (Δ {_signed(v['diff'])} ± {_fmt(v['se'])})"
+            cells.append(cell)
+        lines.append(f"| {s} | {requests} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def render(config: Config, metrics: dict[str, Any], verdict: str, model_uri: str = "",
+           utilization: dict[str, Any] | None = None) -> str:
+    """The report as Markdown from the Evaluator's metrics.json (an empty dict: no metric tables)."""
     lines = ["# watchnext evaluation", "", f"**Verdict:** {verdict}", ""]
+    model_uri = model_uri or metrics.get("candidate_model", "")
     if model_uri:
         lines += [f"Candidate model: `{model_uri}`", ""]
-    if config.features.position:
+    if metrics:
+        spans = ", ".join(str(s) for s in metrics.get("spans", []) if s is not None)
+        where = f" (eval splits of spans {spans})" if spans else ""
+        lines += [f"{metrics['examples']} eval examples{where}.", ""]
+        lines += _comparison_lines(config, metrics)
+    if metrics and config.features.position:
         lines += ["The served model ignores position; the position slices show where selection bias "
                   "lives in the logged labels.", ""]
-    slices = sorted(table, key=_sort_key)
     for head in config.heads:
+        per_slice = metrics.get("heads", {}).get(head.name, {}).get("slices")
+        if not per_slice:
+            continue
         columns = BINARY_COLUMNS if head.type == "binary" else REGRESSION_COLUMNS
         note = f" (only where `{head.presence}` = 1)" if head.presence else ""
         lines += [f"## {head.name} ({head.type}){note}", "",
                   "| slice | " + " | ".join(title for _, title in columns) + " |",
                   "|---|" + "---|" * len(columns)]
-        for s in slices:
-            values = table[s].get(head.name, {})
-            if not values:
-                continue
+        for s in sorted(per_slice, key=_sort_key):
+            values = per_slice[s]
             lines.append(f"| {s} | " + " | ".join(_fmt(values.get(k)) for k, _ in columns) + " |")
         lines.append("")
-    ranking = {s: table[s].get(SCORE_OUTPUT, {}) for s in slices if table[s].get(SCORE_OUTPUT)}
-    if ranking:
-        columns = sorted({m for values in ranking.values() for m in values if m.startswith("ndcg")})
-        lines += ["## Ranking by `score` within each request (NDCG@k, gain = label)", "",
-                  "| slice | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-        lines += [f"| {s} | " + " | ".join(_fmt(v.get(c)) for c in columns) + " |"
-                  for s, v in ranking.items()]
-        lines.append("")
+    if metrics.get("ranking"):
+        lines += _ranking_lines(metrics["ranking"])
     if utilization:
         lines += _utilization_lines(utilization)
     return "\n".join(lines)
@@ -124,6 +150,7 @@ def _utilization_lines(summary: dict[str, Any]) -> list[str]:
 
 def write_report(config: Config, metadata_path: str, out_path: str | None = None) -> str:
     """Render the newest evaluation in ML Metadata to Markdown; return the file's path."""
+    from watchnext.components.evaluator import read_metrics
     from watchnext.pipeline.local_runner import latest_blessing, latest_utilization, open_metadata
 
     store = open_metadata(metadata_path)
@@ -132,7 +159,7 @@ def write_report(config: Config, metadata_path: str, out_path: str | None = None
         raise FileNotFoundError(f"no evaluation recorded in {metadata_path}; run the pipeline first")
     evaluation = max(evaluations, key=lambda a: a.id)
     _, verdict = latest_blessing(metadata_path)
-    text = render(config, metric_table(evaluation.uri), verdict,
+    text = render(config, read_metrics(evaluation.uri), verdict,
                   utilization=latest_utilization(metadata_path))
     out_path = out_path or os.path.join(config.pipeline.output_dir, "report.md")
     with open(out_path, "w", encoding="utf-8") as f:

@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.kubeflow import runner
@@ -32,7 +31,8 @@ COMPONENTS = ("LogExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
               "Trainer", "Evaluator", "Pusher")
 # TFX compiles the latest-blessed-model Resolver into two resolver tasks.
 RESOLVERS = ("latest_blessed_model-model-blessing-resolver", "latest_blessed_model-model-resolver")
-BEAM_COMPONENTS = ("LogExampleGen", "StatisticsGen", "Transform", "Evaluator")
+# The Evaluator scores in its own container (components/evaluator): no Beam.
+BEAM_COMPONENTS = ("LogExampleGen", "StatisticsGen", "Transform")
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +105,9 @@ def test_log_example_gen_is_never_cached_the_rest_is(compiled) -> None:
 
 
 def test_runtime_parameters_are_exposed_with_the_local_pipelines_values(config, compiled) -> None:
-    from watchnext.pipeline.eval_config import make_eval_config
+    from watchnext.pipeline.cache_keys import evaluator_view
+    from watchnext.pipeline.configs import Config
 
-    import tensorflow_model_analysis as tfma
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.proto import trainer_pb2
 
@@ -121,7 +121,7 @@ def test_runtime_parameters_are_exposed_with_the_local_pipelines_values(config, 
     assert json_format.Parse(defaults["train_args"], trainer_pb2.TrainArgs()) == trainer_pb2.TrainArgs(
         num_steps=321)
     assert defaults["range_config"] == ""  # the newest span
-    assert json_format.Parse(defaults["eval_config"], tfma.EvalConfig()) == make_eval_config(config)
+    assert Config.from_json(defaults["eval_config"]) == evaluator_view(config)
     consumers = {(task, key): p.component_input_parameter
                  for task in ("Trainer", "LogExampleGen", "Evaluator")
                  for key, p in spec.root.dag.tasks[task].inputs.parameters.items()
@@ -161,20 +161,20 @@ def test_vertex_ai_builds_a_job_from_the_spec_and_parameter_values(config, compi
 
 
 def test_parameter_values_from_plain_numbers(config) -> None:
-    from watchnext.pipeline.eval_config import make_eval_config
+    from watchnext.pipeline.cache_keys import evaluator_view
+    from watchnext.pipeline.configs import Config
 
-    import tensorflow_model_analysis as tfma
     from tfx.proto import range_config_pb2, trainer_pb2
 
     values = runner.parameter_values(config, train_steps=2000, span=20260102, value_thresholds={"click": 0.6})
     assert json_format.Parse(values["train_args"], trainer_pb2.TrainArgs()).num_steps == 2000
     static = json_format.Parse(values["range_config"], range_config_pb2.RangeConfig()).static_range
     assert (static.start_span_number, static.end_span_number) == (20260102, 20260102)
-    eval_config = json_format.Parse(values["eval_config"], tfma.EvalConfig())
+    eval_config = Config.from_json(values["eval_config"])
     heads = tuple(dataclasses.replace(h, value_threshold=0.6) if h.name == "click" else h
                   for h in config.heads)
-    assert eval_config == make_eval_config(config.replace(heads=heads)) != make_eval_config(config)
-    assert re.search(r"lower_bound \{\s*value: 0\.6\s*\}", str(eval_config)), "no AUC floor of 0.6"
+    assert eval_config == evaluator_view(config.replace(heads=heads)) != evaluator_view(config)
+    assert eval_config.head("click").value_threshold == 0.6, "no AUC floor of 0.6"
     assert runner.parameter_values(config) == {}
     with pytest.raises(KeyError, match="ctr"):
         runner.parameter_values(config, value_thresholds={"ctr": 0.6})

@@ -1,4 +1,9 @@
-"""The Evaluator's gate: a model trained on shuffled labels after a good one is not pushed."""
+"""The Evaluator's gate against the served model, on the shared tiny run (tests/conftest.py).
+
+A model trained on shuffled labels, or on half the steps, after a good one is not pushed;
+a retrain of the same data with another seed is (the paired comparison tells a worse
+model from noise: components/evaluator, pipeline/paired.py).
+"""
 
 from __future__ import annotations
 
@@ -36,3 +41,33 @@ def test_shuffled_label_model_is_not_blessed_and_serving_is_untouched(pipeline_r
     assert "not blessed by the Evaluator" in result.message
     assert "(vs baseline)" in result.message and "needs change_threshold" in result.message
     assert snapshot(serving) == before
+
+
+def _continue_with(pipeline_runs, tmp_path, **training):
+    """(config, logs) continuing from a copy of the good runs, with `training` fields replaced."""
+    config, first, _ = pipeline_runs
+    assert first.pushed_path, first.message
+    logs = RunPaths(config.pipeline.output_dir).simulated_logs
+    out = str(tmp_path / "continued")
+    shutil.copytree(config.pipeline.output_dir, out)
+    config = config.replace(pipeline=dataclasses.replace(config.pipeline, output_dir=out),
+                            training=dataclasses.replace(config.training, **training))
+    return config, logs
+
+
+def test_a_model_trained_on_half_the_steps_is_not_blessed(pipeline_runs, tmp_path, snapshot):
+    config, _, _ = pipeline_runs
+    config, logs = _continue_with(pipeline_runs, tmp_path, train_steps=config.training.train_steps // 2)
+    serving = os.path.join(config.serving_dir, config.serving.model_name)
+    before = snapshot(serving)
+    result = run_local(config, logs)
+    assert result.pushed_path is None and result.blessed is False, result.message
+    assert "(vs baseline)" in result.message, result.message
+    assert snapshot(serving) == before
+
+
+def test_a_retrain_with_another_seed_is_blessed(pipeline_runs, tmp_path):
+    config, _, _ = pipeline_runs
+    config, logs = _continue_with(pipeline_runs, tmp_path, seed=config.training.seed + 1)
+    result = run_local(config, logs)
+    assert result.blessed and result.pushed_path, result.message
