@@ -18,6 +18,14 @@ a change in the machine's load during the run does not favour the feed that ran 
 The input pipeline alone (iterating the dataset without a model) is timed too,
 to tell an input-bound feed from a compute-bound one.
 
+Before/after variants (`compare_variants`): the default model with its experts as separate MLPs
+(`PerExpertMLPs`, the form before `FusedExperts`) or fused, and with AUC/RMSE updated on every
+training step or at evaluation only, trained on the in-memory feed at each of `variant_batches`
+and served (forward pass on served inputs); all variants take turns within each round. Quality
+(`quality_at_equal_epochs`): every binary head's served eval AUC after each epoch, per batch size,
+the learning rate scaled by `learning_rate_for` (square root of the batch), plus the unscaled and
+linearly scaled rates at the largest batch: what the default batch size and rule rest on.
+
 FLOPs: the forward pass costs 2 × multiply-adds (`multiplications_per_example`, plus the
 shallow tower, which runs in training); a training step is taken as 3 × the forward pass
 (the backward pass computes two matmuls of each forward matmul's size: the gradients
