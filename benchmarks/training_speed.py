@@ -185,6 +185,40 @@ def compare_variants(sim: datasets.FeaturizedSimulation, config: Config, sizes: 
             for name in VARIANTS}
 
 
+def paired_ratios(sim: datasets.FeaturizedSimulation, config: Config, batch: int, pairs: int, steps: int,
+                  serving_calls: int) -> dict[str, Any]:
+    """after/before throughput ratios from adjacent, alternating chunks (before, after, before, ...).
+
+    Under a fluctuating load the rounds of `compare_variants` vary 2-3×; a ratio of two chunks
+    run back to back shares most of the load, so the median of `pairs` such ratios is the
+    steadier figure. Training: `steps` steps of `batch` per chunk; serving: `serving_calls`
+    forward passes of 256 served inputs per chunk.
+    """
+    vocab = sim.vocab_sizes()
+    served = sim.eval_features(position=False)
+    feed = in_memory(sim, batch)[0]
+    names = list(VARIANTS)
+    lr = learning_rate_for(config, batch)
+    models = {name: variant_model(config, vocab, *VARIANTS[name], learning_rate=lr)
+              for name in (names[0], names[-1])}
+    for model in models.values():
+        model.fit(feed, steps_per_epoch=3, epochs=1, verbose=0)
+    train, serve = [], []
+    for i in range(pairs):
+        rate: dict[str, tuple[float, float]] = {}
+        order = list(models) if i % 2 == 0 else list(reversed(models))  # alternate who goes first
+        for name in order:
+            timer = StepTimes()
+            models[name].fit(feed, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
+            rate[name] = (steps * batch / (timer.times[-1] - timer.times[0]),
+                          serving_rate(models[name], served, 256, serving_calls))
+        train.append(rate[names[-1]][0] / rate[names[0]][0])
+        serve.append(rate[names[-1]][1] / rate[names[0]][1])
+    return {"batch": batch, "pairs": pairs, "steps": steps,
+            "training_ratio_median": float(np.median(train)), "training_ratios": train,
+            "serving_ratio_median": float(np.median(serve)), "serving_ratios": serve}
+
+
 def learning_rate_for(config: Config, batch_size: int) -> float:
     """`training.learning_rate` scaled to `batch_size` by LEARNING_RATE_RULE (square root)."""
     return config.training.learning_rate * math.sqrt(batch_size / config.training.batch_size)
