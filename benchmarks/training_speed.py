@@ -18,6 +18,14 @@ a change in the machine's load during the run does not favour the feed that ran 
 The input pipeline alone (iterating the dataset without a model) is timed too,
 to tell an input-bound feed from a compute-bound one.
 
+Before/after variants (`compare_variants`): the default model with its experts as separate MLPs
+(`PerExpertMLPs`, the form before `FusedExperts`) or fused, and with AUC/RMSE updated on every
+training step or at evaluation only, trained on the in-memory feed at each of `variant_batches`
+and served (forward pass on served inputs); all variants take turns within each round. Quality
+(`quality_at_equal_epochs`): every binary head's served eval AUC after each epoch, per batch size,
+the learning rate scaled by `learning_rate_for` (square root of the batch), plus the unscaled and
+linearly scaled rates at the largest batch: what the default batch size and rule rest on.
+
 FLOPs: the forward pass costs 2 × multiply-adds (`multiplications_per_example`, plus the
 shallow tower, which runs in training); a training step is taken as 3 × the forward pass
 (the backward pass computes two matmuls of each forward matmul's size: the gradients
@@ -175,6 +183,40 @@ def compare_variants(sim: datasets.FeaturizedSimulation, config: Config, sizes: 
                    "serving_examples_per_second": float(np.median(serve[name])),
                    "serving_by_round": serve[name]}
             for name in VARIANTS}
+
+
+def paired_ratios(sim: datasets.FeaturizedSimulation, config: Config, batch: int, pairs: int, steps: int,
+                  serving_calls: int) -> dict[str, Any]:
+    """after/before throughput ratios from adjacent, alternating chunks (before, after, before, ...).
+
+    Under a fluctuating load the rounds of `compare_variants` vary 2-3×; a ratio of two chunks
+    run back to back shares most of the load, so the median of `pairs` such ratios is the
+    steadier figure. Training: `steps` steps of `batch` per chunk; serving: `serving_calls`
+    forward passes of 256 served inputs per chunk.
+    """
+    vocab = sim.vocab_sizes()
+    served = sim.eval_features(position=False)
+    feed = in_memory(sim, batch)[0]
+    names = list(VARIANTS)
+    lr = learning_rate_for(config, batch)
+    models = {name: variant_model(config, vocab, *VARIANTS[name], learning_rate=lr)
+              for name in (names[0], names[-1])}
+    for model in models.values():
+        model.fit(feed, steps_per_epoch=3, epochs=1, verbose=0)
+    train, serve = [], []
+    for i in range(pairs):
+        rate: dict[str, tuple[float, float]] = {}
+        order = list(models) if i % 2 == 0 else list(reversed(models))  # alternate who goes first
+        for name in order:
+            timer = StepTimes()
+            models[name].fit(feed, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
+            rate[name] = (steps * batch / (timer.times[-1] - timer.times[0]),
+                          serving_rate(models[name], served, 256, serving_calls))
+        train.append(rate[names[-1]][0] / rate[names[0]][0])
+        serve.append(rate[names[-1]][1] / rate[names[0]][1])
+    return {"batch": batch, "pairs": pairs, "steps": steps,
+            "training_ratio_median": float(np.median(train)), "training_ratios": train,
+            "serving_ratio_median": float(np.median(serve)), "serving_ratios": serve}
 
 
 def learning_rate_for(config: Config, batch_size: int) -> float:

@@ -107,12 +107,13 @@ class EarlyStopping(tf_keras.callbacks.Callback):
     """
 
     def __init__(self, weights: Mapping[str, float], patience: int = 3, min_delta: float = 0.0,
-                 monitor: str = "weighted eval loss") -> None:
+                 monitor: str = "weighted eval loss", restore_best: bool = True) -> None:
         super().__init__()
         self.weights = dict(weights)
         self.monitor = monitor
         self.patience = int(patience)
         self.min_delta = float(min_delta)
+        self.restore_best = bool(restore_best)
         self.reset()
 
     def reset(self) -> None:
@@ -159,7 +160,7 @@ class EarlyStopping(tf_keras.callbacks.Callback):
         else:
             why = f"step budget reached at step {self.step}"
         restored = ""
-        if self.best_step != self.step:
+        if self.best_step != self.step and self.restore_best:
             self.model.set_weights(self.best_weights)
             restored = ", restored those weights"
         self.reason = f"{why}; best {self.monitor} {self.best:.5f} at step {self.best_step}{restored}"
@@ -317,8 +318,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                             for name in features.vocabulary_names(config)}
             warm_start(model, fn_args.base_model, vocabularies, config)
         model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=t.learning_rate))
-    stopper = EarlyStopping(early_stopping_weights(config), t.early_stopping_patience,
-                            t.early_stopping_min_delta)
+    # An explicit training.train_steps means exactly that many steps and the last weights; the
+    # validations are still logged.
+    patience = 0 if budget.explicit else t.early_stopping_patience
+    stopper = EarlyStopping(early_stopping_weights(config), patience, t.early_stopping_min_delta,
+                            restore_best=not budget.explicit)
     model.fit(
         train,
         # Keras "epochs" here are validation intervals; StepBudget ends the last one on time.

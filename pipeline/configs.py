@@ -294,7 +294,8 @@ class ModelSection:
 class TrainingSection:
     """Trainer settings."""
 
-    # Explicit step budget, overriding `epochs`; 0: derive it from `epochs` (models/trainer.py).
+    # Explicit step budget, overriding `epochs`: exactly this many steps, no early stopping, the
+    # last weights exported; 0: derive the budget from `epochs` (models/trainer.py).
     train_steps: int = 0
     # Eval batches per validation and for the final eval metrics; 0: one pass over the eval split.
     eval_steps: int = 0

@@ -26,6 +26,7 @@ these labels — by more than 5·SE₀, which would mean labels leaked into the 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from watchnext.pipeline.configs import Config
@@ -44,7 +45,11 @@ NULL_SE_MULTIPLE = 5.0
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory):
     """(data, served HeadScores, position-aware HeadScores, timings) of one training run."""
+    # The step counts here were calibrated at batch 256 (learning rate 0.003), the defaults before
+    # training.batch_size became 1024: keep them, so the steps mean the same number of examples.
     config = Config()
+    config = config.replace(training=dataclasses.replace(config.training, batch_size=256,
+                                                         learning_rate=0.003))
     t0 = time.time()
     data = datasets.featurized_simulation(str(tmp_path_factory.mktemp("learning")), IMPRESSIONS, SEED, config)
     t1 = time.time()

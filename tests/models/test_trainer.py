@@ -163,3 +163,17 @@ def test_the_step_budget_cuts_the_last_validation_interval_short_and_still_valid
     assert model.optimizer.iterations.numpy() == 80
     assert [step for step, _ in stopper.history] == [30, 60, 80]
     assert len(history.history["val_loss"]) == 3
+
+
+def test_without_restore_best_the_last_weights_stay():
+    model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))])
+    stopper = trainer.EarlyStopping({"val_loss": 1.0}, patience=0, restore_best=False)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    for i, value in enumerate([1.0, 2.0]):
+        _weights_as(model, float(i))
+        stopper.on_train_batch_end(0)
+        stopper.on_epoch_end(i, {"val_loss": value})
+    stopper.on_train_end()
+    assert all(np.all(w == 1.0) for w in model.get_weights())
+    assert stopper.reason == "step budget reached at step 2; best weighted eval loss 1.00000 at step 1"
