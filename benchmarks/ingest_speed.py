@@ -6,8 +6,9 @@ simulated day, in impressions per second, optionally against another checkout of
 
 Every (size, round) runs each variant in a fresh child process, interleaved (A, B, A, B, …),
 so that machine load affects both alike; only `Executor().Do` is timed (not imports or the
-simulation). The simulated logs are cached under --work-dir. Prints one JSON line per run
-and a table of medians.
+simulation); CPU seconds are reported beside wall seconds, as the machine may be shared.
+The simulated logs are cached under --work-dir. Prints one JSON line per run and a table
+of medians.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def simulate_day(work_dir: str, impressions: int) -> str:
 
 
 def child(logs: str, out: str) -> dict[str, Any]:
-    """Run the executor once on `logs`; {'seconds', 'impressions', 'events', 'examples'}."""
+    """Run the executor once on `logs`: its wall and CPU seconds (all threads of this process:
+    DirectRunner runs in it) and what it read and wrote."""
     import watchnext  # noqa: F401
     from watchnext.components.log_example_gen import RejectedRecords, make_log_example_gen
     from watchnext.components.log_example_gen.executor import Executor
@@ -55,12 +57,12 @@ def child(logs: str, out: str) -> dict[str, Any]:
     examples.uri = os.path.join(out, "examples")
     rejected = RejectedRecords()
     rejected.uri = os.path.join(out, "rejected")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, props)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     with open(os.path.join(rejected.uri, "counts.json")) as f:
         counts = json.load(f)
-    return {"seconds": seconds, "impressions": counts["impressions"]["read"],
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "impressions": counts["impressions"]["read"],
             "events": counts["events"]["read"], "examples": counts["examples"]["total"]}
 
 
@@ -99,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                 result["impressions_per_s"] = result["impressions"] / result["seconds"]
                 print(json.dumps(result), flush=True)
                 results.append(result)
-    print("\n| impressions | variant | median s | impressions/s |\n|---|---|---|---|")
+    print("\n| impressions | variant | runs | median wall s | impressions/s (wall) | median CPU s | "
+          "impressions/CPU-s |\n|---|---|---|---|---|---|---|")
     for n in args.impressions:
         for name, _ in variants:
-            secs = [x["seconds"] for x in results if x["impressions_per_day"] == n and x["variant"] == name]
-            med = statistics.median(secs)
-            print(f"| {n:,} | {name} | {med:.1f} | {n / med:,.0f} |")
+            runs = [x for x in results if x["impressions_per_day"] == n and x["variant"] == name]
+            wall = statistics.median(x["seconds"] for x in runs)
+            cpu = statistics.median(x["cpu_seconds"] for x in runs)
+            print(f"| {n:,} | {name} | {len(runs)} | {wall:.1f} | {n / wall:,.0f} | {cpu:.1f} | "
+                  f"{n / cpu:,.0f} |")
     return 0
 
 

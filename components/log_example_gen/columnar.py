@@ -242,10 +242,34 @@ def encode_examples(impressions: pa.Table, labels: dict[str, np.ndarray]) -> lis
     return _encoder().encode(pa.RecordBatch.from_arrays(columns, names))
 
 
-def _keys(table: pa.Table) -> list[tuple[str, str]]:
-    """Each row's join key (request_id, candidate_video_id)."""
-    return list(zip(table.column("request_id").to_pylist(), table.column("candidate_video_id").to_pylist(),
-                    strict=True))
+def _keys(table: pa.Table, rows: np.ndarray) -> list[tuple[str, str]]:
+    """The join keys (request_id, candidate_video_id) of some rows, as Python tuples."""
+    if not len(rows):
+        return []
+    picked = table.select(["request_id", "candidate_video_id"]).take(pa.array(rows))
+    return list(zip(picked.column(0).to_pylist(), picked.column(1).to_pylist(), strict=True))
+
+
+def _key_string(request_id: str, candidate_video_id: str) -> str:
+    """One join key as a string; the length prefix makes it unambiguous whatever the ids hold."""
+    return f"{len(request_id)}:{request_id}{candidate_video_id}"
+
+
+def _key_strings(table: pa.Table) -> pa.Array:
+    """_key_string of every row, by column (utf8_length counts code points, as len() does)."""
+    rid, cid = table.column("request_id"), table.column("candidate_video_id")
+    keys = pc.binary_join_element_wise(pc.cast(pc.utf8_length(rid), pa.string()), ":", rid, cid, "")
+    return keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+
+
+def _event_rows(imp_key: pa.Array, simple: np.ndarray, ev_key: pa.Array) -> np.ndarray:
+    """For each event, the row of its impression if that impression is labelled by column, else -1."""
+    rows = np.flatnonzero(simple)
+    if not len(rows) or not len(ev_key):
+        return np.full(len(ev_key), -1, dtype=np.int64)
+    found = _np(pc.fill_null(pc.index_in(ev_key, value_set=imp_key.filter(pa.array(simple))), -1))
+    found = found.astype(np.int64)
+    return np.where(found >= 0, rows[np.maximum(found, 0)], -1)
 
 
 def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
@@ -263,36 +287,40 @@ def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
         for rid, cid, line in b.tombstones:
             tombstones[(rid, cid)].append((b.source, line))
 
-    imp_keys = _keys(imp)
-    ev_keys = _keys(ev)
-    key_count = collections.Counter(imp_keys)
-    simple = {} if not vectorised else {
-        k: i for i, k in enumerate(imp_keys) if key_count[k] == 1 and k not in tombstones}
-    ev_index = np.array([simple.get(k, -1) for k in ev_keys], dtype=np.int64)
-    kinds = np.asarray(ev.column("event").to_pylist(), dtype=object)
+    # Keys as strings "<len(request_id)>:<request_id><candidate_video_id>" (unambiguous), by column.
+    imp_key, ev_key = _key_strings(imp), _key_strings(ev)
+    simple = np.zeros(imp.num_rows, dtype=bool)  # impressions labelled by column
+    if vectorised and imp.num_rows:
+        codes = _np(pc.dictionary_encode(imp_key).indices)
+        simple = np.bincount(codes)[codes] == 1  # the only impression with its key …
+        if tombstones:  # … and no copy of it was rejected while parsing
+            rejected = pa.array([_key_string(*k) for k in tombstones], pa.string())
+            simple &= ~_as_bool(pc.is_in(imp_key, value_set=rejected))
+    ev_index = _event_rows(imp_key, simple, ev_key)
+    kinds = {k: _as_bool(pc.equal(ev.column("event"), k)) for k in schema.EVENT_TYPES}
     values = _np(ev.column("value")).astype(np.float64)  # null → nan
-    if vectorised and len(ev_keys):
+    if vectorised and ev.num_rows:
         # Keys with an exact duplicate event or a watch over the duration bound take join_key.
-        identity = collections.Counter(zip(ev_keys, kinds.tolist(), ev.column("timestamp").to_pylist(),
-                                           ev.column("value").to_pylist(), strict=True))
-        complicated = {ek for (ek, *_), n in identity.items() if n > 1}
-        has = ev_index >= 0
+        identity = ["request_id", "candidate_video_id", "event", "timestamp", "value"]
+        copies = ev.select([*identity, LINE]).group_by(identity).aggregate([(LINE, "count")])
+        duplicated = copies.filter(pc.greater(copies.column(f"{LINE}_count"), 1))
+        over = (ev_index >= 0) & kinds[schema.WATCH_EVENT]
         duration = _np(imp.column("video_duration"))
-        over = has & (kinds == schema.WATCH_EVENT)
         over[over] = values[over] > schema.MAX_WATCH_DURATION_RATIO * duration[ev_index[over]]
-        complicated |= {ev_keys[i] for i in np.flatnonzero(over)}
-        for k in complicated:
-            simple.pop(k, None)
-        ev_index = np.array([simple.get(k, -1) for k in ev_keys], dtype=np.int64)
+        complicated = pa.concat_arrays([_key_strings(duplicated), ev_key.filter(pa.array(over))])
+        if len(complicated):
+            simple &= ~_as_bool(pc.is_in(imp_key, value_set=complicated))
+            ev_index = _event_rows(imp_key, simple, ev_key)
 
     # The reference join for every key not labelled by column.
     slow_imp: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
-    for i, k in enumerate(imp_keys):
-        if k not in simple:
-            slow_imp[k].append(i)
+    slow_rows = np.flatnonzero(~simple)
+    for i, k in zip(slow_rows.tolist(), _keys(imp, slow_rows), strict=True):
+        slow_imp[k].append(i)
     slow_ev: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
-    for i in np.flatnonzero(ev_index < 0).tolist():
-        slow_ev[ev_keys[i]].append(i)
+    slow_rows = np.flatnonzero(ev_index < 0)
+    for i, k in zip(slow_rows.tolist(), _keys(ev, slow_rows), strict=True):
+        slow_ev[k].append(i)
     imp_records = _located(imp, [i for rows in slow_imp.values() for i in rows], sources,
                            schema.IMPRESSIONS_LOG)
     ev_records = _located(ev, [i for rows in slow_ev.values() for i in rows], sources, schema.EVENTS_LOG)
@@ -305,30 +333,29 @@ def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
         if result.features is not None:
             out.examples.append(join.to_example(result.features).SerializeToString())
             out.request_ids.append(result.features["request_id"])
-    if not simple:
+    if not simple.any():
         return out
 
     # Column-wise labels for the simple keys (join.labels, by column).
-    rows = np.fromiter(simple.values(), dtype=np.int64, count=len(simple))
-    rows.sort()
+    rows = np.flatnonzero(simple)
     position = np.full(imp.num_rows, -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     has = ev_index >= 0
     order = np.lexsort((_np(ev.column(LINE)), _np(ev.column(SOURCE))))
     order = order[has[order]]  # merged events in (file, line) order, as join_key sorts them
     target = position[ev_index[order]]
-    kind = kinds[order]
+    kind = {k: mask[order] for k, mask in kinds.items()}
     n = len(rows)
 
     def any_of(event: str) -> np.ndarray:
-        return (np.bincount(target[kind == event], minlength=n) > 0).astype(np.int64)
+        return (np.bincount(target[kind[event]], minlength=n) > 0).astype(np.int64)
 
     watch = np.zeros(n, dtype=np.float64)
-    is_watch = kind == schema.WATCH_EVENT
+    is_watch = kind[schema.WATCH_EVENT]
     np.add.at(watch, target[is_watch], values[order][is_watch])  # in (file, line) order, like sum()
     rating = np.zeros(n, dtype=np.float64)
     rating_present = np.zeros(n, dtype=np.int64)
-    is_survey = kind == schema.SURVEY_EVENT
+    is_survey = kind[schema.SURVEY_EVENT]
     if is_survey.any():
         s = order[is_survey]
         ts = _np(ev.column("timestamp"))[s]
@@ -342,8 +369,9 @@ def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
               schema.LIKE: any_of(schema.LIKE_EVENT), schema.DISMISS: any_of(schema.DISMISS_EVENT),
               schema.RATING: rating, schema.RATING_PRESENT: rating_present}
     out.counts[join.counter_name(schema.EVENTS_LOG, "merged")] += len(order)
-    for event, count in collections.Counter(kind.tolist()).items():
-        out.counts[join.counter_name(schema.EVENTS_LOG, "merged", event)] += count
+    for event, mask in kind.items():
+        if mask.any():
+            out.counts[join.counter_name(schema.EVENTS_LOG, "merged", event)] += int(mask.sum())
     without_click = int(((watch > 0) & (labels[schema.CLICK] == 0)).sum())
     if without_click:
         out.counts["examples.watch_without_click"] += without_click

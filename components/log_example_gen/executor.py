@@ -44,6 +44,10 @@ DEFAULT_MAX_REJECTED_FRACTION = 0.01
 _REJECTED_URI = "_rejected_uri"
 _LOG_FILES = "_log_files"
 _SPLIT_URIS = "_split_uris"
+# zlib level of the example files. Measured on 80k simulated examples (540 bytes each):
+# level 1 compresses in 0.35 CPU-s, the default (6, what TFX's WriteSplit used) in 1.0 s,
+# for files 24% larger (6.3 vs 5.1 MB); at level 6 compression is ~15% of ingestion.
+TFRECORD_GZIP_LEVEL = 1
 # Where the Beam pipeline leaves its raw counters for Do to summarize (then removed).
 FLAT_COUNTS_FILE = "_flat_counts.json"
 
@@ -156,7 +160,8 @@ def write_tfrecords(path: str, records: list[bytes]) -> None:
     """A gzip'd TFRecord file (TensorFlow's C++ writer: any filesystem tf.io.gfile knows)."""
     import tensorflow as tf
 
-    with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=TFRECORD_GZIP_LEVEL)
+    with tf.io.TFRecordWriter(path, options) as writer:
         for record in records:
             writer.write(record)
 
