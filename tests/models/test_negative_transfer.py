@@ -9,8 +9,8 @@ data; benchmarks/oracle.py scores the same way).
 
 Noise: both models score the same rows, so their AUCs are correlated; the bound is two
 standard errors of the paired difference (DeLong et al., Biometrics 1988), computed
-below. Seed-to-seed spread of the click AUC at these sizes was about 0.001 AUC in the
-runs behind docs/notes/transfer.md, small beside it.
+below. The seed-to-seed spread of the click AUC was about 0.001 on a 150k-impression
+simulation (docs/notes/transfer.md, 3 seeds), small beside it; it is not measured here.
 
 Before the fix (watch_time trained by MSE on log1p seconds, the survey rating's loss a
 mean over its 1–2 labelled examples per batch) the multitask click head fell below the
