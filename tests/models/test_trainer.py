@@ -42,7 +42,7 @@ def test_epochs_become_steps_from_the_counted_examples_with_the_last_partial_bat
     # Validation once per epoch unless an interval is set; never less often than the whole run.
     assert budget.validation_interval == 4
     assert trainer.training_budget(1024, _config(batch_size=256, epochs=2)).total_steps == 8
-    assert trainer.training_budget(1000, _config(batch_size=256, validation_interval_steps=5)
+    assert trainer.training_budget(1000, _config(batch_size=256, epochs=1, validation_interval_steps=5)
                                    ).validation_interval == 4
     assert trainer.training_budget(100_000, _config(batch_size=1000, validation_interval_steps=30)
                                    ).validation_interval == 30

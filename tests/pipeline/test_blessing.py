@@ -55,9 +55,14 @@ def _continue_with(pipeline_runs, tmp_path, **training):
     return config, logs
 
 
-def test_a_model_trained_on_half_the_steps_is_not_blessed(pipeline_runs, tmp_path, snapshot):
-    config, _, _ = pipeline_runs
-    config, logs = _continue_with(pipeline_runs, tmp_path, train_steps=config.training.train_steps // 2)
+def test_a_barely_trained_model_is_not_blessed(pipeline_runs, tmp_path, snapshot):
+    """One training step instead of the fixture's 80: worse than the served model beyond doubt.
+
+    Half the steps is not a clear enough loss here: on the fixture's 760 eval rows the DeLong
+    standard error of the click AUC is about 0.03, and a 40-step model scored within 0.01 of the
+    80-step one (the paired rule rightly blessed it). A one-step model sits near chance.
+    """
+    config, logs = _continue_with(pipeline_runs, tmp_path, train_steps=1)
     serving = os.path.join(config.serving_dir, config.serving.model_name)
     before = snapshot(serving)
     result = run_local(config, logs)
