@@ -164,6 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for alarm in alarms(latest_utilization(metadata_path) or {}):
         print(f"ALARM {alarm}", file=sys.stderr)
     _report(config)
+    from watchnext.pipeline import summary
+    from watchnext.pipeline.local_runner import latest_evaluation, latest_model_run
+
+    print(summary.render(config, latest_evaluation(metadata_path), result.pushed_path,
+                         config.pipeline.output_dir, latest_model_run(metadata_path)), file=sys.stderr)
     print(result.pushed_path if result.pushed_path else result.message)
     return 0 if result.pushed_path or result.blessed else EXIT_NOT_BLESSED
 

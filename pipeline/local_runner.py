@@ -276,6 +276,25 @@ def latest_utilization(metadata_path: str) -> dict[str, Any] | None:
     return expert_utilization.read(max(runs, key=lambda a: a.id).uri) if runs else None
 
 
+def latest_evaluation(metadata_path: str) -> dict[str, Any] | None:
+    """The newest Evaluator run's metrics.json (None: no evaluation, or one another evaluator wrote)."""
+    from watchnext.components.evaluator import read_metrics
+
+    evaluations = open_metadata(metadata_path).get_artifacts_by_type("ModelEvaluation")
+    if not evaluations:
+        return None
+    try:
+        return read_metrics(max(evaluations, key=lambda a: a.id).uri)
+    except (OSError, ValueError):
+        return None
+
+
+def latest_model_run(metadata_path: str) -> str | None:
+    """The newest Trainer run's folder (TensorBoard logs, expert utilization)."""
+    runs = open_metadata(metadata_path).get_artifacts_by_type("ModelRun")
+    return max(runs, key=lambda a: a.id).uri if runs else None
+
+
 def latest_blessing(metadata_path: str) -> tuple[bool | None, str]:
     """The newest Evaluator verdict in ML Metadata, with the failed checks if any."""
     from watchnext.components.evaluator import read_metrics

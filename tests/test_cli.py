@@ -153,3 +153,28 @@ def test_a_truncated_log_file_ends_in_one_line_naming_it_and_status_5(tmp_path, 
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"watchnext: {victim}: truncated"), err
     assert err.count(": truncated:") == 1, err  # said once, not once per library that saw it
+
+
+@pytest.mark.slow
+def test_a_finished_run_ends_with_the_summary(pipeline_runs, tmp_path, capsys):
+    """`watchnext run` over the shared run's copy (every component cached): the summary comes last."""
+    import shutil
+
+    import yaml
+
+    config, first, _ = pipeline_runs
+    out = str(tmp_path / "continued")
+    shutil.copytree(config.pipeline.output_dir, out)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(json.loads(config.to_json())))
+    logs = os.path.join(config.pipeline.output_dir, "simulated_logs")  # the same logs: cache hits
+    capsys.readouterr()
+    status = cli.main(["run", "--config", str(config_file), "--output", out, "--logs", logs])
+    captured = capsys.readouterr()
+    assert status == errors.EXIT_OK, captured.err
+    assert "── summary" in captured.err and "verdict: blessed" in captured.err
+    for head in config.head_names:
+        assert f"  {head} " in captured.err
+    assert f"watchnext rank --request serving/sample_request.json --output {out}" in captured.err
+    assert "tensorboard --logdir " in captured.err
+    assert os.listdir(os.path.join(out, "logs"))  # the run's log file
