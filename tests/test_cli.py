@@ -163,6 +163,7 @@ def test_a_finished_run_ends_with_the_summary(pipeline_runs, tmp_path, capsys):
     import yaml
 
     config, first, _ = pipeline_runs
+    assert first.pushed_path, first.message  # the copy holds a served model to compare with
     out = str(tmp_path / "continued")
     shutil.copytree(config.pipeline.output_dir, out)
     config_file = tmp_path / "config.yaml"
