@@ -21,7 +21,7 @@ TEST_WORKERS ?= 2
 
 help:
 	@echo "make run     # simulate logs, run the local TFX pipeline, push to ./watchnext_output/serving"
-	@echo "make test    # the whole test suite on 2 pytest-xdist workers (about 15 minutes on 2 cores)"
+	@echo "make test    # the whole test suite on 2 pytest-xdist workers (13 to 16 minutes on 2 cores)"
 	@echo "make test-fast  # skip tests marked slow (the end-to-end pipeline runs)"
 	@echo "make lint    # ruff"
 	@echo "make bench [BENCH=oracle]  # benchmarks, --quick sizes, into watchnext_output/bench/"
