@@ -109,3 +109,22 @@ def test_every_readme_command_works_as_typed():
                     assert f"\n{target}:" in makefile, f"README names make target {target!r}: {command}"
             else:
                 assert words[0] in EXTERNAL_COMMANDS, f"README command {words[0]!r} is unknown: {command}"
+
+
+def test_links_in_the_guides_under_docs_name_committed_files():
+    """docs/*.md (the README's details) link reports and plots relative to docs/."""
+    import glob
+    import re
+
+    root = os.path.dirname(README)
+    guides = sorted(glob.glob(os.path.join(root, "docs", "*.md")))
+    assert guides
+    for guide in guides:
+        with open(guide, encoding="utf-8") as f:
+            text = f.read()
+        links = re.findall(r"\]\(((?!https?:|#)[^)\s#]+)[^)\s]*\)", text)
+        missing = [p for p in links if not os.path.exists(os.path.join(os.path.dirname(guide), p))]
+        assert not missing, (guide, missing)
+        paths = re.findall(r"`((?:reports|docs)/[\w/.-]+\.(?:md|json|png))`", text)
+        missing = [p for p in paths if not os.path.exists(os.path.join(root, p))]
+        assert not missing, (guide, missing)
