@@ -272,8 +272,8 @@ def latest_utilization(metadata_path: str) -> dict[str, Any] | None:
     """The expert-utilization summary of the newest Trainer run (models/expert_utilization.py)."""
     from watchnext.models import expert_utilization
 
-    runs = open_metadata(metadata_path).get_artifacts_by_type("ModelRun")
-    return expert_utilization.read(max(runs, key=lambda a: a.id).uri) if runs else None
+    run = latest_model_run(metadata_path)
+    return expert_utilization.read(run) if run else None
 
 
 def latest_evaluation(metadata_path: str) -> dict[str, Any] | None:

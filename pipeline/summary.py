@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from watchnext.components.evaluator.metrics import OVERALL
 from watchnext.pipeline.configs import Config
 
 # A served binary head below this AUC is near chance: the advice is more data or steps.
 NEAR_CHANCE_AUC = 0.55
-OVERALL = "overall"
 
 
 def relax_key(config: Config, failure: str) -> str:
