@@ -17,6 +17,7 @@ import dataclasses
 
 from watchnext.pipeline.configs import (
     Config,
+    EvaluationSection,
     Head,
     IdFeature,
     LabelFrom,
@@ -51,17 +52,21 @@ def trainer_view(config: Config) -> Config:
     """`config` with what the Trainer does not read reset to its defaults: its cache key.
 
     run_fn reads features, heads, model, training, tuning (to apply the Tuner's values)
-    and evaluation (the gate-polarization thresholds of its utilization check). The log
-    folder, the output and serving folders, data validation and the blessing thresholds
-    would only make the Trainer miss its cache, so a rerun of an interrupted run (or a
+    and, of the evaluation section, only the gate-polarization thresholds of its utilization
+    check. The log folder, the output and serving folders, data validation and the blessing
+    settings (thresholds, confidence, slices, NDCG cut-offs) would only make the Trainer
+    miss its cache, so a rerun of an interrupted run (or a
     run with a new `--logs` path to the same files, or a new `serving.keep_versions`)
     would train again instead of reusing the model it already has. The heads' `label_from`
     goes too: a table's labels are derived by TableExampleGen, long before the Trainer.
     """
     heads = tuple(dataclasses.replace(h, value_threshold=Head.value_threshold, label_from=LabelFrom())
                   for h in config.heads)
+    e = config.evaluation
+    evaluation = EvaluationSection(polarized_gate_weight=e.polarized_gate_weight,
+                                   max_polarized_share=e.max_polarized_share)
     return Config(features=config.features, heads=heads, model=config.model, training=config.training,
-                  tuning=config.tuning, evaluation=config.evaluation)
+                  tuning=config.tuning, evaluation=evaluation)
 
 
 def tuner_view(config: Config) -> Config:

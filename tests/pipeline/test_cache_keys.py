@@ -55,6 +55,8 @@ def test_transform_view_ignores_embedding_widths_but_not_the_quantile_bins():
 def test_trainer_view_ignores_paths_serving_and_blessing():
     config = Config()
     assert trainer_view(_elsewhere(config)) == trainer_view(config)
+    blessing = dataclasses.replace(config.evaluation, confidence=0.99, max_auc_drop=0.05, ndcg_cutoffs=(3,))
+    assert trainer_view(config.replace(evaluation=blessing)) == trainer_view(config)  # the Evaluator's
     alarm = dataclasses.replace(config.evaluation, max_polarized_share=0.2)  # read by run_fn's check
     for changed in (config.replace(training=dataclasses.replace(config.training, learning_rate=0.1)),
                     config.replace(training=dataclasses.replace(config.training, train_steps=7)),
