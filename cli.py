@@ -84,7 +84,7 @@ _LOG_FILES: list[str] = []
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from watchnext.pipeline.configs import load_config
+    from watchnext.core.config import load_config
 
     overrides: dict[str, Any] = {}
     if getattr(args, "output", None):

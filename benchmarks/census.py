@@ -35,7 +35,7 @@ from typing import Any
 import watchnext
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
-from watchnext.pipeline.configs import Config, LabelFrom, load_config
+from watchnext.core.config import Config, LabelFrom, load_config
 from watchnext.simulator import datasets
 
 import numpy as np
@@ -134,7 +134,7 @@ def trained_model(metadata_path: str, config: Config) -> tuple[str, str]:
     with a persistent work dir) is found as well as a fresh one; the raw examples are found
     through the lineage Trainer ← Transform ← ExampleGen.
     """
-    from watchnext.models.preprocessing import CONFIG_KEY
+    from watchnext.core.contract import CONFIG_KEY
     from watchnext.pipeline.cache_keys import trainer_view
     from watchnext.pipeline.local_runner import open_metadata
 
@@ -195,7 +195,7 @@ def test_split(examples_uri: str, labels: list[str]) -> tuple[list[bytes], dict[
 def serve_scores(model_dir: str, records: list[bytes], heads: list[str], batch_size: int = 4096
                  ) -> dict[str, np.ndarray]:
     """Each head's prediction from the exported serving_default signature (raw tf.Examples in)."""
-    from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
+    from watchnext.core.contract import EXAMPLES_INPUT, SERVING_SIGNATURE
 
     import tensorflow as tf
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import Config
 from watchnext.models.model import build_model, label_priors
-from watchnext.pipeline.configs import Config
 from watchnext.simulator import datasets
 
 import numpy as np

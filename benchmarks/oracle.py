@@ -23,8 +23,8 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
+from watchnext.core.config import ARCHITECTURES, Config
 from watchnext.models.model import multiplications_per_example
-from watchnext.pipeline.configs import ARCHITECTURES, Config
 from watchnext.simulator import datasets
 
 import numpy as np

@@ -44,7 +44,7 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, jsonable
-from watchnext.pipeline.configs import DEFAULT_HEADS
+from watchnext.core.config import DEFAULT_HEADS
 
 import numpy as np
 
@@ -234,7 +234,7 @@ def child_config(output_dir: str, impressions: int, sizes: Sizes) -> Any:
     The floors are dropped so that the Pusher runs at every size (a first run on a tiny
     log may not clear them): its time is then measured everywhere. The model is the default.
     """
-    from watchnext.pipeline.configs import load_config
+    from watchnext.core.config import load_config
 
     return load_config(None, {
         "pipeline": {"output_dir": output_dir},

@@ -25,10 +25,11 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, si
-from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE, export_model
-from watchnext.models.features import SCORE_WEIGHTS_FEATURE, serving_raw_feature_spec
+from watchnext.core.config import Config
+from watchnext.core.contract import EXAMPLES_INPUT, SCORE_WEIGHTS_FEATURE, SERVING_SIGNATURE
+from watchnext.models.export import export_model
+from watchnext.models.features import serving_raw_feature_spec
 from watchnext.models.model import multiplications_per_example
-from watchnext.pipeline.configs import Config
 
 import numpy as np
 import tensorflow as tf

@@ -20,7 +20,7 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 from watchnext.simulator import datasets
 
 import numpy as np

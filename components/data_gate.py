@@ -23,9 +23,9 @@ import logging
 import os
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import Config
 from watchnext.core.errors import DataValidationFailed
-from watchnext.pipeline.configs import Config
-from watchnext.pipeline.spans import span_of
+from watchnext.core.spans import span_of
 
 from tfx import v1 as tfx
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext
-from watchnext.pipeline.configs import Config, ConfigError
+from watchnext.core.config import Config, ConfigError
 
 log = logging.getLogger("watchnext")
 
@@ -231,7 +231,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main_from_args(args: argparse.Namespace) -> int:
     """`watchnext compile-kubeflow`: compile and print the written path."""
-    from watchnext.pipeline.configs import load_config
+    from watchnext.core.config import load_config
 
     overrides = {"data": {"logs_dir": args.logs}} if args.logs else None
     config = load_config(args.config, overrides)

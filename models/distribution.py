@@ -19,7 +19,7 @@ import logging
 import os
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config, ConfigError
+from watchnext.core.config import Config, ConfigError
 
 import tensorflow as tf
 

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 import numpy as np
 

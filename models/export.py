@@ -21,13 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models.features import SCORE_WEIGHTS_FEATURE, serving_raw_feature_spec
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
+from watchnext.core.contract import EXAMPLES_INPUT, SCORE_WEIGHTS_FEATURE, SERVING_SIGNATURE
+from watchnext.models.features import serving_raw_feature_spec
 
 import tensorflow as tf
 
-EXAMPLES_INPUT = "examples"
-SERVING_SIGNATURE = "serving_default"
 RAW_SIGNATURE = "serving_raw"
 RAW_WEIGHTED_SIGNATURE = "serving_raw_weighted"
 TRANSFORM_SIGNATURE = "transform_features"

@@ -1,6 +1,6 @@
 """Feature names and specs derived from the config, shared by Transform, Trainer and export.
 
-Nothing here defines a name: every name comes from `pipeline.configs.Config`. This
+Nothing here defines a name: every name comes from `core.config.Config`. This
 module only answers questions about them ("which raw columns does serving parse?",
 "how big is each vocabulary?") so the answer is computed in one place.
 """
@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
+from watchnext.core.contract import SCORE_WEIGHTS_FEATURE
 
 import tensorflow as tf
 
-# Name of the optional tf.Example feature that overrides the score weights of a request.
-SCORE_WEIGHTS_FEATURE = "score_weights"
 # Padding value for multivalent id features after Transform, and "missing" for position.
 MISSING_ID = -1
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import ARCHITECTURES, SCORE_FORMS, Config, Head
+from watchnext.core.config import ARCHITECTURES, SCORE_FORMS, Config, Head
 
 import numpy as np
 import tensorflow as tf

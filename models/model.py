@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models.features import SCORE_WEIGHTS_FEATURE
+from watchnext.core.config import Config, Head, IdFeature, from_dict
+from watchnext.core.contract import SCORE_OUTPUT, SCORE_WEIGHTS_FEATURE
 from watchnext.models.layers import (
     CombinedScore,
     ShallowTower,
@@ -33,14 +34,13 @@ from watchnext.models.layers import (
     mixing_layer_from_config,
     no_autograph,
 )
-from watchnext.pipeline.configs import Config, Head, IdFeature, from_dict
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
 # Output key of the combined ranking score (the config forbids it as a head name).
-SCORE_KEY = "score"
+SCORE_KEY = SCORE_OUTPUT
 # Optional input: per-request or per-candidate score weights, [K] or [B, K] in head order.
 SCORE_WEIGHTS_KEY = SCORE_WEIGHTS_FEATURE
 # expm1 overflows float32 above ~88.7; log1p-scale predictions are clipped below that.

@@ -21,14 +21,13 @@ from __future__ import annotations
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import Config, NumericEmbedding
+from watchnext.core.contract import CONFIG_KEY
 from watchnext.models.features import MISSING_ID
-from watchnext.pipeline.configs import Config, NumericEmbedding
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-# Key of the config JSON inside Transform's and Trainer's custom_config.
-CONFIG_KEY = "watchnext_config"
 # Rank error of tft.quantiles' approximate quantiles (a fraction of the rows): well under one
 # bin's share (1/buckets) for any sensible bin count, and cheap in memory at this size.
 QUANTILE_EPSILON = 0.001

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import Config
+from watchnext.core.contract import CONFIG_KEY
 from watchnext.models import expert_utilization, features
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model, label_priors
-from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.tuner import apply_hyperparameters, tuned_settings
 from watchnext.models.warm_start import warm_start
-from watchnext.pipeline.configs import Config
 
 import tensorflow as tf
 import tensorflow_transform as tft

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import TUNED_HYPERPARAMETERS, Config
+from watchnext.core.contract import CONFIG_KEY
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.model import WatchNextModel, build_model, label_priors
-from watchnext.models.preprocessing import CONFIG_KEY
-from watchnext.pipeline.configs import TUNED_HYPERPARAMETERS, Config
 
 import keras_tuner
 import tf_keras
@@ -41,7 +41,6 @@ from tfx import v1 as tfx
 
 log = logging.getLogger(__name__)
 
-TUNER_FN = "watchnext.models.tuner.tuner_fn"
 # Mixing layers with experts and softmax gates: the only ones num_experts and gate_dropout change.
 MIXTURE_ARCHITECTURES = ("mmoe", "omoe", "cgc", "ple")
 # The tuner's working files (oracle state, one checkpoint per trial) under fn_args.working_dir.

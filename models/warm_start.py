@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 import numpy as np
 import tensorflow as tf

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config, ConfigError, PipelineSection
+from watchnext.core.config import Config, ConfigError, PipelineSection
 
 # Where a portable runner's EXTERNAL environment finds the Beam worker pool by default:
 # the port of `apache/beam_python3.10_sdk --worker_pool` run as a sidecar of each task manager.
@@ -74,7 +74,7 @@ def _spark(p: PipelineSection, image: str) -> list[str]:
     return _portable(p, image)
 
 
-# One per name in configs.BEAM_PRESETS (the config validates the name).
+# One per name in core.config.BEAM_PRESETS (the config validates the name).
 PRESETS: dict[str, Callable[[PipelineSection, str], list[str]]] = {
     "direct": _direct,
     "direct-multiprocess": _direct_multiprocess,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from watchnext.pipeline.configs import (
+from watchnext.core.config import (
     Config,
     EvaluationSection,
     Head,

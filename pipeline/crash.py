@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 import yaml
 

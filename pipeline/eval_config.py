@@ -18,12 +18,10 @@ from __future__ import annotations
 import json
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models.export import SERVING_SIGNATURE
-from watchnext.pipeline.configs import Config, Head
+from watchnext.core.config import Config, Head
+from watchnext.core.contract import SCORE_OUTPUT, SERVING_SIGNATURE
 
 import tensorflow_model_analysis as tfma
-
-SCORE_OUTPUT = "score"
 
 
 def _value_threshold(head: Head, bound: str) -> tfma.GenericValueThreshold:

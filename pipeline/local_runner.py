@@ -18,10 +18,11 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.atomic_pusher import version_dirs
 from watchnext.components.log_example_gen.layout import spans_on_disk
+from watchnext.core.config import Config
+from watchnext.core.contract import RUN_FN
 from watchnext.pipeline import beam
-from watchnext.pipeline.configs import Config
 from watchnext.pipeline.output_lock import output_lock
-from watchnext.pipeline.pipeline import PREVIOUS_SPAN_ID, PREVIOUS_STATISTICS_ID, RUN_FN, create_pipeline
+from watchnext.pipeline.pipeline import PREVIOUS_SPAN_ID, PREVIOUS_STATISTICS_ID, create_pipeline
 
 from tfx import v1 as tfx
 

@@ -17,11 +17,10 @@ from watchnext.components.data_gate import DRIFT_SPLIT_PAIRS, DataGate, drift_co
 from watchnext.components.evaluator import Evaluator
 from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.components.table_example_gen import make_table_example_gen
-from watchnext.models.preprocessing import CONFIG_KEY
-from watchnext.models.tuner import TUNER_FN
+from watchnext.core.config import Config
+from watchnext.core.contract import CONFIG_KEY, PREPROCESSING_FN, RUN_FN, TUNER_FN
 from watchnext.pipeline import beam
 from watchnext.pipeline.cache_keys import evaluator_view, trainer_view, transform_view, tuner_view
-from watchnext.pipeline.configs import Config
 from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
 
@@ -31,8 +30,6 @@ from tfx import v1 as tfx
 # Not exported under tfx.v1 in TFX 1.16, but a standard component since 1.13.
 from tfx.components.distribution_validator.component import DistributionValidator
 
-PREPROCESSING_FN = "watchnext.models.preprocessing.preprocessing_fn"
-RUN_FN = "watchnext.models.trainer.run_fn"
 # Key of a hash of watchnext's own sources in custom_config: functions named by import
 # path are not fingerprinted by TFX, so without it a code change would hit the cache.
 CODE_VERSION_KEY = "watchnext_code_version"

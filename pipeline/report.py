@@ -16,7 +16,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.evaluator.metrics import OVERALL
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 # Columns per head type: (metric name in metrics.json, column title).
 BINARY_COLUMNS = (("auc", "AUC"), ("log_loss", "log loss"), ("calibration", "calibration"),

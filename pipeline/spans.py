@@ -17,14 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.spans import VERSION, span_of
 
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
-# ML Metadata's name for a node's context, and ExampleGen's custom property names.
+# ML Metadata's name for a node's context.
 _NODE_CONTEXT = "node"
-SPAN = "span"
-VERSION = "version"
 
 
 def every_run(store: Any, today: Any) -> list[Any]:
@@ -44,13 +43,6 @@ def every_run(store: Any, today: Any) -> list[Any]:
     live = [a for a in store.get_artifacts_by_id(sorted(ids))
             if a.type_id == today.type_id and a.state == mlmd.proto.Artifact.LIVE]
     return [artifact_utils.deserialize_artifact(today.artifact_type, a) for a in live]
-
-
-def span_of(artifact: Any) -> int:
-    """The artifact's span. ExampleGen records span and version as custom properties (the
-    `span` property of Examples stays 0), as TFX's own SpanRangeStrategy reads them."""
-    text = artifact.get_string_custom_property(SPAN)  # older TFX wrote it as a string
-    return int(text) if text else artifact.get_int_custom_property(SPAN)
 
 
 def _order(artifact: Any) -> tuple[int, int, int]:

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from watchnext.components.evaluator.metrics import OVERALL
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 # A served binary head below this AUC is near chance: the advice is more data or steps.
 NEAR_CHANCE_AUC = 0.55

@@ -33,9 +33,9 @@ import time
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.evaluator.component import Scorer, score
 from watchnext.components.evaluator.metrics import evaluate
-from watchnext.models.export import SERVING_SIGNATURE
+from watchnext.core.config import Config, load_config
+from watchnext.core.contract import SERVING_SIGNATURE
 from watchnext.pipeline import beam
-from watchnext.pipeline.configs import Config, load_config
 
 import tensorflow as tf
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import watchnext
 from watchnext.benchmarks import census
+from watchnext.core.config import Config, NumericEmbedding, load_config
 from watchnext.models.model import build_model, label_priors
 from watchnext.models.preprocessing import piecewise_linear
-from watchnext.pipeline.configs import Config, NumericEmbedding, load_config
 from watchnext.simulator import datasets
 
 import numpy as np

@@ -29,10 +29,11 @@ import time
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.components.log_example_gen import schema
-from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE, export_model
+from watchnext.core import log_schema as schema
+from watchnext.core.config import ARCHITECTURES, POSITION_MODES, Config
+from watchnext.core.contract import EXAMPLES_INPUT, SERVING_SIGNATURE
+from watchnext.models.export import export_model
 from watchnext.models.model import multiplications_per_example
-from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config
 from watchnext.simulator import datasets
 
 import numpy as np

@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 from watchnext.cli import simulated_logs
-from watchnext.pipeline.configs import DEFAULT_HEADS, load_config
+from watchnext.core.config import DEFAULT_HEADS, load_config
 from watchnext.pipeline.crash import (
     finished_before_kill,
     kill_during,

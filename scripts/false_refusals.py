@@ -22,7 +22,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.components.evaluator.component import _request_codes
 from watchnext.components.evaluator.metrics import Scored, evaluate
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 from watchnext.simulator import datasets
 
 import numpy as np

@@ -27,8 +27,8 @@ import time
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
+from watchnext.core.config import Config
 from watchnext.models.model import _labelled, _labelled_fraction, build_model, label_priors
-from watchnext.pipeline.configs import Config
 from watchnext.simulator import datasets
 
 import numpy as np

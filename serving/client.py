@@ -34,12 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watchnext.components.log_example_gen.schema import example_feature_types
-from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
-from watchnext.models.features import SCORE_WEIGHTS_FEATURE
+from watchnext.core.contract import EXAMPLES_INPUT, SCORE_OUTPUT, SCORE_WEIGHTS_FEATURE, SERVING_SIGNATURE
+from watchnext.core.log_schema import example_feature_types
 
 CANDIDATES_KEY = "candidates"
-SCORE_KEY = "score"
 # gRPC's default maximum message size (grpc.max_receive_message_length), in bytes.
 GRPC_DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # Headroom for what a PredictRequest holds besides the examples (model spec, tensor
@@ -278,7 +276,7 @@ class RestBackend:
             raise RuntimeError(f"TF Serving REST answered {e.code}: {detail}") from None
         outputs = answer["outputs"]
         if not isinstance(outputs, dict):  # a single-output signature answers with a bare list
-            outputs = {SCORE_KEY: outputs}
+            outputs = {SCORE_OUTPUT: outputs}
         return {k: list(v) for k, v in outputs.items()}
 
 
@@ -289,16 +287,16 @@ def rank(request: dict[str, Any], backend: Any, head_names: Sequence[str] | None
     if not examples:
         return []
     outputs = backend.predict(examples)
-    if SCORE_KEY not in outputs:
-        raise RuntimeError(f"the model returned no {SCORE_KEY!r} output (got {sorted(outputs)})")
+    if SCORE_OUTPUT not in outputs:
+        raise RuntimeError(f"the model returned no {SCORE_OUTPUT!r} output (got {sorted(outputs)})")
     for key, values in outputs.items():
         if len(values) != len(examples):
             raise RuntimeError(f"output {key!r} has {len(values)} values for {len(examples)} candidates")
         if not all(math.isfinite(v) for v in values):
             raise RuntimeError(f"output {key!r} is not finite: the model is broken; do not serve it")
     ranked = [
-        RankedCandidate(candidate, outputs[SCORE_KEY][i],
-                        {k: v[i] for k, v in sorted(outputs.items()) if k != SCORE_KEY})
+        RankedCandidate(candidate, outputs[SCORE_OUTPUT][i],
+                        {k: v[i] for k, v in sorted(outputs.items()) if k != SCORE_OUTPUT})
         for i, candidate in enumerate(request[CANDIDATES_KEY])
     ]
     order = sorted(range(len(ranked)), key=lambda i: -ranked[i].score)

@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.components.log_example_gen import schema, transforms
+from watchnext.components.log_example_gen import transforms
 from watchnext.components.log_example_gen.component import make_output_config
+from watchnext.core import log_schema as schema
+from watchnext.core.config import Config
+from watchnext.core.contract import CONFIG_KEY
 from watchnext.models import features
 from watchnext.models.model import WatchNextModel, build_model, label_priors
-from watchnext.models.preprocessing import CONFIG_KEY, preprocessing_fn
-from watchnext.pipeline.configs import Config
+from watchnext.models.preprocessing import preprocessing_fn
 from watchnext.simulator.simulate import simulate
 
 import apache_beam as beam

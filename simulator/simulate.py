@@ -53,7 +53,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from watchnext.components.log_example_gen import schema
+from watchnext.core import log_schema as schema
 
 import numpy as np
 

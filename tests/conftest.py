@@ -8,7 +8,7 @@ import gzip
 import json
 import os
 
-from watchnext.pipeline.configs import DEFAULT_HEADS
+from watchnext.core.config import DEFAULT_HEADS
 
 import pytest
 
@@ -32,7 +32,7 @@ NOT_SERVED = ("request_id", "timestamp", "position")
 def pipeline_runs(tmp_path_factory):
     """(config, first RunResult, second RunResult) of `make run` on a tiny simulated log."""
     from watchnext.cli import simulated_logs
-    from watchnext.pipeline.configs import load_config
+    from watchnext.core.config import load_config
     from watchnext.pipeline.local_runner import RunPaths, run_local
 
     out = tmp_path_factory.mktemp("e2e")

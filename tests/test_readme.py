@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from watchnext.components.log_example_gen.schema import markdown_schema
+from watchnext.core.log_schema import markdown_schema
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 

@@ -25,10 +25,10 @@ import time
 from typing import Any, ClassVar
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.components.evaluator.metrics import SCORE_OUTPUT, Scored, evaluate
-from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
-from watchnext.pipeline.configs import Config
-from watchnext.pipeline.spans import span_of
+from watchnext.components.evaluator.metrics import Scored, evaluate
+from watchnext.core.config import Config
+from watchnext.core.contract import EXAMPLES_INPUT, SCORE_OUTPUT, SERVING_SIGNATURE
+from watchnext.core.spans import span_of
 
 import numpy as np
 from tfx import types

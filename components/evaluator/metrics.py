@@ -15,7 +15,7 @@ heads × 7 metrics; issue 15 §2); here each metric is one vectorized pass per s
   the gain (linear gain, log2 discount), averaged over the requests whose ideal DCG is
   positive (NDCG is undefined without any gain). Overall and per device (a request is
   shown on one device); never per position: a position slice cuts requests apart.
-- Comparison with the baseline on the same rows (pipeline/paired.py): binary heads by
+- Comparison with the baseline on the same rows (components/evaluator/paired.py): binary heads by
   DeLong's AUC difference, regression heads by the MSE ratio, NDCG by the per-request
   paired difference (reported, not gated).
 - Blessing: every head must have a finite gated metric (AUC or MSE) and meet its
@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline import paired
-from watchnext.pipeline.configs import Config, Head
+from watchnext.components.evaluator import paired
+from watchnext.core.config import Config, Head
+from watchnext.core.contract import SCORE_OUTPUT
 
 import numpy as np
 
-SCORE_OUTPUT = "score"
 OVERALL = "overall"
 # Predictions are clipped this far from 0 and 1 in the log loss (a confident miss costs
 # about 34 nats instead of infinity).

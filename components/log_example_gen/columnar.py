@@ -30,7 +30,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchnext.components.log_example_gen import join, schema
+from watchnext.components.log_example_gen import join
+from watchnext.core import log_schema as schema
 
 import numpy as np
 import pyarrow as pa

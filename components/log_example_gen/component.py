@@ -14,8 +14,9 @@ import os
 import re
 from typing import Any, ClassVar
 
-from watchnext.components.log_example_gen import executor, reading, schema
+from watchnext.components.log_example_gen import executor, reading
 from watchnext.components.log_example_gen.artifacts import RejectedRecords
+from watchnext.core import log_schema as schema
 
 from tfx import types
 from tfx.components.example_gen import driver, utils

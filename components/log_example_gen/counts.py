@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchnext.components.log_example_gen import schema
+from watchnext.core import log_schema as schema
 
 LOGS = (schema.IMPRESSIONS_LOG, schema.EVENTS_LOG)
 

@@ -21,7 +21,8 @@ import re
 from typing import Any
 
 from watchnext.components.log_example_gen import counts as counts_lib
-from watchnext.components.log_example_gen import reading, schema, transforms
+from watchnext.components.log_example_gen import reading, transforms
+from watchnext.core import log_schema as schema
 from watchnext.core.errors import TooManyRejected
 
 import apache_beam as beam

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchnext.components.log_example_gen import schema
+from watchnext.core import log_schema as schema
 
 # One record as it travels to the join: where it came from and its clean fields
 # (None for an impression that was rejected while parsing: a tombstone, so that its

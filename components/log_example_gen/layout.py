@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from watchnext.components.log_example_gen.schema import IMPRESSIONS_LOG
+from watchnext.core.log_schema import IMPRESSIONS_LOG
 
 
 def spans_on_disk(logs_dir: str) -> list[int]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from watchnext.components.log_example_gen import schema
+from watchnext.core import log_schema as schema
 from watchnext.core.errors import BadInputData
 
 from tfx.dsl.io import fileio

@@ -20,7 +20,8 @@ import logging
 import zlib
 from typing import Any, NamedTuple
 
-from watchnext.components.log_example_gen import columnar, join, reading, schema
+from watchnext.components.log_example_gen import columnar, join, reading
+from watchnext.core import log_schema as schema
 
 import apache_beam as beam
 import pyarrow as pa

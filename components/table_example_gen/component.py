@@ -15,7 +15,7 @@ from watchnext.components.log_example_gen.artifacts import RejectedRecords
 from watchnext.components.log_example_gen.executor import MAX_REJECTED_FRACTION_KEY, REJECTED_KEY
 from watchnext.components.table_example_gen import executor
 from watchnext.components.table_example_gen.parsing import TableSpec
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen

@@ -27,9 +27,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from watchnext.components.log_example_gen import schema as log_schema
-from watchnext.components.log_example_gen.schema import Invalid
+from watchnext.core import log_schema
 from watchnext.core.errors import BadInputData
+from watchnext.core.log_schema import Invalid
 
 from tfx.dsl.io import fileio
 

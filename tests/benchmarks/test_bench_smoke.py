@@ -130,7 +130,7 @@ def test_census_gbdt_trains_on_the_train_split_and_scores_the_test_split(tmp_pat
     """The GBDT row reads the ExampleGen's raw splits: ids as categorical codes fitted on train
     (a value train never saw is missing), numeric columns raw, labels per head."""
     from watchnext.benchmarks import census
-    from watchnext.pipeline.configs import from_dict
+    from watchnext.core.config import from_dict
 
     import numpy as np
 

@@ -223,7 +223,7 @@ def test_recording_progress_sees_the_runners_component_stamps(tmp_path):
 
 
 def test_child_config_is_the_default_model_with_fixed_steps(tmp_path):
-    from watchnext.pipeline.configs import Config
+    from watchnext.core.config import Config
 
     sizes = ps.SIZES["full"]
     config = ps.child_config(str(tmp_path), 100_000, sizes)

@@ -13,7 +13,7 @@ from watchnext.components.data_gate import (
     drift_features,
     read_anomalies,
 )
-from watchnext.pipeline.configs import Config, ConfigError, from_dict
+from watchnext.core.config import Config, ConfigError, from_dict
 
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2

@@ -9,7 +9,7 @@ import os
 
 from watchnext.components.evaluator import component, metrics
 from watchnext.components.evaluator.metrics import Scored
-from watchnext.pipeline.configs import DEFAULT_HEADS, Config
+from watchnext.core.config import DEFAULT_HEADS, Config
 
 import numpy as np
 import pytest
@@ -220,7 +220,7 @@ def test_executor_blesses_like_tfx_and_reads_every_span(tiny, tmp_path):
     rows = [_rows(600, seed=s) for s in range(2)]
     labels = np.concatenate([r["click"] for r in rows])
     p = _predict(np.concatenate([r["signal"] for r in rows]))["click"]
-    from watchnext.pipeline.paired import auc
+    from watchnext.components.evaluator.paired import auc
 
     assert result["heads"]["click"]["slices"]["overall"]["auc"] == pytest.approx(auc(labels, p), abs=1e-6)
 

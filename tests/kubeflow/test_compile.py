@@ -13,8 +13,8 @@ import json
 import os
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import ConfigError, load_config
 from watchnext.kubeflow import runner
-from watchnext.pipeline.configs import ConfigError, load_config
 
 import pytest
 import yaml
@@ -105,8 +105,8 @@ def test_log_example_gen_is_never_cached_the_rest_is(compiled) -> None:
 
 
 def test_runtime_parameters_are_exposed_with_the_local_pipelines_values(config, compiled) -> None:
+    from watchnext.core.config import Config
     from watchnext.pipeline.cache_keys import evaluator_view
-    from watchnext.pipeline.configs import Config
 
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.proto import trainer_pb2
@@ -161,8 +161,8 @@ def test_vertex_ai_builds_a_job_from_the_spec_and_parameter_values(config, compi
 
 
 def test_parameter_values_from_plain_numbers(config) -> None:
+    from watchnext.core.config import Config
     from watchnext.pipeline.cache_keys import evaluator_view
-    from watchnext.pipeline.configs import Config
 
     from tfx.proto import range_config_pb2, trainer_pb2
 
@@ -269,7 +269,7 @@ def test_kubeflow_needs_real_logs(tmp_path) -> None:
 
 
 def test_tuning_compiles_a_cached_tuner_whose_best_hyperparameters_feed_the_trainer(tmp_path) -> None:
-    from watchnext.models.tuner import TUNER_FN
+    from watchnext.core.contract import TUNER_FN
 
     from kfp.pipeline_spec import pipeline_spec_pb2
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import watchnext
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 
 import pytest
 import yaml

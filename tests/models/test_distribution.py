@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config, ConfigError, from_dict
+from watchnext.core.config import Config, ConfigError, from_dict
 
 import pytest
 

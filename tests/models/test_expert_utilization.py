@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from watchnext.core.config import Config
 from watchnext.models import expert_utilization
 from watchnext.models.model import build_model
-from watchnext.pipeline.configs import Config
 from watchnext.pipeline.report import render
 
 import numpy as np

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import ARCHITECTURES, Config, ModelSection
 from watchnext.models import layers as L
-from watchnext.pipeline.configs import ARCHITECTURES, Config, ModelSection
 
 import numpy as np
 import pytest

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 from watchnext.simulator import datasets
 
 import pytest

@@ -12,9 +12,9 @@ import dataclasses
 import math
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import ARCHITECTURES, POSITION_MODES, Config, NumericEmbedding, from_dict
 from watchnext.models import model as M
 from watchnext.models.layers import CombinedScore
-from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config, NumericEmbedding, from_dict
 
 import numpy as np
 import pytest

@@ -20,8 +20,8 @@ click-only one by much more than this bound; docs/notes/transfer.md has the figu
 from __future__ import annotations
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.pipeline.configs import Config
-from watchnext.pipeline.paired import paired_auc
+from watchnext.components.evaluator.paired import paired_auc
+from watchnext.core.config import Config
 from watchnext.simulator import datasets
 
 import numpy as np

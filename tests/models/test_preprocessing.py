@@ -5,8 +5,9 @@ from __future__ import annotations
 import tempfile
 
 import watchnext  # noqa: F401
-from watchnext.models.preprocessing import CONFIG_KEY, preprocessing_fn
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
+from watchnext.core.contract import CONFIG_KEY
+from watchnext.models.preprocessing import preprocessing_fn
 
 import numpy as np
 import pytest
@@ -120,7 +121,7 @@ def test_transform_graph_serves_without_labels_and_position(tmp_path):
 
 def test_a_table_without_position_has_no_position_output_and_int_labels_become_float():
     """data.source table: no position, device or request; labels derived as int64 by the ExampleGen."""
-    from watchnext.pipeline.configs import from_dict
+    from watchnext.core.config import from_dict
 
     config = from_dict({
         "data": {"source": "table"},
@@ -147,7 +148,7 @@ def test_a_table_without_position_has_no_position_output_and_int_labels_become_f
 
 
 def _embedded_table_config(**piecewise: object):
-    from watchnext.pipeline.configs import from_dict
+    from watchnext.core.config import from_dict
 
     return from_dict({
         "data": {"source": "table"},

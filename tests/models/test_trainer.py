@@ -31,7 +31,7 @@ def test_nan_loss_stops_training_with_the_step_named():
 
 
 def _config(**training: object):
-    from watchnext.pipeline.configs import load_config
+    from watchnext.core.config import load_config
 
     return load_config(None, {"training": training})
 

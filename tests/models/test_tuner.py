@@ -18,12 +18,12 @@ import os
 import shutil
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import ARCHITECTURES, TUNED_HYPERPARAMETERS, Config, ConfigError, from_dict
+from watchnext.core.contract import CONFIG_KEY, EXAMPLES_INPUT
 from watchnext.models import tuner as T
-from watchnext.models.export import EXAMPLES_INPUT, GATES_SIGNATURE
+from watchnext.models.export import GATES_SIGNATURE
 from watchnext.models.model import build_model, multiplications_per_example
-from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.warm_start import warm_start
-from watchnext.pipeline.configs import ARCHITECTURES, TUNED_HYPERPARAMETERS, Config, ConfigError, from_dict
 
 import keras_tuner
 import numpy as np

@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from watchnext.core.config import Config
 from watchnext.models import features
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model
 from watchnext.models.warm_start import WarmStartReport, warm_start
-from watchnext.pipeline.configs import Config
 from watchnext.simulator import datasets
 
 import numpy as np

@@ -7,9 +7,9 @@ Trainer (tests put this folder on sys.path).
 
 from __future__ import annotations
 
-from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.core.config import Config
+from watchnext.core.contract import CONFIG_KEY
 from watchnext.models.trainer import run_fn as real_run_fn
-from watchnext.pipeline.configs import Config
 
 import tensorflow as tf
 

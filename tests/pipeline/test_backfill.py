@@ -9,7 +9,7 @@ import shutil
 
 import watchnext.pipeline.local_runner as runner
 from watchnext.components.atomic_pusher import version_dirs
-from watchnext.pipeline.configs import load_config
+from watchnext.core.config import load_config
 from watchnext.simulator.simulate import params_from_data_config, simulate
 
 import pytest

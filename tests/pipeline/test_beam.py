@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+from watchnext.core.config import BEAM_PRESETS, ConfigError, from_dict
 from watchnext.pipeline.beam import PRESETS, beam_pipeline_args, check_beam_args
-from watchnext.pipeline.configs import BEAM_PRESETS, ConfigError, from_dict
 
 import pytest
 from apache_beam.options.pipeline_options import (

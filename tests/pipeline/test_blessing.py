@@ -2,7 +2,7 @@
 
 A model trained on shuffled labels, or on half the steps, after a good one is not pushed;
 a retrain of the same data with another seed is (the paired comparison tells a worse
-model from noise: components/evaluator, pipeline/paired.py).
+model from noise: components/evaluator, components/evaluator/paired.py).
 """
 
 from __future__ import annotations

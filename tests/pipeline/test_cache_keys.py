@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from watchnext.core.config import Config, NumericEmbedding, from_dict, load_config
 from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
-from watchnext.pipeline.configs import Config, NumericEmbedding, from_dict, load_config
 
 CENSUS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from watchnext.pipeline.configs import Config
-from watchnext.pipeline.eval_config import SCORE_OUTPUT, make_eval_config
+from watchnext.core.config import Config
+from watchnext.core.contract import SCORE_OUTPUT
+from watchnext.pipeline.eval_config import make_eval_config
 
 import tensorflow_model_analysis as tfma
 
@@ -53,7 +54,7 @@ def test_slices_by_device_and_position():
 def test_a_table_without_requests_or_positions_gets_no_ndcg_and_only_the_overall_slice():
     import os
 
-    from watchnext.pipeline.configs import load_config
+    from watchnext.core.config import load_config
 
     table = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
     ec = make_eval_config(table)

@@ -6,9 +6,9 @@ import dataclasses
 import json
 import os
 
-from watchnext.models.preprocessing import CONFIG_KEY
+from watchnext.core.config import Config, ConfigError, from_dict, load_config
+from watchnext.core.contract import CONFIG_KEY
 from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
-from watchnext.pipeline.configs import Config, ConfigError, from_dict, load_config
 from watchnext.pipeline.pipeline import CODE_VERSION_KEY, code_version, create_pipeline
 
 import pytest

@@ -11,7 +11,7 @@ import gzip
 import os
 
 from watchnext.cli import simulated_logs
-from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
+from watchnext.core.contract import EXAMPLES_INPUT, SERVING_SIGNATURE
 from watchnext.pipeline.local_runner import RunPaths, component_executions, open_metadata
 from watchnext.pipeline.pipeline import create_pipeline
 

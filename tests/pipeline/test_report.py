@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from watchnext.components.evaluator.metrics import Scored, evaluate
-from watchnext.pipeline.configs import DEFAULT_HEADS, Config
+from watchnext.core.config import DEFAULT_HEADS, Config
 from watchnext.pipeline.report import render
 
 import numpy as np

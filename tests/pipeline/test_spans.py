@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy, every_run, span_of
+from watchnext.core.spans import span_of
+from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy, every_run
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2

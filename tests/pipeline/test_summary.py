@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 
 from watchnext.cli import build_parser
+from watchnext.core.config import Config
 from watchnext.pipeline import summary
-from watchnext.pipeline.configs import Config
 
 CONFIG = Config()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchnext.pipeline.configs import load_config
+from watchnext.core.config import load_config
 from watchnext.pipeline.local_runner import RunPaths, ingest_window, ingested_spans, spans_on_disk
 from watchnext.simulator.simulate import simulate
 

@@ -12,7 +12,7 @@ import math
 import os
 
 import watchnext
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
 from watchnext.serving.client import (
     GRPC_DEFAULT_MAX_MESSAGE_BYTES,
     GrpcBackend,

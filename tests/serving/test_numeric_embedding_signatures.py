@@ -8,11 +8,12 @@ as the model does on the features Transform produced in training.
 from __future__ import annotations
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.config import from_dict
+from watchnext.core.contract import CONFIG_KEY, SERVING_SIGNATURE
 from watchnext.models import model as M
-from watchnext.models.export import RAW_SIGNATURE, SERVING_SIGNATURE, export_model
+from watchnext.models.export import RAW_SIGNATURE, export_model
 from watchnext.models.features import vocab_sizes
-from watchnext.models.preprocessing import CONFIG_KEY, preprocessing_fn
-from watchnext.pipeline.configs import from_dict
+from watchnext.models.preprocessing import preprocessing_fn
 
 import numpy as np
 import tensorflow as tf

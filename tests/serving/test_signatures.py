@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from watchnext.models.export import RAW_SIGNATURE, RAW_WEIGHTED_SIGNATURE, SERVING_SIGNATURE
-from watchnext.pipeline.configs import Config
+from watchnext.core.config import Config
+from watchnext.core.contract import SERVING_SIGNATURE
+from watchnext.models.export import RAW_SIGNATURE, RAW_WEIGHTED_SIGNATURE
 from watchnext.serving.client import request_to_examples
 
 import numpy as np

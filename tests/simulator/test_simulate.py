@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 
-from watchnext.components.log_example_gen import schema
+from watchnext.core import log_schema as schema
 from watchnext.simulator.simulate import SimulatorParams, add_arguments, from_args, simulate
 
 import numpy as np

@@ -6,7 +6,8 @@ import json
 import math
 import os
 
-from watchnext.components.log_example_gen import columnar, schema, transforms
+from watchnext.components.log_example_gen import columnar, transforms
+from watchnext.core import log_schema as schema
 
 import apache_beam as beam
 import numpy as np

@@ -8,8 +8,8 @@ from watchnext.components.log_example_gen import (
     LogExampleGen,
     make_log_example_gen,
     make_output_config,
-    schema,
 )
+from watchnext.core import log_schema as schema
 
 import pytest
 from tfx.proto import example_gen_pb2

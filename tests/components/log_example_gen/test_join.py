@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from watchnext.components.log_example_gen import join, schema
+from watchnext.components.log_example_gen import join
+from watchnext.core import log_schema as schema
 
 
 def _imp(tiny, source="i", line=1, **changes):

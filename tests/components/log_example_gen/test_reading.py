@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import tracemalloc
 
-from watchnext.components.log_example_gen import reading, schema
+from watchnext.components.log_example_gen import reading
+from watchnext.core import log_schema as schema
 
 import pytest
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from watchnext.components.log_example_gen import join, reading, schema
-from watchnext.pipeline.configs import Config
+from watchnext.components.log_example_gen import join, reading
+from watchnext.core import log_schema as schema
+from watchnext.core.config import Config
 
 import pyarrow as pa
 import pyarrow.parquet as pq

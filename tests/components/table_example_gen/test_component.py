@@ -7,7 +7,7 @@ import os
 from watchnext.components.table_example_gen import make_table_example_gen, table_spec
 from watchnext.components.table_example_gen.component import make_output_config, split_path
 from watchnext.components.table_example_gen.parsing import TableSpec
-from watchnext.pipeline.configs import load_config
+from watchnext.core.config import load_config
 
 import pytest
 from tfx.proto import example_gen_pb2

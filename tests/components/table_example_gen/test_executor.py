@@ -10,7 +10,7 @@ import os
 from watchnext.components.log_example_gen import RejectedRecords
 from watchnext.components.table_example_gen import make_table_example_gen, parsing
 from watchnext.components.table_example_gen.executor import Executor
-from watchnext.pipeline.configs import from_dict
+from watchnext.core.config import from_dict
 
 import pytest
 import tensorflow as tf

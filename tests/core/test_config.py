@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchnext.pipeline.configs import Config, ConfigError, from_dict, load_config
+from watchnext.core.config import Config, ConfigError, from_dict, load_config
 
 import pytest
 

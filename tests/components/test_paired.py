@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from watchnext.pipeline.paired import (
+from watchnext.components.evaluator.paired import (
     auc,
     auc_with_covariance,
     paired_auc,

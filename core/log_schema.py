@@ -54,7 +54,7 @@ MIN_RATING, MAX_RATING = 1.0, 5.0
 # rejected unparsed, so that one bad line cannot make a worker hold gigabytes.
 MAX_LINE_BYTES = 1 << 20
 
-# Label names: must equal the defaults of the heads in pipeline/configs.py.
+# Label names: must equal the defaults of the heads in core/config/heads.py.
 CLICK = "click"
 WATCH_TIME = "watch_time"
 LIKE = "like"

@@ -1,0 +1,40 @@
+"""`model`: the architecture and its sizes (the paper's MMoE by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from watchnext.core.config.checks import check, one_of
+
+ARCHITECTURES = ("mmoe", "omoe", "shared_bottom", "cgc", "ple", "single_task")
+POSITION_MODES = ("shallow_tower", "input_feature", "none")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Architecture and sizes (the paper's MMoE by default)."""
+
+    architecture: Literal["mmoe", "omoe", "shared_bottom", "cgc", "ple", "single_task"] = "mmoe"
+    shared_hidden_units: int = 64
+    num_experts: int = 4
+    expert_units: tuple[int, ...] = (32,)
+    # cgc/ple: experts owned by each task, beside the shared ones; ple stacks levels.
+    task_experts: int = 1
+    ple_levels: int = 2
+    gate_dropout: float = 0.1
+    tower_units: tuple[int, ...] = (16,)
+    position_mode: Literal["shallow_tower", "input_feature", "none"] = "shallow_tower"
+    position_dropout: float = 0.1
+    position_embedding_dim: int = 4
+    shallow_tower_units: tuple[int, ...] = (8,)
+
+    def validate(self, path: str = "model") -> None:
+        """Raise ConfigError naming the key of the first inconsistent value."""
+        one_of(self.architecture, ARCHITECTURES, f"{path}.architecture")
+        one_of(self.position_mode, POSITION_MODES, f"{path}.position_mode")
+        for rate_key in ("gate_dropout", "position_dropout"):
+            rate = getattr(self, rate_key)
+            check(0.0 <= rate < 1.0, f"{path}.{rate_key}", f"{rate} must be in [0, 1)")
+        for key in ("shared_hidden_units", "num_experts", "task_experts", "ple_levels"):
+            check(getattr(self, key) >= 1, f"{path}.{key}", "must be >= 1")
