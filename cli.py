@@ -295,35 +295,50 @@ def cmd_check_serving(args: argparse.Namespace) -> int:
     return 0
 
 
+_VERBOSE_HELP = "show every library's log lines and tracebacks on the console"
+
+
+def _shared_flags() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Parent parsers: -v for every subcommand, and --config/--output for those that read a run.
+
+    -v works after the subcommand too (`watchnext run -v`); SUPPRESS keeps an earlier -v.
+    """
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help=_VERBOSE_HELP)
+    run_flags = argparse.ArgumentParser(add_help=False, parents=[verbose])
+    run_flags.add_argument("--config", help="YAML file with settings that differ from the defaults")
+    run_flags.add_argument("--output", help="output folder of the run (default: pipeline.output_dir, "
+                                            "./watchnext_output)")
+    return verbose, run_flags
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchnext", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show every library's log lines and tracebacks on the console")
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    verbose, run_flags = _shared_flags()
 
-    run = sub.add_parser("run", help="run the local TFX pipeline and push a blessed model")
-    run.add_argument("--output", help="output folder (default: pipeline.output_dir, ./watchnext_output)")
-    run.add_argument("--config", help="YAML file with settings that differ from the defaults")
+    run = sub.add_parser("run", parents=[run_flags],
+                         help="run the local TFX pipeline and push a blessed model")
     run.add_argument("--logs", help="folder of impression/event logs (default: simulate one), or the CSV "
                                      "file/glob of a data.source table config (sets data.table.path)")
     run.add_argument("--train-steps", type=int, help="override training.train_steps")
     run.set_defaults(func=cmd_run)
 
-    backfill = sub.add_parser("backfill", help="run the daily job over a range of spans, in order, resumably")
+    backfill = sub.add_parser("backfill", parents=[run_flags],
+                              help="run the daily job over a range of spans, in order, resumably")
     backfill.add_argument("--logs", required=True, help="folder of impression/event logs")
     backfill.add_argument("--from", dest="first", type=int, required=True, help="first span, e.g. 20260101")
     backfill.add_argument("--to", dest="last", type=int, required=True, help="last span, e.g. 20260107")
-    backfill.add_argument("--output", help="output folder (default ./watchnext_output)")
-    backfill.add_argument("--config", help="YAML config")
     backfill.add_argument("--train-steps", type=int, help="override training.train_steps")
     backfill.set_defaults(func=cmd_backfill)
 
-    report = sub.add_parser("report", help="write and print the newest evaluation as Markdown")
-    report.add_argument("--output", help="output folder of the run (default ./watchnext_output)")
-    report.add_argument("--config", help="YAML config")
+    report = sub.add_parser("report", parents=[run_flags],
+                            help="write and print the newest evaluation as Markdown")
     report.set_defaults(func=cmd_report)
 
-    rank = sub.add_parser("rank", help="rank a request's candidates with a served model")
+    rank = sub.add_parser("rank", parents=[run_flags], help="rank a request's candidates with a served model")
     rank.add_argument("--request", required=True, help="request JSON file (- for stdin); see README")
     target = rank.add_mutually_exclusive_group()
     target.add_argument("--model", help="SavedModel directory (default: the newest pushed version)")
@@ -331,39 +346,34 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--rest", metavar="URL", help="TF Serving REST endpoint, e.g. http://localhost:8501")
     rank.add_argument("--model-name", help="served model name (default: serving.model_name)")
     rank.add_argument("--top", type=int, help="print only the best K")
-    rank.add_argument("--config", help="YAML config (heads and weights; output dir)")
-    rank.add_argument("--output", help="output folder of the run whose model to use")
     rank.set_defaults(func=cmd_rank)
 
-    check = sub.add_parser("check-serving",
+    check = sub.add_parser("check-serving", parents=[run_flags],
                            help="load a pushed model the way TF Serving does and compare its outputs")
     check.add_argument("--model", help="SavedModel directory (default: the newest pushed version)")
     check.add_argument("--examples", help="TFRecord glob of raw tf.Examples (default: the eval split)")
     check.add_argument("--count", type=int, default=256, help="how many examples to compare")
-    check.add_argument("--config", help="YAML config")
-    check.add_argument("--output", help="output folder of the run")
     check.set_defaults(func=cmd_check_serving)
 
     from watchnext.kubeflow.runner import add_arguments as add_kubeflow_arguments
 
-    add_kubeflow_arguments(sub.add_parser("compile-kubeflow", help="compile the Kubeflow Pipelines v2 spec"))
+    add_kubeflow_arguments(sub.add_parser("compile-kubeflow", parents=[verbose],
+                                          help="compile the Kubeflow Pipelines v2 spec"))
 
     from watchnext.benchmarks import cli as bench_cli
 
-    bench = sub.add_parser("bench", help="run a benchmark; writes <out>/<name>.json, .md and plots")
+    bench = sub.add_parser("bench", parents=[verbose],
+                           help="run a benchmark; writes <out>/<name>.json, .md and plots")
     bench_cli.add_arguments(bench)
     bench.set_defaults(func=bench_cli.run)
 
     from watchnext.simulator.simulate import add_arguments
 
-    simulate = sub.add_parser("simulate", help="write simulated impression/event logs with ground truth")
+    simulate = sub.add_parser("simulate", parents=[verbose],
+                              help="write simulated impression/event logs with ground truth")
     simulate.add_argument("--out", required=True, help="folder to write impressions/, events/, truth/ into")
     add_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)
-    # -v works after the subcommand too (`watchnext run -v`); SUPPRESS keeps an earlier -v.
-    for subparser in sub.choices.values():
-        subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                               help="show every library's log lines and tracebacks on the console")
     return parser
 
 

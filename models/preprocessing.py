@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.core.config import Config, NumericEmbedding
+from watchnext.core.config import NumericEmbedding, TransformView
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.models.features import MISSING_ID
 
@@ -91,7 +91,7 @@ def _quantile_encoding(x: tf.Tensor, spec: NumericEmbedding) -> tf.Tensor:
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
     """Featurize raw examples; see the module docstring for the output contract."""
-    config = Config.from_json(custom_config[CONFIG_KEY])
+    config = TransformView.from_json(custom_config[CONFIG_KEY])
     feats = config.features
     outputs: dict[str, tf.Tensor] = {}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.core.config import Config
+from watchnext.core.config import Config, TrainerView
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.models import expert_utilization, features
 from watchnext.models.distribution import strategy_from_config
@@ -286,7 +286,7 @@ def early_stopping_weights(config: Config) -> dict[str, float]:
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer."""
-    config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
+    config = TrainerView.from_json(fn_args.custom_config[CONFIG_KEY])
     # The Tuner's best values (tuning.enabled), applied the way each of its trials applied them.
     hyperparameters = getattr(fn_args, "hyperparameters", None)
     if hyperparameters:

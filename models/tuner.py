@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.core.config import TUNED_HYPERPARAMETERS, Config
+from watchnext.core.config import TUNED_HYPERPARAMETERS, Config, TrainerView
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.model import WatchNextModel, build_model, label_priors
@@ -217,7 +217,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     # Here, not at the top: models/trainer imports apply_hyperparameters from this module.
     from watchnext.models.trainer import ProgressLogger, training_inputs
 
-    config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
+    config = TrainerView.from_json(fn_args.custom_config[CONFIG_KEY])
     tf_keras.utils.set_random_seed(config.training.seed)
     _, train, evaluation, sizes = training_inputs(fn_args, fn_args.transform_graph_path, config)
     log.info("tuning: %s search, %d trials of %d steps, objective %s, space %s", config.tuning.algorithm,

@@ -1,13 +1,15 @@
 """What each costly component is keyed on: the part of the config it reads, nothing more.
 
 TFX reuses a component's earlier output when its inputs and exec properties are the
-same. watchnext hands Transform, the Tuner and the Trainer the whole behaviour through
-one config JSON in `custom_config`, so whatever a component does not read has to be
-reset to its default there; otherwise a rerun with, say, another `--logs` path to the
-same files or another blessing threshold would featurize, search or train again
-instead of reusing what it already has. Each view below names what its component reads.
-The Tuner's view is derived from the Trainer's (its trials build the same model from the
-same examples), so the two cannot drift apart; Transform's reads far less and is built
+same. watchnext hands Transform, the Tuner, the Trainer and the Evaluator their part of the
+behaviour through one config JSON, so whatever a component does not read has to be
+left out of it; otherwise a rerun with, say, another `--logs` path to the same files or
+another blessing threshold would featurize, search or train again instead of reusing what
+it already has. Each view is its own type (core/config/views.py) holding only the sections
+its component reads, so that `run_fn` cannot read `config.data` and get a silent default;
+within those sections, the fields the component does not read are reset to their defaults
+here. The Tuner's view is derived from the Trainer's (its trials build the same model from
+the same examples), so the two cannot drift apart; Transform's reads far less and is built
 on its own.
 """
 
@@ -18,21 +20,20 @@ import dataclasses
 from watchnext.core.config import (
     Config,
     EvaluationSection,
+    EvaluatorView,
     Head,
     IdFeature,
     LabelFrom,
-    ModelSection,
     NumericEmbedding,
+    TrainerView,
     TrainingSection,
+    TransformView,
 )
 
 
-def transform_view(config: Config) -> Config:
-    """`config` with everything preprocessing_fn does not read reset to its defaults.
-
-    preprocessing_fn reads `features` (less the embedding widths) and the heads' label and
-    presence columns; the other sections (and the heads' weights) would only make the
-    Transform cache miss.
+def transform_view(config: Config) -> TransformView:
+    """What preprocessing_fn reads: `features` (less the embedding widths) and the heads' label
+    and presence columns; the heads' weights would only make the Transform cache miss.
     """
     heads = tuple(Head(h.name, h.type, h.label, presence=h.presence) for h in config.heads)
     # Embedding widths (and whether an encoded numeric feature keeps its value) shape the
@@ -43,13 +44,11 @@ def transform_view(config: Config) -> Config:
         numeric_embeddings=tuple(dataclasses.replace(e, embedding_dim=NumericEmbedding.embedding_dim,
                                                      keep_value=NumericEmbedding.keep_value)
                                  for e in f.numeric_embeddings))
-    # position_mode only because validation ties it to the features (no position: none).
-    return Config(features=features, heads=heads,
-                  model=ModelSection(position_mode=config.model.position_mode))
+    return TransformView(features=features, heads=heads)
 
 
-def trainer_view(config: Config) -> Config:
-    """`config` with what the Trainer does not read reset to its defaults: its cache key.
+def trainer_view(config: Config) -> TrainerView:
+    """What the Trainer reads: its cache key.
 
     run_fn reads features, heads, model, training, tuning (to apply the Tuner's values)
     and, of the evaluation section, only the gate-polarization thresholds of its utilization
@@ -65,11 +64,11 @@ def trainer_view(config: Config) -> Config:
     e = config.evaluation
     evaluation = EvaluationSection(polarized_gate_weight=e.polarized_gate_weight,
                                    max_polarized_share=e.max_polarized_share)
-    return Config(features=config.features, heads=heads, model=config.model, training=config.training,
-                  tuning=config.tuning, evaluation=evaluation)
+    return TrainerView(features=config.features, heads=heads, model=config.model, training=config.training,
+                       tuning=config.tuning, evaluation=evaluation)
 
 
-def tuner_view(config: Config) -> Config:
+def tuner_view(config: Config) -> TrainerView:
     """The Trainer's view, less what only the final training reads: the Tuner's cache key.
 
     A search is costly, so it reruns only when something its trials read changes:
@@ -86,19 +85,17 @@ def tuner_view(config: Config) -> Config:
                                    validation_interval_steps=default.validation_interval_steps,
                                    early_stopping_patience=default.early_stopping_patience,
                                    early_stopping_min_delta=default.early_stopping_min_delta)
-    return view.replace(training=training, evaluation=Config().evaluation)
+    return view.replace(training=training, evaluation=EvaluationSection())
 
 
-def evaluator_view(config: Config) -> Config:
-    """`config` with what the Evaluator does not read reset to its defaults: its exec property.
+def evaluator_view(config: Config) -> EvaluatorView:
+    """What the Evaluator reads: its exec property.
 
     The Evaluator (components/evaluator) reads the features (slicing columns, request id),
     the heads' names, types, labels, presence, group (the NDCG gains) and floors, and the
     evaluation section. Model and training settings would only make it miss its cache; the
-    model it judges is an input artifact already. position_mode only because validation
-    ties it to the features.
+    model it judges is an input artifact already.
     """
     heads = tuple(Head(h.name, h.type, h.label, group=h.group, presence=h.presence,
                        value_threshold=h.value_threshold) for h in config.heads)
-    return Config(features=config.features, heads=heads, evaluation=config.evaluation,
-                  model=ModelSection(position_mode=config.model.position_mode))
+    return EvaluatorView(features=config.features, heads=heads, evaluation=config.evaluation)

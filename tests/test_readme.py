@@ -128,3 +128,23 @@ def test_links_in_the_guides_under_docs_name_committed_files():
         paths = re.findall(r"`((?:reports|docs)/[\w/.-]+\.(?:md|json|png))`", text)
         missing = [p for p in paths if not os.path.exists(os.path.join(root, p))]
         assert not missing, (guide, missing)
+
+
+def test_readme_layout_lists_the_tree():
+    """The README's layout block names every top-level folder of the repository (what .gitignore
+    does not exclude), and every folder and file it names exists."""
+    import fnmatch
+    import re
+
+    root = os.path.dirname(README)
+    with open(README, encoding="utf-8") as f:
+        section = f.read().split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```text\n(.*?)```", section, re.S)
+    named = [line.split()[0] for line in block.splitlines() if line.strip()]
+    missing = [p for p in named if not os.path.exists(os.path.join(root, p))]
+    assert not missing, f"the README's layout names what is not in the tree: {missing}"
+    with open(os.path.join(root, ".gitignore"), encoding="utf-8") as f:
+        ignored = [line.strip().strip("/") for line in f if line.strip() and not line.startswith("#")]
+    folders = {f"{d}/" for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+               and not d.startswith(".") and not any(fnmatch.fnmatch(d, p) for p in ignored)}
+    assert folders == {p for p in named if p.endswith("/")}, "the README's layout and the tree differ"

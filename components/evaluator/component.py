@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.evaluator.metrics import Scored, evaluate
-from watchnext.core.config import Config
+from watchnext.core.config import Config, EvaluatorView
 from watchnext.core.contract import EXAMPLES_INPUT, SCORE_OUTPUT, SERVING_SIGNATURE
 from watchnext.core.spans import span_of
 
@@ -199,7 +199,7 @@ class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
-        config = Config.from_json(exec_properties[EVAL_CONFIG_KEY])
+        config = EvaluatorView.from_json(exec_properties[EVAL_CONFIG_KEY])
         examples = input_dict[standard_component_specs.EXAMPLES_KEY]
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
         baselines = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []

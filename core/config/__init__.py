@@ -13,7 +13,9 @@ value raises `ConfigError` naming the dotted path of the offending key.
 One module per concern: each section is a frozen dataclass that validates its own
 fields (`pipeline`, `data`, `features`, `heads`, `model`, `training`, `evaluation`,
 `validation`, `serving`, `tuning`); `config` composes them and checks what spans
-sections; `build` turns mappings into typed dataclasses; `loading` reads YAML.
+sections, with `rules` for what ties two sections; `views` holds the narrower types
+Transform, the Trainer/Tuner and the Evaluator receive (their cache keys); `build` turns
+mappings into typed dataclasses; `loading` reads YAML.
 Import from here: `from watchnext.core.config import Config, load_config`.
 """
 
@@ -45,6 +47,7 @@ from watchnext.core.config.tuning import (
     TuningSection,
 )
 from watchnext.core.config.validation import ValidationSection
+from watchnext.core.config.views import EvaluatorView, TrainerView, TransformView
 
 __all__ = [
     "ARCHITECTURES",
@@ -68,6 +71,7 @@ __all__ = [
     "ConfigError",
     "DataSection",
     "EvaluationSection",
+    "EvaluatorView",
     "FeaturesSection",
     "Head",
     "IdFeature",
@@ -77,7 +81,9 @@ __all__ = [
     "PipelineSection",
     "ServingSection",
     "TableSection",
+    "TrainerView",
     "TrainingSection",
+    "TransformView",
     "TuningSection",
     "ValidationSection",
     "from_dict",

@@ -129,3 +129,21 @@ def validate_heads(heads: tuple[Head, ...], path: str = "heads") -> None:
     check(len(set(names)) == len(names), path, f"head names repeat: {names}")
     for i, h in enumerate(heads):
         h.validate(f"{path}[{i}] ({h.name})")
+
+
+def head_named(heads: tuple[Head, ...], name: str) -> Head:
+    for h in heads:
+        if h.name == name:
+            return h
+    raise KeyError(f"no head named {name!r}; heads are {[h.name for h in heads]}")
+
+
+def label_keys(heads: tuple[Head, ...]) -> list[str]:
+    """Every label-like column: labels and presence indicators (never model inputs)."""
+    keys = [h.label for h in heads] + [h.presence for h in heads if h.presence]
+    return list(dict.fromkeys(keys))
+
+
+def derived_labels(heads: tuple[Head, ...]) -> dict[str, LabelFrom]:
+    """{label column: rule} of the heads whose label a table's ExampleGen derives."""
+    return {h.label: h.label_from for h in heads if h.label_from.column}

@@ -9,7 +9,7 @@ import os
 
 from watchnext.components.evaluator import component, metrics
 from watchnext.components.evaluator.metrics import Scored
-from watchnext.core.config import DEFAULT_HEADS, Config
+from watchnext.core.config import DEFAULT_HEADS, Config, EvaluatorView
 
 import numpy as np
 import pytest
@@ -270,7 +270,7 @@ def test_pipeline_evaluates_the_training_window_by_default(tmp_path):
     longer = Config().replace(training=dataclasses.replace(Config().training, train_steps=999))
     spec = evaluator(Config()).exec_properties["eval_config"]
     assert evaluator(longer).exec_properties["eval_config"] == spec
-    assert Config.from_json(spec).evaluation == Config().evaluation
+    assert EvaluatorView.from_json(spec).evaluation == Config().evaluation
 
 
 def test_a_model_without_a_configured_head_is_named(tiny):

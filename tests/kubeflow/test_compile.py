@@ -105,7 +105,7 @@ def test_log_example_gen_is_never_cached_the_rest_is(compiled) -> None:
 
 
 def test_runtime_parameters_are_exposed_with_the_local_pipelines_values(config, compiled) -> None:
-    from watchnext.core.config import Config
+    from watchnext.core.config import EvaluatorView
     from watchnext.pipeline.cache_keys import evaluator_view
 
     from kfp.pipeline_spec import pipeline_spec_pb2
@@ -121,7 +121,7 @@ def test_runtime_parameters_are_exposed_with_the_local_pipelines_values(config, 
     assert json_format.Parse(defaults["train_args"], trainer_pb2.TrainArgs()) == trainer_pb2.TrainArgs(
         num_steps=321)
     assert defaults["range_config"] == ""  # the newest span
-    assert Config.from_json(defaults["eval_config"]) == evaluator_view(config)
+    assert EvaluatorView.from_json(defaults["eval_config"]) == evaluator_view(config)
     consumers = {(task, key): p.component_input_parameter
                  for task in ("Trainer", "LogExampleGen", "Evaluator")
                  for key, p in spec.root.dag.tasks[task].inputs.parameters.items()
@@ -161,7 +161,7 @@ def test_vertex_ai_builds_a_job_from_the_spec_and_parameter_values(config, compi
 
 
 def test_parameter_values_from_plain_numbers(config) -> None:
-    from watchnext.core.config import Config
+    from watchnext.core.config import EvaluatorView
     from watchnext.pipeline.cache_keys import evaluator_view
 
     from tfx.proto import range_config_pb2, trainer_pb2
@@ -170,7 +170,7 @@ def test_parameter_values_from_plain_numbers(config) -> None:
     assert json_format.Parse(values["train_args"], trainer_pb2.TrainArgs()).num_steps == 2000
     static = json_format.Parse(values["range_config"], range_config_pb2.RangeConfig()).static_range
     assert (static.start_span_number, static.end_span_number) == (20260102, 20260102)
-    eval_config = Config.from_json(values["eval_config"])
+    eval_config = EvaluatorView.from_json(values["eval_config"])
     heads = tuple(dataclasses.replace(h, value_threshold=0.6) if h.name == "click" else h
                   for h in config.heads)
     assert eval_config == evaluator_view(config.replace(heads=heads)) != evaluator_view(config)

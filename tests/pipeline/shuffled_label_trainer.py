@@ -7,7 +7,7 @@ Trainer (tests put this folder on sys.path).
 
 from __future__ import annotations
 
-from watchnext.core.config import Config
+from watchnext.core.config import TrainerView
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.models.trainer import run_fn as real_run_fn
 
@@ -15,7 +15,7 @@ import tensorflow as tf
 
 
 def run_fn(fn_args):
-    config = Config.from_json(fn_args.custom_config[CONFIG_KEY])
+    config = TrainerView.from_json(fn_args.custom_config[CONFIG_KEY])
     labels = list(config.label_keys)
     accessor = fn_args.data_accessor
 

@@ -8,10 +8,21 @@ cache hit). Both directions are checked for every view.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
-from watchnext.core.config import Config, NumericEmbedding, from_dict, load_config
-from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
+from watchnext.core.config import (
+    Config,
+    ConfigError,
+    NumericEmbedding,
+    TrainerView,
+    TransformView,
+    from_dict,
+    load_config,
+)
+from watchnext.pipeline.cache_keys import evaluator_view, trainer_view, transform_view, tuner_view
+
+import pytest
 
 CENSUS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml")
 
@@ -71,7 +82,7 @@ def test_trainer_view_drops_a_tables_label_derivation():
     view = trainer_view(table)
     assert not any(h.label_from.column for h in view.heads)
     assert [h.name for h in view.heads] == [h.name for h in table.heads]
-    assert view.data == Config().data  # the CSV path and its split seed are TableExampleGen's
+    assert not hasattr(view, "data")  # the CSV path and its split seed are TableExampleGen's
     assert trainer_view(_elsewhere(table)) == view
 
 
@@ -98,3 +109,32 @@ def test_the_views_nest():
         trainer.features, trainer.heads, trainer.model, trainer.tuning)
     labels = [(h.name, h.label) for h in tuner.heads]
     assert [(h.name, h.label) for h in transform_view(config).heads] == labels
+
+
+def test_each_view_holds_only_the_sections_its_component_reads():
+    """A view is its own type: reading a section it does not hold fails instead of giving a default."""
+    config = load_config(CENSUS)
+    held = {transform_view: {"features", "heads"},
+            trainer_view: {"features", "heads", "model", "training", "tuning", "evaluation"},
+            tuner_view: {"features", "heads", "model", "training", "tuning", "evaluation"},
+            evaluator_view: {"features", "heads", "evaluation"}}
+    for view, sections in held.items():
+        v = view(config)
+        assert set(json.loads(v.to_json())) == sections, view.__name__
+        assert not isinstance(v, Config)
+        with pytest.raises(AttributeError):
+            v.data  # noqa: B018  (the trap the view removes: run_fn reading the log folder)
+        assert type(v).from_json(v.to_json()) == v, view.__name__
+
+
+def test_a_view_reads_a_whole_configs_json_as_well():
+    """In-process callers hand preprocessing_fn or run_fn a whole Config's JSON: validated whole, narrowed."""
+    config = load_config(CENSUS)
+    assert TrainerView.from_json(config.to_json()) == TrainerView.of(config)
+    assert TransformView.from_json(config.to_json()).features == config.features
+    with pytest.raises(ConfigError, match=r"<json>: config key data\.sourc: unknown key \(did you mean"):
+        TrainerView.from_json(json.dumps({"data": {"sourc": "table"}}))
+    with pytest.raises(ConfigError, match=r"<json>: config key training\.batch_size: must be >= 1"):
+        TrainerView.from_json(json.dumps({"training": {"batch_size": 0}}))
+    with pytest.raises(ConfigError, match=r"model\.position_mode: 'shallow_tower' needs features\.position"):
+        TrainerView.from_json(json.dumps({"features": {"position": ""}}))

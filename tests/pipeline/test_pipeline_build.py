@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 
-from watchnext.core.config import Config, ConfigError, from_dict, load_config
+from watchnext.core.config import Config, ConfigError, TrainerView, TransformView, from_dict, load_config
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
 from watchnext.pipeline.pipeline import CODE_VERSION_KEY, code_version, create_pipeline
@@ -73,12 +73,12 @@ def test_costly_components_are_keyed_on_their_views(tmp_path):
     views = {"Transform": transform_view, "Tuner": tuner_view, "Trainer": trainer_view}
     for component_id, view in views.items():
         custom_config = json.loads(components[component_id].exec_properties["custom_config"])
-        assert Config.from_json(custom_config[CONFIG_KEY]) == view(config), component_id
+        assert type(view(config)).from_json(custom_config[CONFIG_KEY]) == view(config), component_id
         assert custom_config[CODE_VERSION_KEY] == code_version()
     # A table's config (labels derived by TableExampleGen) is a valid Trainer config as well.
     table = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
     (trainer,) = [c for c in _build(table, tmp_path).components if c.id == "Trainer"]
-    trained = Config.from_json(json.loads(trainer.exec_properties["custom_config"])[CONFIG_KEY])
+    trained = TrainerView.from_json(json.loads(trainer.exec_properties["custom_config"])[CONFIG_KEY])
     assert trained == trainer_view(table)
 
 
@@ -105,9 +105,10 @@ def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):
     assert "TableExampleGen" in components and "LogExampleGen" not in components
     assert "span_window" not in components
     assert components["TableExampleGen"].exec_properties["input_base"] == str(tmp_path)
-    # Transform's view keeps position_mode none (validation ties it to the empty position feature).
+    # Transform's view of a table (no position feature) is valid, and holds no model section.
     transform_config = json.loads(components["Transform"].exec_properties["custom_config"])[CONFIG_KEY]
-    assert Config.from_json(transform_config).model.position_mode == "none"
+    transform = TransformView.from_json(transform_config)
+    assert transform.features.position == "" and not hasattr(transform, "model")
 
 
 
