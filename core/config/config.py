@@ -18,12 +18,7 @@ from watchnext.core.config.checks import ConfigError
 from watchnext.core.config.data import DataSection
 from watchnext.core.config.evaluation import EvaluationSection
 from watchnext.core.config.features import FeaturesSection
-from watchnext.core.config.heads import (
-    DEFAULT_HEADS,
-    Head,
-    LabelFrom,
-    derived_labels,
-)
+from watchnext.core.config.heads import DEFAULT_HEADS, Head, LabelFrom, derived_labels
 from watchnext.core.config.model import ModelSection
 from watchnext.core.config.pipeline import PipelineSection
 from watchnext.core.config.sections import Sections
