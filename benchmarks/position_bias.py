@@ -29,7 +29,7 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
-from watchnext.models.model import device_feature
+from watchnext.models.layers import device_feature
 from watchnext.pipeline.configs import POSITION_MODES, Config
 from watchnext.simulator import datasets
 

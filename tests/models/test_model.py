@@ -13,7 +13,7 @@ import math
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import model as M
-from watchnext.models.layers import CombinedScore
+from watchnext.models.layers import CombinedScore, FeatureEncoder
 from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config, NumericEmbedding, from_dict
 
 import numpy as np
@@ -101,7 +101,7 @@ def _seed() -> None:
 
 def test_encoder_shares_tables_per_vocabulary_and_mean_pools_history() -> None:
     config = tiny_config()
-    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    encoder = FeatureEncoder(config, VOCAB_SIZES)
     batch = make_batch(config, 6, labels=False)
     x = encoder(batch).numpy()
     assert x.shape == (6, encoder.output_dim) == (6, 4 + 4 + 4 + 2 + 1)
@@ -123,7 +123,7 @@ def test_encoder_shares_tables_per_vocabulary_and_mean_pools_history() -> None:
 
 def test_encoder_input_feature_mode_embeds_position_with_a_missing_row() -> None:
     config = tiny_config(position_mode="input_feature")
-    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    encoder = FeatureEncoder(config, VOCAB_SIZES)
     batch = make_batch(config, 5, labels=False)
     batch[config.features.position] = np.array([-1, 0, 4, 7, -1], np.int64)
     x = encoder(batch, training=False).numpy()
@@ -132,7 +132,7 @@ def test_encoder_input_feature_mode_embeds_position_with_a_missing_row() -> None
     # An absent position (serving) reads the "missing" row.
     del batch[config.features.position]
     np.testing.assert_allclose(encoder(batch).numpy()[:, -2:], np.tile(table[0], (5, 1)), rtol=1e-6)
-    assert M.FeatureEncoder(tiny_config(position_mode="none"), VOCAB_SIZES).output_dim == x.shape[1] - 2
+    assert FeatureEncoder(tiny_config(position_mode="none"), VOCAB_SIZES).output_dim == x.shape[1] - 2
 
 
 def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_features() -> None:
@@ -141,7 +141,7 @@ def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_feat
         NumericEmbedding(DURATION, "buckets", buckets=5, embedding_dim=3, keep_value=False),
         NumericEmbedding("age", "piecewise_linear", buckets=4, embedding_dim=2)))
     config = base.replace(features=features)
-    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    encoder = FeatureEncoder(config, VOCAB_SIZES)
     batch = make_batch(config, 6, labels=False)
     batch[f"{DURATION}_buckets"] = np.array([0, 1, 4, 4, 2, 9], np.int64)  # 9: out of range, clipped
     batch["age_piecewise_linear"] = np.random.default_rng(1).random((6, 4)).astype(np.float32)
@@ -162,13 +162,13 @@ def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_feat
 
 def test_encoder_names_what_is_wrong_with_vocabularies() -> None:
     with pytest.raises(KeyError, match="'video'"):
-        M.FeatureEncoder(tiny_config(), {"user": 6, "device": 2})
+        FeatureEncoder(tiny_config(), {"user": 6, "device": 2})
     base = tiny_config()
     ids = list(base.to_dict()["features"]["ids"])
     ids[2] = {**ids[2], "embedding_dim": 8}
     bad = from_dict({**base.to_dict(), "features": {**base.to_dict()["features"], "ids": ids}})
     with pytest.raises(ValueError, match="share vocabulary 'video'"):
-        M.FeatureEncoder(bad, VOCAB_SIZES)
+        FeatureEncoder(bad, VOCAB_SIZES)
 
 
 # ---------------------------------------------------------------------------
