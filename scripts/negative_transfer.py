@@ -28,8 +28,8 @@ import time
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.models.model import _labelled, _labelled_fraction, build_model, label_priors
+from watchnext.pipeline import datasets, oracle_scores
 from watchnext.pipeline.configs import Config
-from watchnext.simulator import datasets
 
 import numpy as np
 import tensorflow as tf
@@ -72,12 +72,12 @@ def variant_config(base: Config, name: str) -> Config:
 
 
 def shares(sim: datasets.FeaturizedSimulation, config: Config, steps: int, seed: int) -> dict[str, object]:
-    heads = [h for h in datasets.binary_heads(sim.config) if h in config.head_names]
+    heads = [h for h in oracle_scores.binary_heads(sim.config) if h in config.head_names]
     oracle = common.oracle_aucs(sim, heads)
     trained = common.train(sim, config, steps, seed)
     out: dict[str, object] = {"seed": seed, "steps": steps, "seconds": round(trained.seconds)}
     for key, position in (("share", True), ("served", False)):
-        pred = datasets.predict(trained.model, sim.eval_features(position=position))
+        pred = oracle_scores.predict(trained.model, sim.eval_features(position=position))
         auc = common.binary_aucs(sim, pred, heads)
         out[key] = {h: round(common.oracle_share(auc[h], oracle[h]), 4) for h in heads}
         if not position and "watch_time" in pred:
