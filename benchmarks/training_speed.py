@@ -1,11 +1,11 @@
 """Training throughput: the Trainer's real input path vs in-memory tensors, as a share of the CPU's peak.
 
 Three feeds of the same default model (mmoe, config sizes, batch `training.batch_size`):
-- `trainer_input`: `models.trainer.input_dataset` itself, with the DataAccessor TFX's Trainer
+- `trainer_input`: `models.fit.transformed_dataset` itself, with the DataAccessor TFX's Trainer
   builds (`tfxio_utils.get_tf_dataset_factory_from_artifact` on an Examples artifact whose
   Split-train holds the transformed TFRecords: tfx_bsl's TFExampleRecord → TFRecordDataset
   + shuffle + `parse_example_dataset`);
-- `tfrecord_parse`: `FeaturizedSimulation.train_dataset` (TFRecordDataset, shuffle, batch,
+- `tfrecord_parse`: `tfrecord_parse` here (TFRecordDataset, shuffle, batch,
   `tf.io.parse_example`), the hand-written equivalent;
 - `in_memory`: every transformed train example parsed once into tensors and cut into whole
   batches up front; the dataset hands out those ready batches in order (no I/O, no parsing,

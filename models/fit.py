@@ -20,7 +20,8 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import features
 from watchnext.models.callbacks import ProgressLogger, StepBudget
-from watchnext.models.model import WatchNextModel, build_model, label_priors
+from watchnext.models.heads import label_priors
+from watchnext.models.model import WatchNextModel, build_model
 from watchnext.pipeline.configs import Config
 
 import tensorflow as tf

@@ -11,7 +11,8 @@ from watchnext.models import expert_utilization, features, fit
 from watchnext.models.callbacks import EarlyStopping, TrainingDiverged
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
-from watchnext.models.model import build_model, label_priors
+from watchnext.models.heads import label_priors
+from watchnext.models.model import build_model
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.tuner import apply_hyperparameters, tuned_settings
 from watchnext.models.warm_start import warm_start

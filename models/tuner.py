@@ -31,7 +31,8 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import fit
 from watchnext.models.distribution import strategy_from_config
-from watchnext.models.model import WatchNextModel, build_model, label_priors
+from watchnext.models.heads import label_priors
+from watchnext.models.model import WatchNextModel, build_model
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.pipeline.configs import TUNED_HYPERPARAMETERS, Config
 
@@ -180,7 +181,7 @@ class WatchNextHyperModel(keras_tuner.HyperModel):
 def make_tuner(config: Config, vocab_sizes: Mapping[str, int], directory: str,
                output_biases: Mapping[str, float] | None = None) -> keras_tuner.Tuner:
     """The keras-tuner Tuner for `config.tuning`, keeping its files in `directory`; every
-    trial's towers start at `output_biases` (see models.model.label_priors), as the Trainer's."""
+    trial's towers start at `output_biases` (see models.heads.label_priors), as the Trainer's."""
     _check_keras_binding()
     t = config.tuning
     algorithms = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization}

@@ -27,7 +27,8 @@ from typing import Any
 
 import watchnext
 from watchnext.benchmarks import census
-from watchnext.models.model import build_model, label_priors
+from watchnext.models.heads import label_priors
+from watchnext.models.model import build_model
 from watchnext.models.preprocessing import piecewise_linear
 from watchnext.pipeline import oracle_scores
 from watchnext.pipeline.configs import Config, NumericEmbedding, load_config

@@ -27,7 +27,8 @@ import time
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
-from watchnext.models.model import _labelled, _labelled_fraction, build_model, label_priors
+from watchnext.models.heads import label_priors, labelled, labelled_fraction
+from watchnext.models.model import build_model
 from watchnext.pipeline import datasets, oracle_scores
 from watchnext.pipeline.configs import Config
 
@@ -96,11 +97,11 @@ def gradient_norms(sim: datasets.FeaturizedSimulation, config: Config, batches: 
             logits, _ = model.logits(batch, training=False)
             losses = {}
             for head, task, y in zip(config.heads, model.tasks, logits, strict=True):
-                label, weight = _labelled(head, batch)
+                label, weight = labelled(head, batch)
                 summed = task._loss(label[:, None], y[:, None], sample_weight=weight[:, None])
                 loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
                 if head.presence and head.presence_loss == "batch_mean":
-                    loss *= _labelled_fraction(head, batch)
+                    loss *= labelled_fraction(head, batch)
                 losses[head.name] = head.loss_weight * loss
         groups = {"embeddings": model.encoder.trainable_variables,
                   "shared_hidden": model.shared_hidden.trainable_variables,

@@ -1,4 +1,4 @@
-"""Tests of models/layers.py: each layer alone, on small tensors built here."""
+"""Tests of models/layers/: each layer alone, on small tensors built here."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.models import heads as H
 from watchnext.models import model as M
 from watchnext.models.layers import CombinedScore, FeatureEncoder
 from watchnext.pipeline.configs import ARCHITECTURES, POSITION_MODES, Config, NumericEmbedding, from_dict
@@ -289,7 +290,7 @@ def test_label_priors_are_log_odds_and_training_scale_means_over_labelled_exampl
     batches = [make_batch(config, 64, seed=s) for s in range(3)]
     dataset = tf.data.Dataset.from_tensor_slices(
         {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}).batch(64)
-    priors = M.label_priors(config, dataset)
+    priors = H.label_priors(config, dataset)
     click = np.concatenate([b["click"] for b in batches])
     watch = np.log1p(np.concatenate([b["watch_time"] for b in batches]))
     present = np.concatenate([b["rating_present"] for b in batches]) == 1
@@ -301,9 +302,9 @@ def test_label_priors_are_log_odds_and_training_scale_means_over_labelled_exampl
     # Only the first training.prior_bias_batches batches are read; 0 reads none.
     first = config.replace(training=dataclasses.replace(config.training, prior_bias_batches=1))
     rate = batches[0]["click"].mean()
-    assert M.label_priors(first, dataset)["click"] == pytest.approx(math.log(rate / (1 - rate)), rel=1e-5)
+    assert H.label_priors(first, dataset)["click"] == pytest.approx(math.log(rate / (1 - rate)), rel=1e-5)
     off = config.replace(training=dataclasses.replace(config.training, prior_bias_batches=0))
-    assert M.label_priors(off, dataset) == {}
+    assert H.label_priors(off, dataset) == {}
 
 
 def test_label_priors_stay_finite_for_a_label_that_is_never_positive_and_skip_unlabelled_heads() -> None:
@@ -311,7 +312,7 @@ def test_label_priors_stay_finite_for_a_label_that_is_never_positive_and_skip_un
     batch = make_batch(config, 32)
     batch["click"][:] = 0.0
     batch["rating_present"][:] = 0.0
-    priors = M.label_priors(config, tf.data.Dataset.from_tensors(batch))
+    priors = H.label_priors(config, tf.data.Dataset.from_tensors(batch))
     assert math.isfinite(priors["click"]) and priors["click"] < -9.0
     assert "rating" not in priors
 
@@ -350,10 +351,10 @@ def test_weighted_logistic_loss_prior_and_served_expectation() -> None:
     served = model(serving_features(make_batch(config, 32, seed=5), config))["watch_time"].numpy()
     np.testing.assert_allclose(served, np.exp(z[1]), rtol=1e-5)
     # The prior bias is log E[y], and there the loss's gradient in a constant logit is 0.
-    prior = M.label_priors(config, tf.data.Dataset.from_tensors(batch))["watch_time"]
+    prior = H.label_priors(config, tf.data.Dataset.from_tensors(batch))["watch_time"]
     assert prior == pytest.approx(math.log(y.mean()), rel=1e-5)
-    task = M._ranking_task(config.heads[1])
-    label, weight = M._labelled(config.heads[1], batch)
+    task = H.ranking_task(config.heads[1])
+    label, weight = H.labelled(config.heads[1], batch)
     logit = tf.Variable(prior)
     with tf.GradientTape() as tape:
         value = task(labels=label[:, None], predictions=tf.fill([32, 1], logit),
