@@ -72,6 +72,8 @@ class StepBudget(tf_keras.callbacks.Callback):
         super().__init__()
         self.total = total_steps
         self.step = 0
+        # It reads no logs: Keras need not copy them to numpy after every step for it.
+        self._supports_tf_logs = True
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.step = 0
