@@ -36,7 +36,7 @@ import watchnext
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.core.config import Config, LabelFrom, load_config
-from watchnext.simulator import datasets
+from watchnext.pipeline import oracle_scores
 
 import numpy as np
 
@@ -195,7 +195,7 @@ def test_split(examples_uri: str, labels: list[str]) -> tuple[list[bytes], dict[
 def serve_scores(model_dir: str, records: list[bytes], heads: list[str], batch_size: int = 4096
                  ) -> dict[str, np.ndarray]:
     """Each head's prediction from the exported serving_default signature (raw tf.Examples in)."""
-    from watchnext.core.contract import EXAMPLES_INPUT, SERVING_SIGNATURE
+    from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
 
     import tensorflow as tf
 
@@ -288,7 +288,7 @@ def gbdt_test_auc(examples_uri: str, config: Config, seeds: int) -> list[dict[st
             model = HistGradientBoostingClassifier(**GBDT_PARAMS, categorical_features=categorical,
                                                    random_state=seed)
             model.fit(x_train, train_labels[head])
-            auc[head] = datasets.auc(model.predict_proba(x_test)[:, 1], test_labels[head])
+            auc[head] = oracle_scores.auc(model.predict_proba(x_test)[:, 1], test_labels[head])
             iterations[head] = int(model.n_iter_)
         log.info("census: GBDT seed %d: test AUC %s", seed, {h: round(v, 4) for h, v in auc.items()})
         runs.append({"seed": seed, "test_auc": auc, "iterations": iterations, "seconds": time.time() - t0,
@@ -427,7 +427,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                 records, labels = test_split(examples_uri, config.head_names)
                 test_labels[group] = labels
                 scores = serve_scores(model_dir, records, config.head_names)
-                auc = {h: datasets.auc(scores[h], labels[h]) for h in config.head_names}
+                auc = {h: oracle_scores.auc(scores[h], labels[h]) for h in config.head_names}
                 log.info("census: group %d, %s, seed %d: test AUC %s (%.0f s)", group, architecture, seed,
                          {h: round(v, 4) for h, v in auc.items()}, seconds)
                 runs.append({"group": group, "architecture": architecture, "seed": seed, "test_auc": auc,

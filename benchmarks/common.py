@@ -1,9 +1,9 @@
 """What the benchmarks share: simulated data (cached), in-process training, scoring, a matmul probe.
 
-Training here is the Trainer's fit without the orchestration: `build_model` + Adam +
-`model.fit` on `FeaturizedSimulation.train_dataset` (transformed train examples from the
-real preprocessing_fn). Only the sizes differ from the pipeline, and each benchmark
-records them.
+Training here is the Trainer's fit without the orchestration: models/fit.py on
+`FeaturizedSimulation.train_dataset` (transformed train examples from the real
+preprocessing_fn, read as the Trainer reads them). Only the sizes differ from the pipeline,
+and each benchmark records them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import Config
-from watchnext.models.model import build_model, label_priors
-from watchnext.simulator import datasets
+from watchnext.models import fit
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -63,7 +63,7 @@ class Context:
 
     def simulation(self, impressions: int, seed: int, config: Config | None = None,
                    **simulator_overrides: Any) -> datasets.FeaturizedSimulation:
-        """A featurized simulated day (see simulator/datasets.py), from cache when possible."""
+        """A featurized simulated day (see pipeline/datasets.py), from cache when possible."""
         config = config or Config()
         key_text = json.dumps({"impressions": impressions, "seed": seed, "overrides": simulator_overrides,
                                "config": config.to_json()}, sort_keys=True, default=list)
@@ -122,27 +122,23 @@ def train(sim: datasets.FeaturizedSimulation, config: Config, steps: int, seed: 
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(seed)
     train = sim.train_dataset(batch_size, seed)
-    model = build_model(config, sim.vocab_sizes(), label_priors(config, train))
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.training.learning_rate),
-                  run_eagerly=run_eagerly)
-    t0 = time.perf_counter()
-    history = model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
-    seconds = time.perf_counter() - t0
-    loss = float(history.history["loss"][-1]) if history.history.get("loss") else float("nan")
+    model = fit.new_model(config, sim.vocab_sizes(), train, run_eagerly=run_eagerly)
+    fitted = fit.fit(model, train, steps)
     log.info("trained %s (position %s) for %d steps, seed %d: %.1f s, loss %.4f",
-             config.model.architecture, config.model.position_mode, steps, seed, seconds, loss)
-    return Trained(model, config, steps, seed, batch_size, seconds, loss)
+             config.model.architecture, config.model.position_mode, steps, seed, fitted.seconds,
+             fitted.final_loss)
+    return Trained(model, config, steps, seed, batch_size, fitted.seconds, fitted.final_loss)
 
 
 def binary_aucs(sim: datasets.FeaturizedSimulation, predictions: Mapping[str, np.ndarray],
                 heads: list[str]) -> dict[str, float]:
     """AUC of each head's prediction against its eval label."""
-    return {h: datasets.auc(predictions[h], sim.eval_labels[sim.config.head(h).label]) for h in heads}
+    return {h: oracle_scores.auc(predictions[h], sim.eval_labels[sim.config.head(h).label]) for h in heads}
 
 
 def oracle_aucs(sim: datasets.FeaturizedSimulation, heads: list[str]) -> dict[str, float]:
     """AUC of the simulator's true P(label = 1) on the same eval impressions (the Bayes ceiling)."""
-    return {h: datasets.auc(datasets.label_probability(sim.truth, sim.config.head(h).label),
+    return {h: oracle_scores.auc(oracle_scores.label_probability(sim.truth, sim.config.head(h).label),
                             sim.eval_labels[sim.config.head(h).label]) for h in heads}
 
 

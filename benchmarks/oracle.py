@@ -1,7 +1,7 @@
 """Simulator vs oracle: how much of the achievable AUC each architecture reaches.
 
 For every binary head the simulator knows the true P(label = 1) of each eval impression
-(`datasets.label_probability`: examination · p_click for click, and so on); its AUC on
+(`oracle_scores.label_probability`: examination · p_click for click, and so on); its AUC on
 the eval labels is the ceiling no model can beat on those labels. A model's share of the
 oracle's gap over chance, (AUC − 0.5) / (AUC_oracle − 0.5), puts heads of very different
 difficulty on one scale.
@@ -25,7 +25,7 @@ from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.core.config import ARCHITECTURES, Config
 from watchnext.models.model import multiplications_per_example
-from watchnext.simulator import datasets
+from watchnext.pipeline import oracle_scores
 
 import numpy as np
 
@@ -48,10 +48,10 @@ SIZES = {
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     base = Config()
     sim = context.simulation(sizes.impressions, sizes.sim_seed, base)
-    heads = datasets.binary_heads(base)
+    heads = oracle_scores.binary_heads(base)
     labels = {h: sim.eval_labels[base.head(h).label] for h in heads}
     oracle = common.oracle_aucs(sim, heads)
-    null_se = {h: datasets.null_auc_standard_error(labels[h]) for h in heads}
+    null_se = {h: oracle_scores.null_auc_standard_error(labels[h]) for h in heads}
     with_position = sim.eval_features(position=True)
     served = sim.eval_features(position=False)
 
@@ -62,8 +62,8 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
         macs[arch] = multiplications_per_example(config, sim.vocab_sizes())
         for seed in range(sizes.seeds):
             trained = common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly)
-            auc = common.binary_aucs(sim, datasets.predict(trained.model, with_position), heads)
-            served_auc = common.binary_aucs(sim, datasets.predict(trained.model, served), heads)
+            auc = common.binary_aucs(sim, oracle_scores.predict(trained.model, with_position), heads)
+            served_auc = common.binary_aucs(sim, oracle_scores.predict(trained.model, served), heads)
             runs.append({"architecture": arch, "seed": seed, "auc": auc, "served_auc": served_auc,
                          "oracle_share": {h: common.oracle_share(auc[h], oracle[h]) for h in heads},
                          "served_oracle_share": {h: common.oracle_share(served_auc[h], oracle[h])

@@ -30,8 +30,8 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.core.config import POSITION_MODES, Config
-from watchnext.models.model import device_feature
-from watchnext.simulator import datasets
+from watchnext.models.layers import device_feature
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -156,9 +156,9 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
         for seed in range(sizes.seeds):
             log.info("position_bias: %s, position_mode %s, seed %d", world_label(weight), mode, seed)
             trained = common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly)
-            served = datasets.predict(trained.model, served_inputs)[head]
+            served = oracle_scores.predict(trained.model, served_inputs)[head]
             row: dict[str, Any] = {"position_mode": mode, "seed": seed, "train_seconds": trained.seconds,
-                                   "served_click_auc": datasets.auc(served, sim.eval_labels[head]),
+                                   "served_click_auc": oracle_scores.auc(served, sim.eval_labels[head]),
                                    "ndcg": {s: ndcg_at(served[m], relevance[m], requests[m], CUTOFF)
                                             for s, m in subsets.items() if m.any()}}
             if mode == "shallow_tower":
@@ -190,9 +190,9 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
 
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     base = Config()
-    if CLICK_HEAD not in datasets.binary_heads(base):
+    if CLICK_HEAD not in oracle_scores.binary_heads(base):
         raise ValueError(f"position_bias ranks by the {CLICK_HEAD!r} head; the config's binary heads are "
-                         f"{datasets.binary_heads(base)}")
+                         f"{oracle_scores.binary_heads(base)}")
     worlds = [measure_world(context, sizes, base, w) for w in sizes.policy_popularity]
     subsets = list(worlds[0]["baselines"])
 

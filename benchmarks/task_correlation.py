@@ -21,7 +21,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.core.config import Config
-from watchnext.simulator import datasets
+from watchnext.pipeline import oracle_scores
 
 import numpy as np
 
@@ -45,7 +45,7 @@ SIZES = {
 
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     base = Config()
-    heads = datasets.binary_heads(base)
+    heads = oracle_scores.binary_heads(base)
     if SATISFACTION_HEAD not in heads:
         raise ValueError(f"task_correlation reads the {SATISFACTION_HEAD!r} head; binary heads are {heads}")
 
@@ -57,13 +57,13 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
         label = sim.eval_labels[base.head(SATISFACTION_HEAD).label]
         worlds[str(c)] = {"oracle_auc": oracle, "counts": sim.counts,
                           "like_positives": int(np.sum(label > 0.5)),
-                          "like_null_auc_se": datasets.null_auc_standard_error(label)}
+                          "like_null_auc_se": oracle_scores.null_auc_standard_error(label)}
         inputs = sim.eval_features(position=True)
         for arch in sizes.architectures:
             config = common.with_model(base, architecture=arch)
             for seed in range(sizes.seeds):
                 trained = common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly)
-                auc = common.binary_aucs(sim, datasets.predict(trained.model, inputs), heads)
+                auc = common.binary_aucs(sim, oracle_scores.predict(trained.model, inputs), heads)
                 runs.append({"task_correlation": c, "architecture": arch, "seed": seed, "auc": auc,
                              "oracle_share": {h: common.oracle_share(auc[h], oracle[h]) for h in heads},
                              "train_seconds": trained.seconds})

@@ -1,11 +1,11 @@
 """Training throughput: the Trainer's real input path vs in-memory tensors, as a share of the CPU's peak.
 
 Three feeds of the same default model (mmoe, config sizes, batch `training.batch_size`):
-- `trainer_input`: `models.trainer.input_dataset` itself, with the DataAccessor TFX's Trainer
+- `trainer_input`: `models.fit.transformed_dataset` itself, with the DataAccessor TFX's Trainer
   builds (`tfxio_utils.get_tf_dataset_factory_from_artifact` on an Examples artifact whose
   Split-train holds the transformed TFRecords: tfx_bsl's TFExampleRecord → TFRecordDataset
   + shuffle + `parse_example_dataset`);
-- `tfrecord_parse`: `FeaturizedSimulation.train_dataset` (TFRecordDataset, shuffle, batch,
+- `tfrecord_parse`: `tfrecord_parse` here (TFRecordDataset, shuffle, batch,
   `tf.io.parse_example`), the hand-written equivalent;
 - `in_memory`: every transformed train example parsed once into tensors and cut into whole
   batches up front; the dataset hands out those ready batches in order (no I/O, no parsing,
@@ -37,6 +37,7 @@ same process.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -47,9 +48,9 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, si
 from watchnext.core.config import Config
-from watchnext.models import layers, trainer
-from watchnext.models.model import SCORE_KEY, build_model, label_priors, multiplications_per_example
-from watchnext.simulator import datasets
+from watchnext.models import fit, layers
+from watchnext.models.model import SCORE_KEY, build_model, multiplications_per_example
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -136,8 +137,12 @@ def variant_model(config: Config, vocab: dict[str, int], per_expert: bool, metri
         model.mixing.experts = PerExpertMLPs(config.model.num_experts, config.model.expert_units,
                                              name="experts")
     model.metrics_in_training = metrics_every_step
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate))
-    return model
+    return fit.compile_model(model, with_learning_rate(config, learning_rate))
+
+
+def with_learning_rate(config: Config, learning_rate: float) -> Config:
+    """`config` with `training.learning_rate` replaced (validated)."""
+    return config.replace(training=dataclasses.replace(config.training, learning_rate=learning_rate))
 
 
 def serving_rate(model: Any, inputs: dict[str, np.ndarray], batch: int, calls: int) -> float:
@@ -166,14 +171,13 @@ def compare_variants(sim: datasets.FeaturizedSimulation, config: Config, sizes: 
     models = {(b, name): variant_model(config, vocab, *flags, learning_rate=learning_rate_for(config, b))
               for b in sizes.variant_batches for name, flags in VARIANTS.items()}
     for (b, _), model in models.items():
-        model.fit(feeds[b], steps_per_epoch=sizes.warmup, epochs=1, verbose=0)  # trace and warm up
+        fit.fit(model, feeds[b], sizes.warmup, watch=False)  # trace and warm up
     train: dict[tuple[int, str], list[float]] = {key: [] for key in models}
     serve: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(sizes.rounds):
         for (b, name), model in models.items():
             timer = StepTimes()
-            model.fit(feeds[b], steps_per_epoch=sizes.variant_steps + 1, epochs=1, verbose=0,
-                      callbacks=[timer])
+            fit.fit(model, feeds[b], sizes.variant_steps + 1, watch=False, callbacks=[timer])
             train[(b, name)].append(sizes.variant_steps * b / (timer.times[-1] - timer.times[0]))
             if b == sizes.variant_batches[0]:
                 serve[name].append(serving_rate(model, served, sizes.serving_batch, sizes.serving_calls))
@@ -202,14 +206,14 @@ def paired_ratios(sim: datasets.FeaturizedSimulation, config: Config, batch: int
     models = {name: variant_model(config, vocab, *VARIANTS[name], learning_rate=lr)
               for name in (names[0], names[-1])}
     for model in models.values():
-        model.fit(feed, steps_per_epoch=3, epochs=1, verbose=0)
+        fit.fit(model, feed, 3, watch=False)
     train, serve = [], []
     for i in range(pairs):
         rate: dict[str, tuple[float, float]] = {}
         order = list(models) if i % 2 == 0 else list(reversed(models))  # alternate who goes first
         for name in order:
             timer = StepTimes()
-            models[name].fit(feed, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
+            fit.fit(models[name], feed, steps + 1, watch=False, callbacks=[timer])
             rate[name] = (steps * batch / (timer.times[-1] - timer.times[0]),
                           serving_rate(models[name], served, 256, serving_calls))
         train.append(rate[names[-1]][0] / rate[names[0]][0])
@@ -238,7 +242,7 @@ class EpochScores(tf_keras.callbacks.Callback):
         self.by_epoch: list[dict[str, float]] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        scores = datasets.score_heads(self.sim, datasets.predict(self.model, self.served))
+        scores = oracle_scores.score_heads(self.sim, oracle_scores.predict(self.model, self.served))
         self.by_epoch.append({h.head: h.auc for h in scores})
 
 
@@ -246,8 +250,8 @@ def quality_at_equal_epochs(sim: datasets.FeaturizedSimulation, config: Config, 
                             ) -> list[dict[str, Any]]:
     """Eval AUC of every binary head (served inputs) after each of `quality_epochs` epochs, per
     batch size and learning rate: each batch at the square-root rule, the largest batch also at
-    the unscaled and at the linearly scaled learning rate. Trained as `datasets.train_model`
-    trains (towers at the label priors, Adam); one epoch = ⌈train examples / batch⌉ steps."""
+    the unscaled and at the linearly scaled learning rate. Trained through models/fit.py as
+    `datasets.train_model` trains; one epoch = ⌈train examples / batch⌉ steps."""
     served = sim.eval_features(position=False)
     examples = sim.counts["train_examples"]
     largest, base = max(sizes.variant_batches), config.training.learning_rate
@@ -258,15 +262,14 @@ def quality_at_equal_epochs(sim: datasets.FeaturizedSimulation, config: Config, 
         t = config.training
         tf_keras.utils.set_random_seed(t.seed)
         train = sim.train_dataset(batch, t.seed)
-        model = build_model(config, sim.vocab_sizes(), label_priors(config, train))
-        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr))
+        model = fit.new_model(with_learning_rate(config, lr), sim.vocab_sizes(), train)
         score = EpochScores(sim, served)
         per_epoch = math.ceil(examples / batch)
-        t0 = time.perf_counter()
-        model.fit(train, steps_per_epoch=per_epoch, epochs=sizes.quality_epochs, verbose=0, callbacks=[score])
+        fitted = fit.fit(model, train, per_epoch * sizes.quality_epochs, validation_interval=per_epoch,
+                         callbacks=[score])
         by_epoch = score.by_epoch
         rows.append({"batch": batch, "rule": rule, "learning_rate": lr, "steps_per_epoch": per_epoch,
-                     "epochs": sizes.quality_epochs, "seconds": time.perf_counter() - t0,
+                     "epochs": sizes.quality_epochs, "seconds": fitted.seconds,
                      "auc_by_epoch": by_epoch, "auc": by_epoch[-1]})
     return rows
 
@@ -284,7 +287,7 @@ class StepTimes(tf_keras.callbacks.Callback):
 
 def trainer_input(sim: datasets.FeaturizedSimulation, work_dir: str, batch_size: int, seed: int
                   ) -> tf.data.Dataset:
-    """`models.trainer.input_dataset` fed the way TFX's Trainer feeds it (see the module docstring)."""
+    """`models.fit.transformed_dataset` fed the way TFX's Trainer feeds it (see the module docstring)."""
     from tfx.components.trainer.fn_args_utils import DataAccessor
     from tfx.components.util import examples_utils, tfxio_utils
     from tfx.proto import example_gen_pb2
@@ -308,7 +311,18 @@ def trainer_input(sim: datasets.FeaturizedSimulation, work_dir: str, batch_size:
         record_batch_factory=None, data_view_decode_fn=None)
     files = [io_utils.all_files_pattern(uri) for uri in artifact_utils.get_split_uris([examples], "train")]
     schema = sim.tf_transform_output().transformed_metadata.schema
-    return trainer.input_dataset(files, accessor, schema, batch_size, seed)
+    return fit.transformed_dataset(files, schema, batch_size, seed, factory=accessor.tf_dataset_factory)
+
+
+def tfrecord_parse(sim: datasets.FeaturizedSimulation, batch_size: int, seed: int) -> tf.data.Dataset:
+    """The train split through a hand-built tf.data pipeline: TFRecords, shuffle, batch, parse."""
+    spec = sim.tf_transform_output().transformed_feature_spec()
+    return (tf.data.TFRecordDataset(sim.train_files, compression_type="GZIP")
+            .repeat()
+            .shuffle(20000, seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size, drop_remainder=True)
+            .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=1)
+            .prefetch(2))
 
 
 def in_memory(sim: datasets.FeaturizedSimulation, batch_size: int) -> tuple[tf.data.Dataset, int]:
@@ -428,12 +442,11 @@ def run_feeds(context: common.Context, sizes: Sizes, config: Config,
 
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(0)
-    model = build_model(config, vocab)
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.training.learning_rate))
+    model = fit.compile_model(build_model(config, vocab), config)
     memory_dataset, n_train = in_memory(sim, sizes.batch_size)
     feeds = {
         "trainer_input": trainer_input(sim, context.work_dir, sizes.batch_size, 0),
-        "tfrecord_parse": sim.train_dataset(sizes.batch_size, 0),
+        "tfrecord_parse": tfrecord_parse(sim, sizes.batch_size, 0),
         "in_memory": memory_dataset,
     }
     first_batch = next(iter(memory_dataset))
@@ -442,7 +455,7 @@ def run_feeds(context: common.Context, sizes: Sizes, config: Config,
     analytic_flops = TRAINING_FLOPS_FACTOR * 2.0 * training_macs
     # The first fit traces train_step (tens of seconds); it is not part of any feed's figure.
     t0 = time.perf_counter()
-    model.fit(memory_dataset, steps_per_epoch=1, epochs=1, verbose=0)
+    fit.fit(model, memory_dataset, 1, watch=False)
     trace_seconds = time.perf_counter() - t0
 
     # Feeds take turns, round after round, so a change in the machine's load hits all of them alike.
@@ -451,8 +464,7 @@ def run_feeds(context: common.Context, sizes: Sizes, config: Config,
     for _ in range(sizes.rounds):
         for name, dataset in feeds.items():
             timer = StepTimes()
-            model.fit(dataset, steps_per_epoch=sizes.warmup + sizes.steps, epochs=1, verbose=0,
-                      callbacks=[timer])
+            fit.fit(model, dataset, sizes.warmup + sizes.steps, watch=False, callbacks=[timer])
             timed = timer.times[sizes.warmup - 1:]
             step_seconds[name] += np.diff(timed).tolist()
             rates[name].append(sizes.steps * sizes.batch_size / (timed[-1] - timed[0]))

@@ -18,19 +18,20 @@ labels and presence keys of `config.label_keys`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.core.config import Config, Head, IdFeature, from_dict
+from watchnext.core.config import Config, from_dict
 from watchnext.core.contract import SCORE_OUTPUT, SCORE_WEIGHTS_FEATURE
+from watchnext.models.heads import labelled, labelled_fraction, ranking_task, serving_prediction
 from watchnext.models.layers import (
     CombinedScore,
+    FeatureEncoder,
     ShallowTower,
     Tower,
-    as_batch_vector,
-    drop_position,
+    device_feature,
+    id_input_dim,
     mixing_layer_from_config,
     no_autograph,
 )
@@ -43,150 +44,6 @@ import tf_keras
 SCORE_KEY = SCORE_OUTPUT
 # Optional input: per-request or per-candidate score weights, [K] or [B, K] in head order.
 SCORE_WEIGHTS_KEY = SCORE_WEIGHTS_FEATURE
-# expm1 overflows float32 above ~88.7; log1p-scale predictions are clipped below that.
-_MAX_LOG1P_PREDICTION = 80.0
-
-
-def id_input_dim(feature: IdFeature, vocab_sizes: Mapping[str, int]) -> int:
-    """Rows of the feature's embedding table: the vocabulary plus its OOV buckets."""
-    if feature.vocabulary not in vocab_sizes:
-        raise KeyError(
-            f"vocab_sizes has no entry for vocabulary {feature.vocabulary!r} (feature {feature.name!r}, "
-            f"config key features.ids); it has {sorted(vocab_sizes)}. Pass the sizes Transform computed."
-        )
-    return int(vocab_sizes[feature.vocabulary]) + int(feature.oov_buckets)
-
-
-def device_feature(config: Config) -> IdFeature:
-    """The IdFeature named by `config.features.device` (the shallow tower's device input)."""
-    for f in config.features.ids:
-        if f.name == config.features.device:
-            return f
-    raise KeyError(f"config key features.device: {config.features.device!r} is not one of features.ids")
-
-
-class FeatureEncoder(tf_keras.layers.Layer):
-    """Transformed features → one dense vector x = [e(id_1); …; pool(e(ids_m)); numeric; (e(position))].
-
-    Each vocabulary has one embedding table, shared by the features that use it (query
-    video, candidate video and watch history are all videos, so their vectors live in one
-    space and learn from each other's data). A multivalent feature is the mean of its
-    non-padding (≥ 0) ids' embeddings, the zero vector when it has none. Numeric features
-    are appended as they are (Transform already z-scored them). A numeric feature listed in
-    `features.numeric_embeddings` adds its quantile encoding: e(bin) from a `buckets`-row table,
-    or ReLU(W · ple + b) of its piecewise-linear encoding (Gorishniy et al., 2022), and its
-    z-scored value only with `keep_value`.
-
-    With `position_mode == "input_feature"` the position is embedded too, with row 0 for
-    "missing" (the paper's weaker baseline). Training drops it to missing with
-    `position_dropout` so the missing row that serving uses has been trained.
-    """
-
-    def __init__(self, config: Config, vocab_sizes: Mapping[str, int],
-                 output_biases: Mapping[str, float] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.config = config
-        self.vocab_sizes = {k: int(v) for k, v in vocab_sizes.items()}
-        feats = config.features
-        self.tables: dict[str, tf_keras.layers.Embedding] = {}
-        shapes: dict[str, tuple[int, int, str]] = {}
-        for f in feats.ids:
-            shape = (id_input_dim(f, self.vocab_sizes), f.embedding_dim)
-            if f.vocabulary in shapes and shapes[f.vocabulary][:2] != shape:
-                other = shapes[f.vocabulary][2]
-                raise ValueError(
-                    f"config key features.ids: {f.name!r} and {other!r} share vocabulary {f.vocabulary!r} "
-                    f"but differ in embedding_dim or oov_buckets ({shape} vs {shapes[f.vocabulary][:2]}); "
-                    "features that share a vocabulary share one embedding table, so make them equal"
-                )
-            if f.vocabulary not in shapes:
-                shapes[f.vocabulary] = (*shape, f.name)
-                self.tables[f.vocabulary] = tf_keras.layers.Embedding(
-                    shape[0], shape[1], name=f"{f.vocabulary}_embedding")
-        # One small layer per embedded numeric feature (the bins' boundaries are in Transform).
-        self.numeric_encoders: dict[str, tf_keras.layers.Layer] = {}
-        for e in feats.numeric_embeddings:
-            self.numeric_encoders[e.name] = (
-                tf_keras.layers.Embedding(e.buckets, e.embedding_dim, name=f"{e.output_key}_embedding")
-                if e.encoding == "buckets" else
-                tf_keras.layers.Dense(e.embedding_dim, activation="relu", name=f"{e.output_key}_dense"))
-        self.use_position = config.model.position_mode == "input_feature"
-        self.position_embedding = (
-            tf_keras.layers.Embedding(feats.max_position + 1, config.model.position_embedding_dim,
-                                      name="position_embedding") if self.use_position else None
-        )
-
-    @property
-    def output_dim(self) -> int:
-        """Width of x."""
-        feats = self.config.features
-        dropped = sum(1 for e in feats.numeric_embeddings if not e.keep_value)
-        dim = sum(f.embedding_dim for f in feats.ids) + len(feats.numeric) - dropped
-        dim += sum(e.embedding_dim for e in feats.numeric_embeddings)
-        return dim + (self.config.model.position_embedding_dim if self.use_position else 0)
-
-    @no_autograph
-    def call(self, features: Mapping[str, tf.Tensor], training: Any = None) -> tf.Tensor:
-        feats = self.config.features
-        parts = []
-        for f in feats.ids:
-            table = self.tables[f.vocabulary]
-            ids = tf.cast(_feature(features, f.name, "features.ids"), tf.int64)
-            if f.multivalent:
-                parts.append(_mean_pool(table, ids))
-            else:
-                parts.append(table(as_batch_vector(ids)))
-        embedded = {e.name: e for e in feats.numeric_embeddings}
-        for name in feats.numeric:
-            spec = embedded.get(name)
-            if spec is None or spec.keep_value:
-                value = _feature(features, name, "features.numeric")
-                parts.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
-            if spec is not None:
-                encoded = _feature(features, spec.output_key, "features.numeric_embeddings")
-                if spec.encoding == "buckets":
-                    bucket = as_batch_vector(tf.cast(encoded, tf.int64))
-                    parts.append(self.numeric_encoders[name](tf.clip_by_value(bucket, 0, spec.buckets - 1)))
-                else:
-                    parts.append(self.numeric_encoders[name](
-                        tf.reshape(tf.cast(encoded, tf.float32), [-1, spec.buckets])))
-        if self.position_embedding is not None:
-            position = _position_or_missing(features, feats.position, parts[0])
-            position = drop_position(position, self.config.model.position_dropout, training)
-            row = tf.clip_by_value(position, -1, feats.max_position - 1) + 1  # 0 = missing
-            parts.append(self.position_embedding(row))
-        return tf.concat(parts, axis=-1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "config": self.config.to_dict(),
-                "vocab_sizes": dict(self.vocab_sizes)}
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> FeatureEncoder:
-        cfg = dict(cfg)
-        config = from_dict(cfg.pop("config"), source="FeatureEncoder.get_config")
-        return cls(config, cfg.pop("vocab_sizes"), **cfg)
-
-
-def _feature(features: Mapping[str, tf.Tensor], name: str, config_key: str) -> tf.Tensor:
-    if name not in features:
-        raise KeyError(f"the features have no {name!r} (config key {config_key}); got {sorted(features)}")
-    return features[name]
-
-
-def _mean_pool(table: tf_keras.layers.Embedding, ids: tf.Tensor) -> tf.Tensor:
-    """Mean of the embeddings of the non-negative ids in each row of [B, L]; zeros for an empty row."""
-    present = tf.cast(ids >= 0, tf.float32)  # [B, L]
-    vectors = table(tf.maximum(ids, 0)) * present[..., tf.newaxis]  # [B, L, D]
-    count = tf.reduce_sum(present, axis=1, keepdims=True)  # [B, 1]
-    return tf.reduce_sum(vectors, axis=1) / tf.maximum(count, 1.0)
-
-
-def _position_or_missing(features: Mapping[str, tf.Tensor], key: str, like: tf.Tensor) -> tf.Tensor:
-    """features[key] as int64 [B], or all -1 (missing) when the key is absent (serving)."""
-    if key in features:
-        return tf.cast(as_batch_vector(features[key]), tf.int64)
-    return -tf.ones(tf.shape(like)[:1], tf.int64)
 
 
 class WatchNextModel(tfrs.Model):
@@ -229,7 +86,7 @@ class WatchNextModel(tfrs.Model):
                 config.features.max_position, id_input_dim(device_feature(config), self.vocab_sizes),
                 m.position_embedding_dim, m.shallow_tower_units, m.position_dropout, name="shallow_tower")
         self.combined_score = CombinedScore.from_heads(config.heads, name="combined_score")
-        self.tasks = [_ranking_task(h) for h in config.heads]
+        self.tasks = [ranking_task(h) for h in config.heads]
         # Per-head loss averages, so training logs show which objective moves.
         self.head_loss_metrics = [tf_keras.metrics.Mean(name=f"{h.name}_loss") for h in config.heads]
 
@@ -292,7 +149,7 @@ class WatchNextModel(tfrs.Model):
         total = tf.constant(0.0)
         for head, task, metric, y in zip(self.config.heads, self.tasks, self.head_loss_metrics, logits,
                                          strict=True):
-            label, weight = _labelled(head, features)
+            label, weight = labelled(head, features)
             # AUC/RMSE only at evaluation: updating AUC's histograms on every training step
             # cost ~15% of the step at batch 1024; training logs carry the per-head losses.
             summed = task(labels=label[:, tf.newaxis], predictions=y[:, tf.newaxis],
@@ -300,7 +157,7 @@ class WatchNextModel(tfrs.Model):
                           compute_metrics=self.metrics_in_training or not training)
             head_loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
             if head.presence and head.presence_loss == "batch_mean":
-                head_loss *= _labelled_fraction(head, features)
+                head_loss *= labelled_fraction(head, features)
             metric.update_state(head_loss)
             total += head.loss_weight * head_loss
         return total
@@ -344,129 +201,14 @@ class WatchNextModel(tfrs.Model):
         return cls(from_dict(cfg["config"], source="WatchNextModel.get_config"), cfg["vocab_sizes"])
 
 
-def _ranking_task(head: Head) -> tfrs.tasks.Ranking:
-    # SUM: compute_loss divides by the number of labelled examples itself (presence masks).
-    sum_reduction = tf_keras.losses.Reduction.SUM
-    if head.type == "binary":
-        return tfrs.tasks.Ranking(
-            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_reduction),
-            metrics=[tf_keras.metrics.AUC(from_logits=True, name=f"{head.name}_auc")],
-            name=f"{head.name}_task")
-    if head.regression_loss == "weighted_logistic":
-        # Soft-label cross-entropy: with the label y/(1+y) and weight 1+y (see _labelled) it is
-        # y·softplus(-z) + softplus(z), the weighted logistic regression. No metric: the
-        # head's loss (<head>_loss) is its training signal, and RMSE on the soft label means nothing.
-        return tfrs.tasks.Ranking(
-            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_reduction),
-            name=f"{head.name}_task")
-    return tfrs.tasks.Ranking(
-        loss=tf_keras.losses.MeanSquaredError(reduction=sum_reduction),
-        metrics=[tf_keras.metrics.RootMeanSquaredError(name=f"{head.name}_rmse")],
-        name=f"{head.name}_task")
-
-
-def _label(features: Mapping[str, tf.Tensor], key: str, head: Head) -> tf.Tensor:
-    if key not in features:
-        raise KeyError(f"the batch has no {key!r}, needed by head {head.name!r} (config heads); "
-                       f"compute_loss needs every key in config.label_keys; got {sorted(features)}")
-    return features[key]
-
-
-def _training_label(head: Head, label: tf.Tensor) -> tf.Tensor:
-    """The label on the scale the head is trained on, float32 [B]."""
-    label = tf.reshape(tf.cast(label, tf.float32), [-1])
-    if head.label_transform == "log1p":
-        return tf.math.log1p(tf.maximum(label, 0.0))
-    return label
-
-
-def _labelled(head: Head, features: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """(training-scale label, weight), float32 [B] each: weight is the presence flag (1 without
-    one), and an absent label is set to 0, since it may hold anything (NaN included) and
-    0 · NaN would still poison a weighted sum. A weighted_logistic head's label y becomes
-    the soft label y / (1 + y) with weight presence · (1 + y)."""
-    label = _training_label(head, _label(features, head.label, head))
-    weight = (tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
-              if head.presence else tf.ones_like(label))
-    label = tf.where(weight > 0.0, label, tf.zeros_like(label))
-    if head.regression_loss == "weighted_logistic":
-        # A negative of weight 1 and a positive of weight y ≥ 0 = one example of weight 1 + y
-        # whose soft label is y / (1 + y). Normalizing the loss by Σ weight keeps it O(1)
-        # whatever the label's unit (seconds or hours).
-        y = tf.maximum(label, 0.0)
-        return y / (1.0 + y), weight * (1.0 + y)
-    return label, weight
-
-
-def _labelled_fraction(head: Head, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Share of the batch whose `presence` flag is 1 (a float32 scalar)."""
-    present = tf.reshape(tf.cast(_label(features, head.presence, head), tf.float32), [-1])
-    return tf.reduce_mean(tf.cast(present > 0.0, tf.float32))
-
-
-def serving_prediction(head: Head, y: tf.Tensor) -> tf.Tensor:
-    """A head's raw output → serving scale: sigmoid for binary, label units for regression
-    (exp of the logit for a weighted_logistic head)."""
-    if head.type == "binary":
-        return tf.sigmoid(y)
-    if head.regression_loss == "weighted_logistic":
-        # The odds exp(z) is E[label] at the loss's optimum; clipped so that it stays finite.
-        return tf.exp(tf.minimum(y, _MAX_LOG1P_PREDICTION))
-    if head.label_transform == "log1p":
-        return tf.math.expm1(tf.clip_by_value(y, 0.0, _MAX_LOG1P_PREDICTION))
-    return y
-
-
 def build_model(config: Config, vocab_sizes: Mapping[str, int],
                 output_biases: Mapping[str, float] | None = None) -> WatchNextModel:
     """The ranker for `config` with embedding tables sized by Transform's `vocab_sizes` (by vocabulary).
 
-    `output_biases` ({head: starting output bias}, see `label_priors`) start the towers at
+    `output_biases` ({head: starting output bias}, see `heads.label_priors`) start the towers at
     the labels' priors; heads not in it start at 0.
     """
     return WatchNextModel(config, vocab_sizes, output_biases, name="watchnext")
-
-
-# Positive rates are clipped to [ε, 1 − ε] so a head whose sample has no positive (or no
-# negative) starts at a large but finite logit.
-_PRIOR_RATE_EPSILON = 1e-4
-
-
-def label_priors(config: Config, batches: tf.data.Dataset) -> dict[str, float]:
-    """{head: the output bias matching its label's prior} over the first
-    `training.prior_bias_batches` batches (features with `config.label_keys`).
-
-    Binary heads get the log-odds of the positive rate, regression heads the mean of the
-    label on the training scale (after `label_transform`), weighted_logistic heads the log
-    of the label's mean (ε if it is 0); all over the examples whose `presence` is 1. A head
-    with no labelled example in the sample is left out (bias 0). Empty when
-    prior_bias_batches is 0.
-    """
-    n = config.training.prior_bias_batches
-    if n == 0:
-        return {}
-    sums = {h.name: [0.0, 0.0] for h in config.heads}  # Σ weight·label, Σ weight
-    for features in batches.take(n):
-        for head in config.heads:
-            label, weight = _labelled(head, features)
-            sums[head.name][0] += float(tf.reduce_sum(weight * label))
-            sums[head.name][1] += float(tf.reduce_sum(weight))
-    priors = {}
-    for head in config.heads:
-        total, count = sums[head.name]
-        if count <= 0.0:
-            continue
-        mean = total / count
-        if head.regression_loss == "weighted_logistic":
-            # Σ w·l = Σ y and Σ w = Σ (1 + y) over the labelled examples: log E[y] is the odds' log.
-            priors[head.name] = math.log(max(total / max(count - total, 1.0), _PRIOR_RATE_EPSILON))
-            continue
-        if head.type == "binary":
-            rate = min(max(mean, _PRIOR_RATE_EPSILON), 1.0 - _PRIOR_RATE_EPSILON)
-            priors[head.name] = math.log(rate / (1.0 - rate))
-        else:
-            priors[head.name] = mean
-    return priors
 
 
 def multiplications_per_example(config: Config, vocab_sizes: Mapping[str, int]) -> int:
@@ -489,10 +231,7 @@ def multiplications_per_example(config: Config, vocab_sizes: Mapping[str, int]) 
 __all__ = [
     "SCORE_KEY",
     "SCORE_WEIGHTS_KEY",
-    "FeatureEncoder",
     "WatchNextModel",
     "build_model",
-    "label_priors",
     "multiplications_per_example",
-    "serving_prediction",
 ]

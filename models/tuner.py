@@ -4,7 +4,7 @@ TFX's Tuner component (on when `tuning.enabled`) calls `tuner_fn`, runs the kera
 search it returns, and writes the best hyperparameters as an artifact; the Trainer gets
 them as `fn_args.hyperparameters` and applies them with the same `apply_hyperparameters`,
 so a trial and the final model are built from the same Config by the same `build_model`,
-and read their data through the Trainer's own `input_dataset`.
+and read and fit through the Trainer's own path (models/fit.py).
 
 The search space is `tuning`'s lists of values (config.TUNED_HYPERPARAMETERS):
     num_experts   → model.num_experts (mmoe/omoe experts; cgc/ple shared experts)
@@ -31,8 +31,10 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import TUNED_HYPERPARAMETERS, Config, TrainerView
 from watchnext.core.contract import CONFIG_KEY
+from watchnext.models import fit
 from watchnext.models.distribution import strategy_from_config
-from watchnext.models.model import WatchNextModel, build_model, label_priors
+from watchnext.models.heads import label_priors
+from watchnext.models.model import WatchNextModel, build_model
 
 import keras_tuner
 import tf_keras
@@ -158,9 +160,7 @@ class WatchNextHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> WatchNextModel:
         config = apply_hyperparameters(self.config, hp)
-        model = build_model(config, self.vocab_sizes, self.output_biases)
-        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=config.training.learning_rate))
-        return model
+        return fit.compile_model(build_model(config, self.vocab_sizes, self.output_biases), config)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: WatchNextModel, *args: Any, **kwargs: Any
             ) -> dict[str, float]:
@@ -180,7 +180,7 @@ class WatchNextHyperModel(keras_tuner.HyperModel):
 def make_tuner(config: Config, vocab_sizes: Mapping[str, int], directory: str,
                output_biases: Mapping[str, float] | None = None) -> keras_tuner.Tuner:
     """The keras-tuner Tuner for `config.tuning`, keeping its files in `directory`; every
-    trial's towers start at `output_biases` (see models.model.label_priors), as the Trainer's."""
+    trial's towers start at `output_biases` (see models.heads.label_priors), as the Trainer's."""
     _check_keras_binding()
     t = config.tuning
     algorithms = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization}
@@ -213,24 +213,17 @@ def _check_keras_binding() -> None:
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    """Called by the TFX Tuner: the tuner and the fit arguments each trial gets."""
-    # Here, not at the top: models/trainer imports apply_hyperparameters from this module.
-    from watchnext.models.trainer import ProgressLogger, training_inputs
-
+    """Called by the TFX Tuner: the tuner and the fit arguments each trial gets (models/fit.py's,
+    as the Trainer's: a trial whose loss stops being finite fails and the search goes on)."""
     config = TrainerView.from_json(fn_args.custom_config[CONFIG_KEY])
     tf_keras.utils.set_random_seed(config.training.seed)
-    _, train, evaluation, sizes = training_inputs(fn_args, fn_args.transform_graph_path, config)
+    inputs = fit.training_inputs(fn_args, fn_args.transform_graph_path, config)
     log.info("tuning: %s search, %d trials of %d steps, objective %s, space %s", config.tuning.algorithm,
              config.tuning.max_trials, fn_args.train_steps, objective(config).name,
              {name: list(getattr(config.tuning, name)) for name in searched_hyperparameters(config)})
-    tuner = make_tuner(config, sizes, fn_args.working_dir, label_priors(config, train))
+    tuner = make_tuner(config, inputs.vocab_sizes, fn_args.working_dir, label_priors(config, inputs.train))
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
-        "x": train,
-        "validation_data": evaluation,
-        "steps_per_epoch": fn_args.train_steps,
-        "validation_steps": fn_args.eval_steps,
-        "epochs": 1,
-        "verbose": 0,
-        # A trial whose loss stops being finite fails (TrainingDiverged) and the search goes on.
-        "callbacks": [ProgressLogger(fn_args.train_steps)],
+        "x": inputs.train,
+        **fit.fit_arguments(fn_args.train_steps, validation=inputs.validation,
+                            validation_steps=inputs.validation_steps),
     })

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
-# The encoder names the table of vocabulary V "<V>_embedding" (models/model.py).
+# The encoder names the table of vocabulary V "<V>_embedding" (models/layers/feature_encoder.py).
 EMBEDDING_SUFFIX = "_embedding/embeddings:0"
 # The shallow tower's tables are indexed by device id (alone and crossed with position).
 DEVICE_INDEXED_PREFIX = "shallow_tower/"
@@ -133,7 +133,7 @@ def warm_start(model: Any, base_model_dir: str, new_vocabularies: Mapping[str, S
     return report
 
 
-# A FusedExperts variable (models/layers.py): "<scope>/experts<suffix>/kernel_<layer>:0"; the
+# A FusedExperts variable (models/layers/experts.py): "<scope>/experts<suffix>/kernel_<layer>:0"; the
 # per-expert models before it named expert e's layer "<scope>/expert<suffix>_<e>/dense_<layer>/kernel:0".
 _FUSED_EXPERT_VARIABLE = re.compile(r"^(?P<scope>(?:.*/)?)experts(?P<suffix>(?:_[^/]+)?)/"
                                     r"(?P<kind>kernel|bias)_(?P<layer>\d+):0$")

@@ -28,9 +28,10 @@ from typing import Any
 import watchnext
 from watchnext.benchmarks import census
 from watchnext.core.config import Config, NumericEmbedding, load_config
-from watchnext.models.model import build_model, label_priors
+from watchnext.models.heads import label_priors
+from watchnext.models.model import build_model
 from watchnext.models.preprocessing import piecewise_linear
-from watchnext.simulator import datasets
+from watchnext.pipeline import oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -121,7 +122,7 @@ def main() -> None:
             t0 = time.time()
             model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
             out = model({k: tf.constant(v) for k, v in test_features.items()}, training=False)
-            auc = {h: datasets.auc(np.reshape(out[h].numpy(), [-1]), test_labels[h])
+            auc = {h: oracle_scores.auc(np.reshape(out[h].numpy(), [-1]), test_labels[h])
                    for h in config.head_names}
             results.append({"variant": variant, "seed": seed, "test_auc": auc, "steps": steps,
                             "buckets": args.buckets, "dim": args.dim, "seconds": time.time() - t0})

@@ -2,7 +2,7 @@
 
     env -u PYTHONDONTWRITEBYTECODE .venv/bin/python scripts/check_variants.py --steps 500
 
-One featurized simulation (watchnext.simulator.datasets: the ExampleGen's join and split,
+One featurized simulation (watchnext.pipeline.datasets: the ExampleGen's join and split,
 the real preprocessing_fn on tf.Transform/Beam) is shared by all variants. Each variant is
 trained for --steps batches, exported with models.export.export_model, reloaded, and
 scored through `serving_default` with serialized raw tf.Examples holding only what a
@@ -31,10 +31,9 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core import log_schema as schema
 from watchnext.core.config import ARCHITECTURES, POSITION_MODES, Config
-from watchnext.core.contract import EXAMPLES_INPUT, SERVING_SIGNATURE
-from watchnext.models.export import export_model
+from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE, export_model
 from watchnext.models.model import multiplications_per_example
-from watchnext.simulator import datasets
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -78,16 +77,16 @@ def check_variant(data: datasets.FeaturizedSimulation, architecture: str, positi
     t0 = time.time()
     model = datasets.train_model(data, config, steps)
     train_seconds = time.time() - t0
-    in_memory = datasets.predict(model, served_inputs)
+    in_memory = oracle_scores.predict(model, served_inputs)
     predictions, max_diff = in_memory, float("nan")
     if export_root is not None:
         export_dir = os.path.join(export_root, f"{architecture}-{position_mode}")
         export_model(model, data.tf_transform_output(), config, export_dir)
         predictions = serve(export_dir, examples)
         max_diff = max(float(np.max(np.abs(predictions[h] - in_memory[h]))) for h in config.head_names)
-    served = datasets.score_heads(data, predictions)
+    served = oracle_scores.score_heads(data, predictions)
     click_head = next(h.name for h in config.heads if h.label == schema.CLICK)
-    positioned = datasets.score_heads(data, datasets.predict(model, positioned_inputs))
+    positioned = oracle_scores.score_heads(data, oracle_scores.predict(model, positioned_inputs))
     click = next(s for s in positioned if s.head == click_head)
     # Label AUCs reward a model that learns the logging policy's position bias (position_mode
     # none); the rank correlation with the true P(click | examined) does not.
@@ -165,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                                 examples, export_root)
             log.info("%s", json.dumps(row))
             rows.append(row)
-    heads = datasets.binary_heads(data.config)
-    oracle = datasets.score_heads(data, {h: datasets.label_probability(data.truth, data.config.head(h).label)
-                                         for h in heads})
+    heads = oracle_scores.binary_heads(data.config)
+    oracle = oracle_scores.score_heads(
+        data, {h: oracle_scores.label_probability(data.truth, data.config.head(h).label) for h in heads})
     print(f"\n{args.steps} steps × batch {data.config.training.batch_size} per variant; "
           f"{data.counts}; served = {'in-memory model' if args.no_export else 'reloaded SavedModel'}, "
           "no position key")

@@ -23,7 +23,7 @@ from watchnext.benchmarks import common
 from watchnext.components.evaluator.component import _request_codes
 from watchnext.components.evaluator.metrics import Scored, evaluate
 from watchnext.core.config import Config
-from watchnext.simulator import datasets
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -72,7 +72,7 @@ def main() -> None:
 
     def predictions(steps: int, seed: int) -> dict[str, np.ndarray]:
         trained = common.train(sim, config, steps, seed)
-        return {k: v.reshape(-1) for k, v in datasets.predict(trained.model, served).items()}
+        return {k: v.reshape(-1) for k, v in oracle_scores.predict(trained.model, served).items()}
 
     baseline = predictions(args.steps, 0)
     rows = []

@@ -28,8 +28,9 @@ import time
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.benchmarks import common
 from watchnext.core.config import Config
-from watchnext.models.model import _labelled, _labelled_fraction, build_model, label_priors
-from watchnext.simulator import datasets
+from watchnext.models.heads import label_priors, labelled, labelled_fraction
+from watchnext.models.model import build_model
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import tensorflow as tf
@@ -72,12 +73,12 @@ def variant_config(base: Config, name: str) -> Config:
 
 
 def shares(sim: datasets.FeaturizedSimulation, config: Config, steps: int, seed: int) -> dict[str, object]:
-    heads = [h for h in datasets.binary_heads(sim.config) if h in config.head_names]
+    heads = [h for h in oracle_scores.binary_heads(sim.config) if h in config.head_names]
     oracle = common.oracle_aucs(sim, heads)
     trained = common.train(sim, config, steps, seed)
     out: dict[str, object] = {"seed": seed, "steps": steps, "seconds": round(trained.seconds)}
     for key, position in (("share", True), ("served", False)):
-        pred = datasets.predict(trained.model, sim.eval_features(position=position))
+        pred = oracle_scores.predict(trained.model, sim.eval_features(position=position))
         auc = common.binary_aucs(sim, pred, heads)
         out[key] = {h: round(common.oracle_share(auc[h], oracle[h]), 4) for h in heads}
         if not position and "watch_time" in pred:
@@ -96,11 +97,11 @@ def gradient_norms(sim: datasets.FeaturizedSimulation, config: Config, batches: 
             logits, _ = model.logits(batch, training=False)
             losses = {}
             for head, task, y in zip(config.heads, model.tasks, logits, strict=True):
-                label, weight = _labelled(head, batch)
+                label, weight = labelled(head, batch)
                 summed = task._loss(label[:, None], y[:, None], sample_weight=weight[:, None])
                 loss = summed / tf.maximum(tf.reduce_sum(weight), 1.0)
                 if head.presence and head.presence_loss == "batch_mean":
-                    loss *= _labelled_fraction(head, batch)
+                    loss *= labelled_fraction(head, batch)
                 losses[head.name] = head.loss_weight * loss
         groups = {"embeddings": model.encoder.trainable_variables,
                   "shared_hidden": model.shared_hidden.trainable_variables,

@@ -101,7 +101,7 @@ def max_rejected_fraction(exec_properties: dict[str, Any]) -> float:
     return DEFAULT_MAX_REJECTED_FRACTION if value is None else float(value)
 
 
-class _SplitBatch(transforms._CountingDoFn):
+class SplitBatch(transforms._CountingDoFn):
     """Splits each (shard, request_ids, serialized examples) batch and counts `examples.<split>`.
 
     The split is TFX's own partition function applied to the partition feature (for
@@ -122,6 +122,23 @@ class _SplitBatch(transforms._CountingDoFn):
         self._by_request = split_config.partition_feature_name == "request_id"
         self._split_uris = split_uris
         self._shards = shards
+
+    @classmethod
+    def from_split_config(cls, split_config: example_gen_pb2.SplitConfig,
+                          split_uris: dict[str, str] | None = None) -> SplitBatch:
+        """The split of an output config's hash-bucket `split_config`: split k takes buckets
+        [Σ_{j<k} hash_buckets_j, Σ_{j≤k} hash_buckets_j), as in every TFX ExampleGen."""
+        if not split_config.splits:
+            raise ValueError("LogExampleGen needs output_config.split_config with hash-bucket splits "
+                             "(e.g. train/eval, partition_feature_name='request_id')")
+        buckets: list[int] = []
+        for split in split_config.splits:
+            buckets.append((buckets[-1] if buckets else 0) + split.hash_buckets)
+        return cls([s.name for s in split_config.splits], buckets, split_config, split_uris)
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self._names)
 
     def _split(self, request_id: str, serialized: bytes) -> int:
         from tensorflow.core.example import example_pb2
@@ -178,18 +195,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
                                ) -> dict[str, beam.pvalue.PCollection]:
         """Join the logs, split examples by a hash of request_id, write rejects and counts."""
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
-        split_config = output_config.split_config
-        if not split_config.splits:
-            raise ValueError("LogExampleGen needs output_config.split_config with hash-bucket splits "
-                             "(e.g. train/eval, partition_feature_name='request_id')")
-        split_names = utils.generate_output_split_names(input_config, output_config)
-        buckets = []
-        for split in split_config.splits:
-            buckets.append((buckets[-1] if buckets else 0) + split.hash_buckets)
         files = exec_properties.get(_LOG_FILES) or {
             log_name: reading.list_log_files(pattern) for log_name, pattern in
             log_file_patterns(exec_properties).items()}
@@ -199,8 +206,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExampleBatches(
             files[schema.IMPRESSIONS_LOG], files[schema.EVENTS_LOG], max_position)
         split_uris = exec_properties.get(_SPLIT_URIS)
-        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(
-            _SplitBatch(split_names, buckets, split_config, split_uris)).with_outputs(
+        split = SplitBatch.from_split_config(output_config.split_config, split_uris)
+        split_names = split.split_names
+        splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(split).with_outputs(
             transforms.COUNTS, *split_names)
         counts = [joined[transforms.COUNTS], splits[transforms.COUNTS]]
         _ = (counts

@@ -1,4 +1,4 @@
-"""Tests of models/layers.py: each layer alone, on small tensors built here."""
+"""Tests of models/layers/: each layer alone, on small tensors built here."""
 
 from __future__ import annotations
 
@@ -161,6 +161,22 @@ def test_cgc_task_gates_see_own_and_shared_experts() -> None:
     stacked = np.concatenate([level.experts_of_task[0](x).numpy(), level.common_experts(x).numpy()], axis=1)
     g = level.task_gates[0](x).numpy()
     np.testing.assert_allclose(outs[0].numpy(), np.einsum("bn,bnd->bd", g, stacked), rtol=1e-5)
+
+
+def test_cgc_is_ple_with_one_level() -> None:
+    cgc = L.CGC(TASKS, 2, 3, [5], gate_dropout=0.1, name="m")
+    ple = L.PLE(TASKS, 2, 3, [5], levels=1, gate_dropout=0.1, name="m")
+    x = _x()
+    cgc(x, training=False)
+    ple(x, training=False)
+    assert [v.name for v in cgc.weights] == [v.name for v in ple.weights]
+    ple.set_weights(cgc.get_weights())
+    (cgc_out, cgc_gates), (ple_out, ple_gates) = cgc(x, training=False), ple(x, training=False)
+    for a, b in zip(cgc_out, ple_out, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for task in TASKS:
+        np.testing.assert_array_equal(cgc_gates[task].numpy(), ple_gates[task].numpy())
+    assert cgc.multiplications(6) == ple.multiplications(6) and cgc.output_dim(6) == ple.output_dim(6)
 
 
 def test_ple_stacks_levels_with_a_shared_gate_below_the_top() -> None:

@@ -30,7 +30,7 @@ import dataclasses
 import time
 
 from watchnext.core.config import Config
-from watchnext.simulator import datasets
+from watchnext.pipeline import datasets, oracle_scores
 
 import pytest
 
@@ -57,8 +57,9 @@ def learned(tmp_path_factory):
     t2 = time.time()
     served_inputs = data.eval_features(position=False)
     assert config.features.position not in served_inputs
-    served = datasets.score_heads(data, datasets.predict(model, served_inputs))
-    with_position = datasets.score_heads(data, datasets.predict(model, data.eval_features(position=True)))
+    served = oracle_scores.score_heads(data, oracle_scores.predict(model, served_inputs))
+    with_position = oracle_scores.score_heads(
+        data, oracle_scores.predict(model, data.eval_features(position=True)))
     timings = {"featurize": t1 - t0, "train": t2 - t1, "evaluate": time.time() - t2}
     return data, served, with_position, timings
 

@@ -13,8 +13,9 @@ import math
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import ARCHITECTURES, POSITION_MODES, Config, NumericEmbedding, from_dict
+from watchnext.models import heads as H
 from watchnext.models import model as M
-from watchnext.models.layers import CombinedScore
+from watchnext.models.layers import CombinedScore, FeatureEncoder
 
 import numpy as np
 import pytest
@@ -101,7 +102,7 @@ def _seed() -> None:
 
 def test_encoder_shares_tables_per_vocabulary_and_mean_pools_history() -> None:
     config = tiny_config()
-    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    encoder = FeatureEncoder(config, VOCAB_SIZES)
     batch = make_batch(config, 6, labels=False)
     x = encoder(batch).numpy()
     assert x.shape == (6, encoder.output_dim) == (6, 4 + 4 + 4 + 2 + 1)
@@ -123,7 +124,7 @@ def test_encoder_shares_tables_per_vocabulary_and_mean_pools_history() -> None:
 
 def test_encoder_input_feature_mode_embeds_position_with_a_missing_row() -> None:
     config = tiny_config(position_mode="input_feature")
-    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    encoder = FeatureEncoder(config, VOCAB_SIZES)
     batch = make_batch(config, 5, labels=False)
     batch[config.features.position] = np.array([-1, 0, 4, 7, -1], np.int64)
     x = encoder(batch, training=False).numpy()
@@ -132,7 +133,7 @@ def test_encoder_input_feature_mode_embeds_position_with_a_missing_row() -> None
     # An absent position (serving) reads the "missing" row.
     del batch[config.features.position]
     np.testing.assert_allclose(encoder(batch).numpy()[:, -2:], np.tile(table[0], (5, 1)), rtol=1e-6)
-    assert M.FeatureEncoder(tiny_config(position_mode="none"), VOCAB_SIZES).output_dim == x.shape[1] - 2
+    assert FeatureEncoder(tiny_config(position_mode="none"), VOCAB_SIZES).output_dim == x.shape[1] - 2
 
 
 def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_features() -> None:
@@ -141,7 +142,7 @@ def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_feat
         NumericEmbedding(DURATION, "buckets", buckets=5, embedding_dim=3, keep_value=False),
         NumericEmbedding("age", "piecewise_linear", buckets=4, embedding_dim=2)))
     config = base.replace(features=features)
-    encoder = M.FeatureEncoder(config, VOCAB_SIZES)
+    encoder = FeatureEncoder(config, VOCAB_SIZES)
     batch = make_batch(config, 6, labels=False)
     batch[f"{DURATION}_buckets"] = np.array([0, 1, 4, 4, 2, 9], np.int64)  # 9: out of range, clipped
     batch["age_piecewise_linear"] = np.random.default_rng(1).random((6, 4)).astype(np.float32)
@@ -162,13 +163,13 @@ def test_encoder_embeds_quantile_bins_and_piecewise_linear_codes_of_numeric_feat
 
 def test_encoder_names_what_is_wrong_with_vocabularies() -> None:
     with pytest.raises(KeyError, match="'video'"):
-        M.FeatureEncoder(tiny_config(), {"user": 6, "device": 2})
+        FeatureEncoder(tiny_config(), {"user": 6, "device": 2})
     base = tiny_config()
     ids = list(base.to_dict()["features"]["ids"])
     ids[2] = {**ids[2], "embedding_dim": 8}
     bad = from_dict({**base.to_dict(), "features": {**base.to_dict()["features"], "ids": ids}})
     with pytest.raises(ValueError, match="share vocabulary 'video'"):
-        M.FeatureEncoder(bad, VOCAB_SIZES)
+        FeatureEncoder(bad, VOCAB_SIZES)
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +290,7 @@ def test_label_priors_are_log_odds_and_training_scale_means_over_labelled_exampl
     batches = [make_batch(config, 64, seed=s) for s in range(3)]
     dataset = tf.data.Dataset.from_tensor_slices(
         {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}).batch(64)
-    priors = M.label_priors(config, dataset)
+    priors = H.label_priors(config, dataset)
     click = np.concatenate([b["click"] for b in batches])
     watch = np.log1p(np.concatenate([b["watch_time"] for b in batches]))
     present = np.concatenate([b["rating_present"] for b in batches]) == 1
@@ -301,9 +302,9 @@ def test_label_priors_are_log_odds_and_training_scale_means_over_labelled_exampl
     # Only the first training.prior_bias_batches batches are read; 0 reads none.
     first = config.replace(training=dataclasses.replace(config.training, prior_bias_batches=1))
     rate = batches[0]["click"].mean()
-    assert M.label_priors(first, dataset)["click"] == pytest.approx(math.log(rate / (1 - rate)), rel=1e-5)
+    assert H.label_priors(first, dataset)["click"] == pytest.approx(math.log(rate / (1 - rate)), rel=1e-5)
     off = config.replace(training=dataclasses.replace(config.training, prior_bias_batches=0))
-    assert M.label_priors(off, dataset) == {}
+    assert H.label_priors(off, dataset) == {}
 
 
 def test_label_priors_stay_finite_for_a_label_that_is_never_positive_and_skip_unlabelled_heads() -> None:
@@ -311,7 +312,7 @@ def test_label_priors_stay_finite_for_a_label_that_is_never_positive_and_skip_un
     batch = make_batch(config, 32)
     batch["click"][:] = 0.0
     batch["rating_present"][:] = 0.0
-    priors = M.label_priors(config, tf.data.Dataset.from_tensors(batch))
+    priors = H.label_priors(config, tf.data.Dataset.from_tensors(batch))
     assert math.isfinite(priors["click"]) and priors["click"] < -9.0
     assert "rating" not in priors
 
@@ -350,10 +351,10 @@ def test_weighted_logistic_loss_prior_and_served_expectation() -> None:
     served = model(serving_features(make_batch(config, 32, seed=5), config))["watch_time"].numpy()
     np.testing.assert_allclose(served, np.exp(z[1]), rtol=1e-5)
     # The prior bias is log E[y], and there the loss's gradient in a constant logit is 0.
-    prior = M.label_priors(config, tf.data.Dataset.from_tensors(batch))["watch_time"]
+    prior = H.label_priors(config, tf.data.Dataset.from_tensors(batch))["watch_time"]
     assert prior == pytest.approx(math.log(y.mean()), rel=1e-5)
-    task = M._ranking_task(config.heads[1])
-    label, weight = M._labelled(config.heads[1], batch)
+    task = H.ranking_task(config.heads[1])
+    label, weight = H.labelled(config.heads[1], batch)
     logit = tf.Variable(prior)
     with tf.GradientTape() as tape:
         value = task(labels=label[:, None], predictions=tf.fill([32, 1], logit),

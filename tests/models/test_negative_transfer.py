@@ -1,7 +1,7 @@
 """Issue 16 §2: the default multitask model's click head is not worse than a click-only model's.
 
 Negative transfer guard. One small simulated day through the real data path
-(simulator/datasets.py: the ExampleGen's join and split, the real preprocessing_fn on
+(pipeline/datasets.py: the ExampleGen's join and split, the real preprocessing_fn on
 tf.Transform/Beam); the default 5-head model and a click-only model (the same config
 with only the click head) are trained with the same seed, steps and batches, and scored on
 the same eval impressions with the logged position (as the training objective sees the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.evaluator.paired import paired_auc
 from watchnext.core.config import Config
-from watchnext.simulator import datasets
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ STANDARD_ERRORS = 2.0
 def click_scores(data: datasets.FeaturizedSimulation, config: Config) -> np.ndarray:
     """P(click) with the logged position on the eval rows, after TRAIN_STEPS steps of `config`."""
     model = datasets.train_model(data, config, TRAIN_STEPS)
-    return datasets.predict(model, data.eval_features(position=True))["click"]
+    return oracle_scores.predict(model, data.eval_features(position=True))["click"]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,9 @@ def test_default_multitask_click_auc_is_not_below_click_only(simulation, capsys)
     compared = paired_auc(labels, multitask, single)  # DeLong, the Evaluator's own test
     diff, se = compared.diff, compared.se
     with capsys.disabled():
-        print(f"\nclick AUC with position: default 5 heads {datasets.auc(multitask, labels):.4f}, "
-              f"click only {datasets.auc(single, labels):.4f}, difference {diff:+.4f} ± {se:.4f} (DeLong SE)")
+        print(f"\nclick AUC with position: default 5 heads {oracle_scores.auc(multitask, labels):.4f}, "
+              f"click only {oracle_scores.auc(single, labels):.4f}, "
+              f"difference {diff:+.4f} ± {se:.4f} (DeLong SE)")
     assert diff > -STANDARD_ERRORS * se, (
         f"negative transfer: the default model's click AUC is {-diff:.4f} below the click-only model's "
         f"(> {STANDARD_ERRORS} × the paired SE {se:.4f})")

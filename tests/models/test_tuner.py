@@ -2,7 +2,7 @@
 
 The mapping, objective and warm start across sizes run on tiny in-memory
 models. The search and run_fn run on a small simulated day featurized by the real
-preprocessing_fn (simulator/datasets.py), and one test continues the shared end-to-end
+preprocessing_fn (pipeline/datasets.py), and one test continues the shared end-to-end
 pipeline run (tests/conftest.py) with `tuning.enabled: true`; those are marked slow.
 """
 
@@ -156,7 +156,7 @@ SMALL = {"model": {"shared_hidden_units": 16, "num_experts": 2, "expert_units": 
 
 @pytest.fixture(scope="module")
 def featurized(tmp_path_factory):
-    from watchnext.simulator import datasets
+    from watchnext.pipeline import datasets
 
     config = from_dict(SMALL)
     return config, datasets.featurized_simulation(str(tmp_path_factory.mktemp("tuning")), 3000, 3, config)

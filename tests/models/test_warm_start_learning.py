@@ -39,7 +39,7 @@ from watchnext.models import features
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model
 from watchnext.models.warm_start import WarmStartReport, warm_start
-from watchnext.simulator import datasets
+from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
 import pytest
@@ -95,9 +95,9 @@ class AucCurve(tf_keras.callbacks.Callback):
 def served_aucs(model: Any, data: datasets.FeaturizedSimulation, inputs: dict[str, np.ndarray]
                 ) -> dict[str, float]:
     """AUC per binary head, scored as served (inputs without position)."""
-    predictions = datasets.predict(model, inputs)
-    return {head: datasets.auc(predictions[head], data.eval_labels[data.config.head(head).label])
-            for head in datasets.binary_heads(data.config)}
+    predictions = oracle_scores.predict(model, inputs)
+    return {head: oracle_scores.auc(predictions[head], data.eval_labels[data.config.head(head).label])
+            for head in oracle_scores.binary_heads(data.config)}
 
 
 def train_to_targets(model: Any, data: datasets.FeaturizedSimulation, inputs: dict[str, np.ndarray],
@@ -210,7 +210,7 @@ def test_warm_start_reaches_day_one_quality_in_clearly_fewer_steps(two_days, cap
 def test_warm_model_is_far_above_chance_before_any_step(two_days):
     day2 = two_days["day2"]
     for head in TARGET_HEADS:
-        se = datasets.null_auc_standard_error(day2.eval_labels[day2.config.head(head).label])
+        se = oracle_scores.null_auc_standard_error(day2.eval_labels[day2.config.head(head).label])
         warm_at_0, cold_at_0 = two_days["warm"].aucs[0][1][head], two_days["cold"].aucs[0][1][head]
         assert warm_at_0 > 0.5 + NULL_SE_MULTIPLE * se, (head, warm_at_0, se)
         # The untrained model scores the same examples: warm's head start is the base model's.

@@ -128,3 +128,25 @@ def test_span_whose_files_have_no_lines_fails_naming_the_span(tmp_path, tiny, re
         _run(tmp_path, str(tmp_path / "logs"), 1.0, resolve)
     counts = json.load(open(tmp_path / "run" / "rejected" / "counts.json"))
     assert counts[empty_log]["read"] == 0 and counts["accounting_errors"] == []
+
+
+def test_split_batch_puts_every_candidate_of_a_request_in_one_split_at_the_configured_rate():
+    """SplitBatch is the split the executor writes and the simulated-data path (pipeline/datasets.py)
+    reuses: a request's candidates stay together, and eval gets ~eval_percent of the requests."""
+    from watchnext.components.log_example_gen import make_output_config, transforms
+    from watchnext.components.log_example_gen.executor import SplitBatch
+
+    split = SplitBatch.from_split_config(make_output_config(20).split_config)
+    assert split.split_names == ["train", "eval"]
+    requests = [f"r{i}" for i in range(2000)]
+    batch = transforms.ExampleBatch(0, [r for r in requests for _ in range(3)],
+                                    [f"{r}/{k}".encode() for r in requests for k in range(3)])
+    split.start_bundle()
+    found = {"train": [], "eval": []}
+    for out in split.process(batch):  # without split folders: one tagged output per example
+        found[out.tag].append(out.value.decode().split("/")[0])
+    by_split = {name: set(found[name]) for name in found}
+    assert not by_split["train"] & by_split["eval"]
+    assert by_split["train"] | by_split["eval"] == set(requests)
+    assert all(len(found[name]) == 3 * len(by_split[name]) for name in found)
+    assert 0.17 < len(by_split["eval"]) / len(requests) < 0.23

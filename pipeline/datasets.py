@@ -7,7 +7,7 @@ tf.Transform on Beam — but not the orchestration, and it needs the simulator's
 for the eval impressions, which the pipeline never reads. This module runs that path
 in one in-memory Beam pipeline:
 
-    simulate ─ JoinLogsToExamples ─ split by hash of request_id (TFX's partition fn)
+    simulate ─ JoinLogsToExampleBatches ─ SplitBatch (LogExampleGen's own join and split)
       ├─ train ─ AnalyzeDataset(preprocessing_fn) ─ transform_fn (written, as Transform does)
       │        └ TransformDataset ─ transformed train tf.Examples (TFRecord)
       └─ eval  ─ raw tf.Examples (TFRecord), scored later through the saved transform graph
@@ -15,6 +15,11 @@ in one in-memory Beam pipeline:
 The raw schema is what SchemaGen infers for these logs with `infer_feature_shape=True`:
 every single-valued column FixedLen [1] of the schema's type, watch_history VarLen
 (checked once against tfdv.infer_schema on a simulated eval split: identical specs).
+Models are fitted by models/fit.py, as the Trainer fits them.
+
+Why in pipeline/ and not simulator/: it stands on the simulator, the ExampleGen (components/)
+and the models (preprocessing_fn, fit), which share a floor and may not import each other;
+only the floor above them, pipeline/, may join them.
 """
 
 from __future__ import annotations
@@ -26,19 +31,18 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.log_example_gen import transforms
 from watchnext.components.log_example_gen.component import make_output_config
+from watchnext.components.log_example_gen.executor import SplitBatch
 from watchnext.core import log_schema as schema
 from watchnext.core.config import Config
-from watchnext.core.contract import CONFIG_KEY
-from watchnext.models import features
-from watchnext.models.model import WatchNextModel, build_model, label_priors
-from watchnext.models.preprocessing import preprocessing_fn
+from watchnext.models import features, fit
+from watchnext.models.model import WatchNextModel
+from watchnext.models.preprocessing import CONFIG_KEY, preprocessing_fn
 from watchnext.simulator.simulate import simulate
 
 import apache_beam as beam
@@ -49,7 +53,6 @@ import tensorflow_transform.beam as tft_beam
 import tf_keras
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-from tfx.components.example_gen import base_example_gen_executor
 from tfx_bsl.coders import example_coder
 from tfx_bsl.public import tfxio
 
@@ -99,14 +102,10 @@ class FeaturizedSimulation:
         return features.vocab_sizes(self.tf_transform_output(), self.config)
 
     def train_dataset(self, batch_size: int, seed: int) -> tf.data.Dataset:
-        """Shuffled batches of transformed train features and labels, repeated forever."""
-        spec = self.tf_transform_output().transformed_feature_spec()
-        return (tf.data.TFRecordDataset(self.train_files, compression_type="GZIP")
-                .repeat()
-                .shuffle(20000, seed=seed, reshuffle_each_iteration=True)
-                .batch(batch_size, drop_remainder=True)
-                .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=1)
-                .prefetch(2))
+        """Shuffled batches of transformed train features and labels, repeated forever, read as
+        the Trainer reads them (fit.transformed_dataset)."""
+        schema = self.tf_transform_output().transformed_metadata.schema
+        return fit.transformed_dataset(self.train_files, schema, batch_size, seed)
 
     def eval_features(self, position: bool = True, batch_size: int = 4096) -> dict[str, np.ndarray]:
         """Transformed eval features through the saved transform graph (as the served model
@@ -167,11 +166,9 @@ def featurized_simulation(work_dir: str, impressions: int = 60000, seed: int = 7
 def _run_beam(config: Config, files: dict[str, list[str]], examples_dir: str, transform_dir: str,
               temp_dir: str) -> None:
     """Join → split → analyze on train → transform train, write eval raw (one Beam pipeline)."""
-    split_config = make_output_config(config.data.eval_percent).split_config
-    buckets = np.cumsum([s.hash_buckets for s in split_config.splits]).tolist()
-    names = [s.name for s in split_config.splits]
-    if names != [TRAIN, EVAL]:
-        raise ValueError(f"expected splits {[TRAIN, EVAL]} from make_output_config, got {names}")
+    split = SplitBatch.from_split_config(make_output_config(config.data.eval_percent).split_config)
+    if split.split_names != [TRAIN, EVAL]:
+        raise ValueError(f"expected splits {[TRAIN, EVAL]} from make_output_config, got {split.split_names}")
     raw_schema = schema_utils.schema_from_feature_spec(raw_feature_spec())
     source = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["watchnext"],
                                        schema=raw_schema)
@@ -180,15 +177,11 @@ def _run_beam(config: Config, files: dict[str, list[str]], examples_dir: str, tr
 
     options = PipelineOptions(list(config.pipeline.beam_args))
     with beam.Pipeline(options=options) as p, tft_beam.Context(temp_dir=temp_dir):
-        joined = p | "JoinLogs" >> transforms.JoinLogsToExamples(
+        # LogExampleGen's executor does exactly this, then writes each split.
+        joined = p | "JoinLogs" >> transforms.JoinLogsToExampleBatches(
             files[schema.IMPRESSIONS_LOG], files[schema.EVENTS_LOG], config.features.max_position)
-        # The executor's partition: sha256 of the serialized request_id feature, cumulative buckets.
-        train, evaluation = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.Partition(
-            base_example_gen_executor._PartitionFn, len(buckets), buckets, split_config)
-        serialized = {}
-        for name, pcoll in ((TRAIN, train), (EVAL, evaluation)):
-            serialized[name] = pcoll | f"Serialize[{name}]" >> beam.Map(
-                lambda e: e.SerializeToString(deterministic=True))
+        serialized = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(split).with_outputs(
+            transforms.COUNTS, TRAIN, EVAL)
         _ = serialized[EVAL] | "WriteEvalRaw" >> beam.io.WriteToTFRecord(
             os.path.join(examples_dir, f"{EVAL}-raw"), file_name_suffix=".gz", compression_type=gzip_records)
 
@@ -244,110 +237,13 @@ def _truth_for(paths: list[str], keys: list[tuple[str, str]]) -> dict[str, np.nd
     return {c: rows[:, i] for i, c in enumerate(TRUTH_COLUMNS)}
 
 
-# ---------------------------------------------------------------------------
-# Evaluation helpers shared by the learning test and scripts/check_variants.py.
-
-def label_probability(truth: dict[str, np.ndarray], label: str) -> np.ndarray:
-    """P(label = 1) for an impression in the simulated world (the Bayes-optimal scorer).
-
-    click = examined · Bernoulli(p_click); like = click · Bernoulli(p_like);
-    dismiss = examined · Bernoulli(p_dismiss) (see simulate.py's module docstring).
-    """
-    e = truth["examination"]
-    return {schema.CLICK: e * truth["p_click"],
-            schema.LIKE: e * truth["p_click"] * truth["p_like"],
-            schema.DISMISS: e * truth["p_dismiss"]}[label]
-
-
-def relevance_probability(truth: dict[str, np.ndarray], label: str) -> np.ndarray:
-    """P(label = 1 | examined): the label probability with the position effect taken out."""
-    return label_probability(truth, label) / truth["examination"]
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC (Mann–Whitney, ties counted half)."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(np.asarray(labels) > 0.5, np.asarray(scores)))
-
-
-def null_auc_standard_error(labels: np.ndarray) -> float:
-    """Standard error of the AUC of a scorer unrelated to the labels (AUC = 0.5).
-
-    Hanley & McNeil (1982) at A = 0.5 (Q1 = Q2 = 1/3), which is the exact variance of the
-    Mann–Whitney statistic under the null: (n1 + n0 + 1) / (12 · n1 · n0).
-    """
-    positives = int(np.sum(np.asarray(labels) > 0.5))
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        raise ValueError(f"AUC needs both classes; got {positives} positives and {negatives} negatives")
-    return float(np.sqrt((positives + negatives + 1) / (12.0 * positives * negatives)))
-
-
-@dataclass(frozen=True)
-class HeadScore:
-    """One binary head's eval AUC beside chance and the simulator's oracles."""
-
-    head: str
-    auc: float
-    # AUC of the true P(label) (examination included): the best any scorer can expect.
-    oracle_auc: float
-    # AUC of P(label | examined) (position effect removed), for comparison with served scores.
-    relevance_oracle_auc: float
-    null_se: float
-    positives: int
-    examples: int
-
-    @property
-    def oracle_share(self) -> float:
-        """Share of the oracle's gap over chance that the model closes: (AUC − ½)/(AUC_oracle − ½)."""
-        return (self.auc - 0.5) / (self.oracle_auc - 0.5)
-
-    @property
-    def z(self) -> float:
-        """(AUC − ½) in null standard errors."""
-        return (self.auc - 0.5) / self.null_se
-
-
 def train_model(data: FeaturizedSimulation, config: Config, steps: int, batch_size: int | None = None
                 ) -> WatchNextModel:
-    """`build_model(config, …)` fitted for `steps` batches as the Trainer's run_fn fits it
-    (Adam at training.learning_rate, seeds from training.seed), on `data`'s train split."""
+    """The model for `config` fitted for `steps` batches of `data`'s train split through
+    models/fit.py, as the Trainer's run_fn fits it (seeds from training.seed)."""
     t = config.training
     tf_keras.utils.set_random_seed(t.seed)
     train = data.train_dataset(batch_size or t.batch_size, t.seed)
-    model = build_model(config, data.vocab_sizes(), label_priors(config, train))
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=t.learning_rate))
-    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
+    model = fit.new_model(config, data.vocab_sizes(), train)
+    fit.fit(model, train, steps)
     return model
-
-
-def score_heads(data: FeaturizedSimulation, predictions: dict[str, np.ndarray]) -> list[HeadScore]:
-    """A HeadScore per binary head (see `binary_heads`) from eval predictions aligned with data.eval_raw."""
-    scores = []
-    for name in binary_heads(data.config):
-        key = data.config.head(name).label
-        label = data.eval_labels[key]
-        scores.append(HeadScore(
-            head=name, auc=auc(predictions[name], label),
-            oracle_auc=auc(label_probability(data.truth, key), label),
-            relevance_oracle_auc=auc(relevance_probability(data.truth, key), label),
-            null_se=null_auc_standard_error(label), positives=int(label.sum()), examples=len(label)))
-    return scores
-
-
-def binary_heads(config: Config) -> list[str]:
-    """Names of the config's binary heads whose label the simulator has truth for."""
-    return [h.name for h in config.heads if h.type == "binary"
-            and h.label in (schema.CLICK, schema.LIKE, schema.DISMISS)]
-
-
-def predict(model: Callable[..., Any], inputs: dict[str, np.ndarray], batch_size: int = 4096
-            ) -> dict[str, np.ndarray]:
-    """The model's outputs on transformed features, batch by batch, as numpy."""
-    n = len(next(iter(inputs.values())))
-    parts = []
-    for start in range(0, n, batch_size):
-        batch = {k: tf.constant(v[start:start + batch_size]) for k, v in inputs.items()}
-        parts.append({k: v.numpy() for k, v in model(batch, training=False).items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

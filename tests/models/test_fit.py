@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # The module, not its names: TFX's Trainer reloads run_fn's module in place (importlib.reload)
 # when an earlier test ran a pipeline, which replaces the classes a `from ... import` kept.
-from watchnext.models import trainer
+from watchnext.models import callbacks, fit
 
 import numpy as np
 import pytest
@@ -21,9 +21,9 @@ def test_nan_loss_stops_training_with_the_step_named():
 
     model.compile(optimizer="sgd", loss=exploding)
     x = np.ones((64, 2), np.float32)
-    with pytest.raises(trainer.TrainingDiverged, match=r"training loss is nan at step 4/10"):
+    with pytest.raises(callbacks.TrainingDiverged, match=r"training loss is nan at step 4/10"):
         model.fit(x, x[:, :1], batch_size=8, epochs=1, steps_per_epoch=10, verbose=0,
-                  callbacks=[trainer.ProgressLogger(10)])
+                  callbacks=[callbacks.ProgressLogger(10)])
 
 
 # ---------------------------------------------------------------------------
@@ -37,27 +37,27 @@ def _config(**training: object):
 
 
 def test_epochs_become_steps_from_the_counted_examples_with_the_last_partial_batch_a_step():
-    budget = trainer.training_budget(1000, _config(batch_size=256, epochs=3))
+    budget = fit.training_budget(1000, _config(batch_size=256, epochs=3))
     assert (budget.steps_per_epoch, budget.total_steps, budget.explicit) == (4, 12, False)
     # Validation once per epoch unless an interval is set; never less often than the whole run.
     assert budget.validation_interval == 4
-    assert trainer.training_budget(1024, _config(batch_size=256, epochs=2)).total_steps == 8
-    assert trainer.training_budget(1000, _config(batch_size=256, epochs=1, validation_interval_steps=5)
+    assert fit.training_budget(1024, _config(batch_size=256, epochs=2)).total_steps == 8
+    assert fit.training_budget(1000, _config(batch_size=256, epochs=1, validation_interval_steps=5)
                                    ).validation_interval == 4
-    assert trainer.training_budget(100_000, _config(batch_size=1000, validation_interval_steps=30)
+    assert fit.training_budget(100_000, _config(batch_size=1000, validation_interval_steps=30)
                                    ).validation_interval == 30
     assert "1,000 train examples → 4 steps/epoch (batch 256) × 3 epochs = 12 steps" in budget.describe()
 
 
 def test_train_steps_overrides_epochs_exactly():
-    budget = trainer.training_budget(1000, _config(batch_size=128, epochs=5, train_steps=80))
+    budget = fit.training_budget(1000, _config(batch_size=128, epochs=5, train_steps=80))
     assert (budget.total_steps, budget.explicit) == (80, True)
     assert "overrides epochs, 80 steps = 10.24 epochs" in budget.describe()
 
 
 def test_an_empty_train_split_is_an_error():
     with pytest.raises(ValueError, match="train split has no examples"):
-        trainer.training_budget(0, _config())
+        fit.training_budget(0, _config())
 
 
 def test_count_examples_counts_plain_and_gzipped_records(tmp_path):
@@ -65,10 +65,10 @@ def test_count_examples_counts_plain_and_gzipped_records(tmp_path):
         with tf.io.TFRecordWriter(str(tmp_path / name), options=options) as writer:
             for i in range(n):
                 writer.write(b"x" * i)
-    assert trainer.count_examples([str(tmp_path / "*.gz")]) == 12
-    assert trainer.count_examples([str(tmp_path / "*")]) == 15
+    assert fit.count_examples([str(tmp_path / "*.gz")]) == 12
+    assert fit.count_examples([str(tmp_path / "*")]) == 15
     with pytest.raises(FileNotFoundError, match="no training files match"):
-        trainer.count_examples([str(tmp_path / "missing-*")])
+        fit.count_examples([str(tmp_path / "missing-*")])
 
 
 # ---------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def _weights_as(model, value: float) -> None:
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_validation_weights():
     model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))])
-    stopper = trainer.EarlyStopping({"val_a_loss": 1.0, "val_b_loss": 0.5}, patience=2, min_delta=0.01)
+    stopper = callbacks.EarlyStopping({"val_a_loss": 1.0, "val_b_loss": 0.5}, patience=2, min_delta=0.01)
     stopper.set_model(model)
     stopper.on_train_begin()
     # Weighted eval loss per validation (every 10 steps): 3.0, 2.0, 1.995 (not by > min_delta), 2.5.
@@ -101,7 +101,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_validation_we
 
 def test_early_stopping_restores_the_best_weights_when_the_budget_runs_out_too():
     model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))])
-    stopper = trainer.EarlyStopping({"val_loss": 1.0}, patience=0)
+    stopper = callbacks.EarlyStopping({"val_loss": 1.0}, patience=0)
     stopper.set_model(model)
     stopper.on_train_begin()
     for i, value in enumerate([3.0, float("nan"), 1.0, 2.0]):
@@ -116,7 +116,7 @@ def test_early_stopping_restores_the_best_weights_when_the_budget_runs_out_too()
 
 
 def test_early_stopping_names_a_monitored_key_the_logs_lack():
-    stopper = trainer.EarlyStopping({"val_click_loss": 1.0})
+    stopper = callbacks.EarlyStopping({"val_click_loss": 1.0})
     stopper.set_model(tf_keras.Sequential([tf_keras.layers.Dense(1)]))
     with pytest.raises(KeyError, match="val_click_loss"):
         stopper.on_epoch_end(0, {"loss": 1.0})
@@ -135,8 +135,8 @@ def test_a_fit_whose_eval_loss_turns_worse_stops_and_keeps_the_best_weights():
     x = np.linspace(-2, 2, 32, dtype=np.float32)[:, None]
     train = tf.data.Dataset.from_tensor_slices((x, 2 * x)).batch(8).repeat()
     evaluation = tf.data.Dataset.from_tensor_slices((x, x)).batch(32)
-    stopper = trainer.EarlyStopping({"val_loss": 1.0}, patience=2)
-    budget = trainer.StepBudget(500)
+    stopper = callbacks.EarlyStopping({"val_loss": 1.0}, patience=2)
+    budget = callbacks.StepBudget(500)
     ws: list[float] = []
 
     class Kernel(tf_keras.callbacks.Callback):
@@ -157,9 +157,9 @@ def test_the_step_budget_cuts_the_last_validation_interval_short_and_still_valid
     model.compile(optimizer="sgd", loss="mse")
     x = np.ones((8, 1), np.float32)
     data = tf.data.Dataset.from_tensor_slices((x, x)).batch(4).repeat()
-    stopper = trainer.EarlyStopping({"val_loss": 1.0}, patience=0)
+    stopper = callbacks.EarlyStopping({"val_loss": 1.0}, patience=0)
     history = model.fit(data, steps_per_epoch=30, epochs=3, validation_data=data, validation_steps=1,
-                        verbose=0, callbacks=[trainer.StepBudget(80), stopper])
+                        verbose=0, callbacks=[callbacks.StepBudget(80), stopper])
     assert model.optimizer.iterations.numpy() == 80
     assert [step for step, _ in stopper.history] == [30, 60, 80]
     assert len(history.history["val_loss"]) == 3
@@ -167,7 +167,7 @@ def test_the_step_budget_cuts_the_last_validation_interval_short_and_still_valid
 
 def test_without_restore_best_the_last_weights_stay():
     model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))])
-    stopper = trainer.EarlyStopping({"val_loss": 1.0}, patience=0, restore_best=False)
+    stopper = callbacks.EarlyStopping({"val_loss": 1.0}, patience=0, restore_best=False)
     stopper.set_model(model)
     stopper.on_train_begin()
     for i, value in enumerate([1.0, 2.0]):
