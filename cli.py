@@ -348,12 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_kubeflow_arguments(sub.add_parser("compile-kubeflow", help="compile the Kubeflow Pipelines v2 spec"))
 
-    from watchnext.benchmarks import cli as bench_cli
-
-    bench = sub.add_parser("bench", help="run a benchmark; writes <out>/<name>.json, .md and plots")
-    bench_cli.add_arguments(bench)
-    bench.set_defaults(func=bench_cli.run)
-
     from watchnext.simulator.simulate import add_arguments
 
     simulate = sub.add_parser("simulate", help="write simulated impression/event logs with ground truth")

@@ -1,6 +1,6 @@
 """SIGKILL in the middle of a run, then rerun: the pipeline completes, reusing what finished.
 
-The CI subset kills during the Trainer; `scripts/crash_test.py --phase Transform|Trainer|Pusher`
+The CI subset kills during the Trainer; `bench/drills/crash_test.py --phase Transform|Trainer|Pusher`
 runs the same check for every phase (see README, Reliability).
 """
 
@@ -10,7 +10,7 @@ import dataclasses
 import os
 import shutil
 
-from watchnext.pipeline.crash import (
+from bench.drills.crash import (
     execution_history,
     finished_before_kill,
     kill_during,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import math
 
-from watchnext.benchmarks import position_bias as pb
-from watchnext.benchmarks.cli import run_benchmark
+from bench import position_bias as pb
+from bench.cli import run_benchmark
 
 import numpy as np
 import pytest

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, si
+from bench import common
+from bench.report import BenchmarkResult, Plot, Table, si
 from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE, export_model
 from watchnext.models.features import SCORE_WEIGHTS_FEATURE, serving_raw_feature_spec
 from watchnext.models.model import multiplications_per_example

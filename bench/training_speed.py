@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, si
+from bench import common
+from bench.report import BenchmarkResult, Plot, Table, si
 from watchnext.models import layers, trainer
 from watchnext.models.model import SCORE_KEY, build_model, label_priors, multiplications_per_example
 from watchnext.pipeline.configs import Config

@@ -1,6 +1,6 @@
 """How often the blessing refuses an equally good retrain, and a half-trained model (issue 16 §4).
 
-    .venv/bin/python scripts/false_refusals.py [--impressions 20000] [--steps 600] [--seeds 10]
+    .venv/bin/python -m bench.experiments.false_refusals [--impressions 20000] [--steps 600] [--seeds 10]
         [--half-seeds 3] [--work-dir DIR] [--json out.json]
 
 One simulated day (the `make run` default size), featurized by the real preprocessing_fn;
@@ -19,7 +19,7 @@ import json
 import tempfile
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
+from bench import common
 from watchnext.components.evaluator.component import _request_codes
 from watchnext.components.evaluator.metrics import Scored, evaluate
 from watchnext.pipeline.configs import Config

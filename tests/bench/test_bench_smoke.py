@@ -9,8 +9,8 @@ import json
 import math
 import os
 
-from watchnext.benchmarks.cli import run_benchmark
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, jsonable, machine_info, write_report
+from bench.cli import run_benchmark
+from bench.report import BenchmarkResult, Plot, Table, jsonable, machine_info, write_report
 
 import pytest
 
@@ -60,7 +60,7 @@ def test_report_is_strict_json_with_the_machine(tmp_path):
 def test_bench_flags_parse_as_a_watchnext_subcommand():
     import argparse
 
-    from watchnext.benchmarks import cli, oracle
+    from bench import cli, oracle
 
     parser = argparse.ArgumentParser(prog="watchnext")
     cli.add_arguments(parser.add_subparsers(dest="command").add_parser("bench"))
@@ -76,11 +76,11 @@ def test_bench_flags_parse_as_a_watchnext_subcommand():
 
 def test_pipeline_scale_is_registered_and_its_sizes_parse():
     """Its smoke size still runs the whole TFX pipeline in a child process (about 7 minutes on this
-    machine under load), so it is not run here; tests/benchmarks/test_pipeline_scale.py covers its
+    machine under load), so it is not run here; tests/bench/test_pipeline_scale.py covers its
     measurement (RSS sampler, phases, slopes, report) on stand-ins."""
     import argparse
 
-    from watchnext.benchmarks import cli, pipeline_scale
+    from bench import cli, pipeline_scale
 
     import pytest
 
@@ -99,7 +99,7 @@ def test_pipeline_scale_is_registered_and_its_sizes_parse():
 def test_census_names_missing_data_and_takes_a_data_flag(tmp_path):
     import argparse
 
-    from watchnext.benchmarks import census, cli, common
+    from bench import census, cli, common
 
     parser = argparse.ArgumentParser(prog="watchnext")
     cli.add_arguments(parser.add_subparsers(dest="command").add_parser("bench"))
@@ -109,7 +109,7 @@ def test_census_names_missing_data_and_takes_a_data_flag(tmp_path):
     missing = common.Context(str(tmp_path), data_path=str(tmp_path / "absent.gz"))
     with pytest.raises(FileNotFoundError, match=r"absent\.gz.*--data PATH"):
         census.data_file(missing, census.SIZES["smoke"])
-    with pytest.raises(FileNotFoundError, match=r"no data given: pass `watchnext bench census --data PATH`"):
+    with pytest.raises(FileNotFoundError, match=r"no data given: pass `python -m bench census --data PATH`"):
         census.data_file(common.Context(str(tmp_path)), census.SIZES["smoke"])  # no developer-only default
 
 
@@ -129,7 +129,7 @@ def _write_split(directory, rows: list[dict]) -> None:
 def test_census_gbdt_trains_on_the_train_split_and_scores_the_test_split(tmp_path):
     """The GBDT row reads the ExampleGen's raw splits: ids as categorical codes fitted on train
     (a value train never saw is missing), numeric columns raw, labels per head."""
-    from watchnext.benchmarks import census
+    from bench import census
     from watchnext.pipeline.configs import from_dict
 
     import numpy as np
@@ -174,7 +174,7 @@ def test_census_smoke_runs_the_whole_pipeline_on_a_synthetic_table(tmp_path):
     data needed); the held-out test split is scored through the exported serving signature."""
     import argparse
 
-    from watchnext.benchmarks import census, cli
+    from bench import census, cli
 
     data = census.synthetic_census(str(tmp_path / "census-income.test.gz"), rows=600, seed=1)
     args = argparse.Namespace(data=data, **dict.fromkeys(cli.OVERRIDES))

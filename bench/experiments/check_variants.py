@@ -1,6 +1,6 @@
 """Train every architecture × position mode on one simulated day and compare them as served.
 
-    env -u PYTHONDONTWRITEBYTECODE .venv/bin/python scripts/check_variants.py --steps 500
+    env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -m bench.experiments.check_variants --steps 500
 
 One featurized simulation (watchnext.simulator.datasets: the ExampleGen's join and split,
 the real preprocessing_fn on tf.Transform/Beam) is shared by all variants. Each variant is

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import watchnext
-from watchnext.benchmarks import common
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
+from bench import common
+from bench.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.pipeline.configs import Config, LabelFrom, load_config
 from watchnext.simulator import datasets
 
@@ -104,10 +104,10 @@ def data_file(context: common.Context, sizes: Sizes) -> str:
     """The census file named by `--data`; its first `sizes.rows` rows for smoke and quick."""
     path = context.data_path
     if not path:
-        raise FileNotFoundError("census: no data given: pass `watchnext bench census --data PATH` with the "
+        raise FileNotFoundError("census: no data given: pass `python -m bench census --data PATH` with the "
                                 "UCI Census-Income (KDD) file census-income.test.gz (42 columns, no header)")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"census: no data at {path}: pass `watchnext bench census --data PATH` "
+        raise FileNotFoundError(f"census: no data at {path}: pass `python -m bench census --data PATH` "
                                 "with the UCI Census-Income (KDD) file census-income.test.gz (42 columns, "
                                 "no header)")
     if not sizes.rows:

@@ -180,7 +180,7 @@ def markdown(result: BenchmarkResult, machine: dict[str, Any], wall_seconds: flo
     lines = [
         f"# {result.title}",
         "",
-        f"`watchnext bench {result.name}`, {machine['date']}, {wall_seconds:.0f} s wall. "
+        f"`python -m bench {result.name}`, {machine['date']}, {wall_seconds:.0f} s wall. "
         f"{machine['cpu_model']}, {machine['nproc']} cores; load average (1/5/15 min) "
         f"{_triple(machine['load_average'])} before, {_triple(machine['load_average_after'])} after"
         f"{' (measured under load: other jobs shared the cores)' if _loaded(machine) else ''}. "

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
+from bench import common
+from bench.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.models.expert_utilization import gate_statistics
 from watchnext.pipeline.configs import Config
 

@@ -5,7 +5,7 @@ For each size, one simulated day of `n` impressions is written by the real simul
 `watchnext run` calls: LogExampleGen → … → Evaluator → AtomicPusher on Beam's
 DirectRunner) runs over it into a fresh output folder.
 
-Each size runs in a child process of its own (`python -m watchnext.benchmarks.pipeline_scale
+Each size runs in a child process of its own (`python -m bench.pipeline_scale
 <spec.json>`), so one size's memory (TensorFlow graphs, Beam caches, a Python heap that is
 not handed back to the OS) cannot inflate the next size's peak, and so the sampler sees
 exactly the pipeline's process tree. The child records when the simulator and every
@@ -41,9 +41,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import bench
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, jsonable
+from bench import common
+from bench.report import BenchmarkResult, Plot, Table, jsonable
 from watchnext.pipeline.configs import DEFAULT_HEADS
 
 import numpy as np
@@ -88,7 +89,7 @@ SIZES = {
 
 
 # ---------------------------------------------------------------------------
-# Measurement helpers (pure or self-contained, unit-tested in tests/benchmarks).
+# Measurement helpers (pure or self-contained, unit-tested in tests/bench).
 
 
 def tree_rss(pid: int) -> tuple[int, int]:
@@ -370,7 +371,7 @@ def measure_size(work_dir: str, impressions: int, sizes: Sizes) -> dict[str, Any
                    "events_path": events_path}, f)
     log.info("pipeline_scale: %d impressions in a child process (%s)", impressions, run_dir)
     launch = time.time()
-    child = subprocess.Popen([sys.executable, "-m", "watchnext.benchmarks.pipeline_scale", spec_path])
+    child = subprocess.Popen([sys.executable, "-m", "bench.pipeline_scale", spec_path], env=bench.child_env())
     reason = None
     with RssSampler(child.pid, sizes.sample_seconds) as sampler:
         try:

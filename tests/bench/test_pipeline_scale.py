@@ -13,9 +13,9 @@ import math
 import subprocess
 import sys
 
-from watchnext.benchmarks import common
-from watchnext.benchmarks import pipeline_scale as ps
-from watchnext.benchmarks.report import machine_info, write_report
+from bench import common
+from bench import pipeline_scale as ps
+from bench.report import machine_info, write_report
 
 import pytest
 

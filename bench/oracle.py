@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
-from watchnext.benchmarks.report import BenchmarkResult, Plot, Table, fmt, mean_sd
+from bench import common
+from bench.report import BenchmarkResult, Plot, Table, fmt, mean_sd
 from watchnext.models.model import multiplications_per_example
 from watchnext.pipeline.configs import ARCHITECTURES, Config
 from watchnext.simulator import datasets
@@ -113,7 +113,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
         "impressions; it is the ceiling for these labels, not a model that could be trained.",
         "The main table scores the model with the logged position (the oracle knows the examination "
         "probability too); served AUC drops the position, so for position-biased heads (click) it cannot "
-        "reach the oracle even in principle. scripts/check_variants.py reports the served share.",
+        "reach the oracle even in principle. bench/experiments/check_variants.py reports the served share.",
     ]
     if sizes.seeds == 1:
         notes.append("One seed: no spread is reported; differences between architectures "

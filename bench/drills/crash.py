@@ -1,6 +1,6 @@
 """Crash drills: kill a local run in a chosen component, then check what a rerun finds.
 
-Used by tests/pipeline/test_crash_recovery.py and scripts/crash_test.py. A run is a
+Used by tests/pipeline/test_crash_recovery.py and bench/drills/crash_test.py. A run is a
 `watchnext run` subprocess; it is killed with SIGKILL (no cleanup code runs) a few
 seconds after it announces the chosen component.
 """

@@ -1,7 +1,7 @@
 """Ingestion speed: LogExampleGen's whole executor (read, validate, join, write tf.Examples) on one
 simulated day, in impressions per second, optionally against another checkout of watchnext.
 
-    python -m watchnext.benchmarks.ingest_speed --impressions 100000 300000 --rounds 2 \
+    python -m bench.ingest_speed --impressions 100000 300000 --rounds 2 \
         --baseline /tmp/base          # /tmp/base/watchnext is an older checkout (e.g. git archive)
 
 Every (size, round) runs each variant in a fresh child process, interleaved (A, B, A, B, …),
@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 from typing import Any
+
+import bench
 
 SPAN = 20260101
 
@@ -68,13 +70,13 @@ def child(logs: str, out: str) -> dict[str, Any]:
 
 def run_variant(name: str, package_parent: str | None, logs: str) -> dict[str, Any]:
     """One child run of the executor, importing watchnext from `package_parent` (None: this one)."""
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env = bench.child_env(dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2"))
     if package_parent:
         env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
     with tempfile.TemporaryDirectory() as out:
         # Run from the out folder, so that an editable install is not shadowed by the cwd.
         proc = subprocess.run([sys.executable, "-c", (
-            "import json, sys; from watchnext.benchmarks import ingest_speed as b; "
+            "import json, sys; from bench import ingest_speed as b; "
             "print('RESULT ' + json.dumps(b.child(sys.argv[1], sys.argv[2])))"), logs, out],
             env=env, cwd=out, capture_output=True, text=True, check=False)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]

@@ -1,6 +1,7 @@
 """Numeric embeddings on census-KDD, A/B in one process: same rows, same model code, seeds interleaved.
 
-    .venv/bin/python scripts/census_numeric_ab.py --examples OUTPUT/tfx/TableExampleGen/examples/N \\
+    .venv/bin/python -m bench.experiments.census_numeric_ab \\
+        --examples OUTPUT/tfx/TableExampleGen/examples/N \\
         --variants none,piecewise_linear,buckets --seeds 0,1,2 --json ab.json
 
 A full pipeline run per variant and seed costs a Transform per variant (31 vocabularies on
@@ -26,7 +27,7 @@ import time
 from typing import Any
 
 import watchnext
-from watchnext.benchmarks import census
+from bench import census
 from watchnext.models.model import build_model, label_priors
 from watchnext.models.preprocessing import piecewise_linear
 from watchnext.pipeline.configs import Config, NumericEmbedding, load_config

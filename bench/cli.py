@@ -1,10 +1,7 @@
-"""`watchnext bench <name>`: run one benchmark (or all), print its tables and write its report.
+"""`python -m bench <name>`: run one benchmark (or all), print its tables and write its report.
 
-Wiring into the `watchnext` command (cli.py):
-
-    bench = sub.add_parser("bench", help="run a benchmark; writes <out>/<name>.json, .md and plots")
-    bench_cli.add_arguments(bench)
-    bench.set_defaults(func=bench_cli.run)
+Run from the repository root (bench/ is not installed with watchnext); `make bench BENCH=<name>`
+does the same at --quick sizes.
 """
 
 from __future__ import annotations
@@ -24,14 +21,14 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 
 # Benchmark name → module (imported only when run: each pulls in TensorFlow).
 BENCHMARKS = {
-    "oracle": "watchnext.benchmarks.oracle",
-    "training_speed": "watchnext.benchmarks.training_speed",
-    "serving_speed": "watchnext.benchmarks.serving_speed",
-    "position_bias": "watchnext.benchmarks.position_bias",
-    "expert_utilization": "watchnext.benchmarks.expert_utilization",
-    "task_correlation": "watchnext.benchmarks.task_correlation",
-    "census": "watchnext.benchmarks.census",
-    "pipeline_scale": "watchnext.benchmarks.pipeline_scale",
+    "oracle": "bench.oracle",
+    "training_speed": "bench.training_speed",
+    "serving_speed": "bench.serving_speed",
+    "position_bias": "bench.position_bias",
+    "expert_utilization": "bench.expert_utilization",
+    "task_correlation": "bench.task_correlation",
+    "census": "bench.census",
+    "pipeline_scale": "bench.pipeline_scale",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
 # Where reports go: a user's runs stay out of the committed reports/ unless published.
@@ -44,7 +41,7 @@ log = logging.getLogger("watchnext.benchmarks")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `watchnext bench`."""
+    """The flags of `python -m bench`."""
     parser.add_argument("name", choices=[*BENCHMARKS, "all"], help="which benchmark ('all': each in turn)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick",
@@ -79,7 +76,7 @@ def sizes_for(module: Any, size: str, args: argparse.Namespace | None = None) ->
         if value is None:
             continue
         if name not in fields:
-            raise SystemExit(f"watchnext bench {module.NAME}: --{name.replace('_', '-')} does not apply "
+            raise SystemExit(f"python -m bench {module.NAME}: --{name.replace('_', '-')} does not apply "
                              f"(its sizes are {sorted(fields)})")
         changes[name] = value
     return dataclasses.replace(sizes, **changes)
@@ -88,8 +85,8 @@ def sizes_for(module: Any, size: str, args: argparse.Namespace | None = None) ->
 def run_benchmark(name: str, size: str, out_dir: str, work_dir: str | None = None,
                   args: argparse.Namespace | None = None) -> dict[str, str]:
     """Run benchmark `name` at `size`; write its report into `out_dir`; return the written paths."""
-    from watchnext.benchmarks import common
-    from watchnext.benchmarks.report import machine_info, write_report
+    from bench import common
+    from bench.report import machine_info, write_report
 
     module = importlib.import_module(BENCHMARKS[name])
     sizes = sizes_for(module, size, args)
@@ -112,7 +109,7 @@ def run_benchmark(name: str, size: str, out_dir: str, work_dir: str | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of `watchnext bench`: run, then print each report's Markdown."""
+    """Entry point of `python -m bench`: run, then print each report's Markdown."""
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
         paths = run_benchmark(name, args.size, args.out or DEFAULT_OUT, args.work_dir, args)
@@ -123,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m watchnext.benchmarks`."""
-    parser = argparse.ArgumentParser(prog="python -m watchnext.benchmarks",
+    """`python -m bench`."""
+    parser = argparse.ArgumentParser(prog="python -m bench",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

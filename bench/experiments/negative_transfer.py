@@ -1,8 +1,8 @@
 """Issue 16 §2: measure negative transfer between the heads on one featurized simulation.
 
-    nice -n 10 .venv/bin/python scripts/negative_transfer.py --work-dir /tmp/transfer \\
+    nice -n 10 .venv/bin/python -m bench.experiments.negative_transfer --work-dir /tmp/transfer \\
         --impressions 150000 --variants before,after,click --seeds 0,1,2
-    nice -n 10 .venv/bin/python scripts/negative_transfer.py --work-dir /tmp/transfer \\
+    nice -n 10 .venv/bin/python -m bench.experiments.negative_transfer --work-dir /tmp/transfer \\
         --impressions 150000 --gradients before,after
 
 The simulation (benchmarks.common.Context: join, split, the real preprocessing_fn) is
@@ -26,7 +26,7 @@ import json
 import time
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.benchmarks import common
+from bench import common
 from watchnext.models.model import _labelled, _labelled_fraction, build_model, label_priors
 from watchnext.pipeline.configs import Config
 from watchnext.simulator import datasets

@@ -1,6 +1,6 @@
 """Evaluator wall time vs a count-only TFMA pass over the same examples and model (issue 15 §2).
 
-    .venv/bin/python scripts/bench_evaluator.py --model M --baseline B --eval-dir D \\
+    .venv/bin/python -m bench.experiments.bench_evaluator --model M --baseline B --eval-dir D \\
         [--config C.yaml] [--examples 50000] [--rounds 3] [--full-tfma-examples 0] [--json out.json]
 
 M and B: SavedModel folders with `serving_default` (a run's `tfx/Trainer/model/<id>/Format-Serving`);

@@ -1,6 +1,6 @@
 """Crash drill over every phase: SIGKILL a local run in a component, rerun, check the result.
 
-    .venv/bin/python scripts/crash_test.py [--phase Transform Trainer Pusher] [--work DIR]
+    .venv/bin/python -m bench.drills.crash_test [--phase Transform Trainer Pusher] [--work DIR]
 
 For each phase: a fresh output folder with a small simulated log, `watchnext run` killed
 a moment after the phase starts, then a rerun in-process. Checks after each step: the
@@ -17,14 +17,14 @@ import os
 import sys
 import tempfile
 
-from watchnext.cli import simulated_logs
-from watchnext.pipeline.configs import DEFAULT_HEADS, load_config
-from watchnext.pipeline.crash import (
+from bench.drills.crash import (
     finished_before_kill,
     kill_during,
     newest_states,
     serving_versions_complete,
 )
+from watchnext.cli import simulated_logs
+from watchnext.pipeline.configs import DEFAULT_HEADS, load_config
 from watchnext.pipeline.local_runner import RunPaths, run_local
 
 SMALL = {"data": {"simulate_impressions_per_day": 4000},
