@@ -124,8 +124,6 @@ def data_file(context: common.Context, sizes: Sizes) -> str:
 # ---------------------------------------------------------------------------
 # Finding what a run produced in ML Metadata.
 
-TRAINER_TYPE = "tfx.components.trainer.component.Trainer"
-
 
 def trained_model(metadata_path: str, config: Config) -> tuple[str, str]:
     """(serving model dir, raw Examples uri) of the newest Trainer run with exactly `config`.
@@ -135,44 +133,20 @@ def trained_model(metadata_path: str, config: Config) -> tuple[str, str]:
     through the lineage Trainer ← Transform ← ExampleGen.
     """
     from watchnext.models.preprocessing import CONFIG_KEY
+    from watchnext.pipeline import metadata
     from watchnext.pipeline.cache_keys import trainer_view
-    from watchnext.pipeline.local_runner import open_metadata
 
-    store = open_metadata(metadata_path)
+    store = metadata.open_metadata(metadata_path)
     wanted = trainer_view(config).to_json()  # what create_pipeline hands the Trainer
-    runs = [e for e in store.get_executions_by_type(TRAINER_TYPE)
-            if "custom_config" in e.custom_properties
-            and json.loads(e.custom_properties["custom_config"].string_value).get(CONFIG_KEY) == wanted]
-    if not runs:
-        raise LookupError(f"no Trainer execution with this config in {metadata_path}")
-    trainer = max(runs, key=lambda e: e.id)
-    model = _linked(store, trainer.id, "Model", output=True)
-    transformed = _linked(store, trainer.id, "Examples", output=False)
-    transform = _producer(store, transformed.id)
-    raw = _linked(store, transform, "Examples", output=False)
+    try:
+        trainer = metadata.newest_execution_with_config(store, "Trainer", CONFIG_KEY, wanted)
+    except LookupError:
+        raise LookupError(f"no Trainer execution with this config in {metadata_path}") from None
+    model = metadata.linked_artifact(store, trainer.id, "Model", output=True)
+    transformed = metadata.linked_artifact(store, trainer.id, "Examples", output=False)
+    transform = metadata.producer(store, transformed.id)
+    raw = metadata.linked_artifact(store, transform, "Examples", output=False)
     return os.path.join(model.uri, "Format-Serving"), raw.uri
-
-
-def _linked(store: Any, execution_id: int, type_name: str, output: bool) -> Any:
-    from ml_metadata.proto import metadata_store_pb2
-
-    kinds = ({metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT} if output
-             else {metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT})
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type in kinds]
-    type_id = store.get_artifact_type(type_name).id
-    matches = [a for a in store.get_artifacts_by_id(ids) if a.type_id == type_id]
-    if len(matches) != 1:
-        raise LookupError(f"execution {execution_id}: expected one {type_name} artifact, "
-                          f"found {len(matches)}")
-    return matches[0]
-
-
-def _producer(store: Any, artifact_id: int) -> int:
-    from ml_metadata.proto import metadata_store_pb2
-
-    outputs = [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
-               if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
-    return min(outputs)  # the execution that first wrote it (cached reruns point at it again)
 
 
 # ---------------------------------------------------------------------------

@@ -9,9 +9,9 @@ Each size runs in a child process of its own (`python -m bench.pipeline_scale
 <spec.json>`), so one size's memory (TensorFlow graphs, Beam caches, a Python heap that is
 not handed back to the OS) cannot inflate the next size's peak, and so the sampler sees
 exactly the pipeline's process tree. The child records when the simulator and every
-component started and ended (from `local_runner._ComponentProgress`, which already times
-each component between the orchestrator's "is running" and "is finished" announcements:
-driver, executor and publisher) and what LogExampleGen read (its counts.json). The parent
+component started and ended (the runner's public `on_progress` callback, which times each
+component between the orchestrator's "is running" and "is finished" announcements: driver,
+executor and publisher) and what LogExampleGen read (its counts.json). The parent
 samples the resident set size of the child and all its descendants every
 `sample_seconds` on a background thread (psutil) and attributes each sample to the phase
 running at that time; a phase's peak is the largest sample inside it.
@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,64 +246,15 @@ def child_config(output_dir: str, impressions: int, sizes: Sizes) -> Any:
     })
 
 
-def _ingestion_counts(metadata_path: str) -> dict[str, Any] | None:
-    """LogExampleGen's counts.json from the newest RejectedRecords artifact (what it read and wrote)."""
-    from watchnext.components.log_example_gen.artifacts import RejectedRecords
-    from watchnext.pipeline.local_runner import open_metadata
+def component_windows(events: Sequence[Any]) -> list[dict[str, Any]]:
+    """[{name, start, end}] of every finished component, in the order they started (wall-clock
+    seconds), from the runner's progress events (`pipeline.tfx_logging.ComponentEvent`)."""
+    from watchnext.pipeline.tfx_logging import FINISHED, STARTED
 
-    artifacts = open_metadata(metadata_path).get_artifacts_by_type(RejectedRecords.TYPE_NAME)
-    if not artifacts:
-        return None
-    path = os.path.join(max(artifacts, key=lambda a: a.id).uri, "counts.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-@contextlib.contextmanager
-def recording_progress(on_event: Callable[[str, str, float], None] | None = None) -> Iterator[list[Any]]:
-    """Keep every progress object local_runner creates while the block runs (yields the list).
-
-    The runner's `_ComponentProgress` already stamps when each component starts and how
-    long it took; a subclass that remembers its instances lends those stamps to the
-    benchmark without touching the runner. `on_event("start" | "end", component, time)`
-    is called as each stamp appears, so a run stopped half-way still shows how far it got.
-    """
-    from watchnext.pipeline import local_runner
-
-    progresses: list[Any] = []
-    original = local_runner._ComponentProgress
-
-    class RecordingProgress(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            progresses.append(self)
-
-        def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
-            started, finished = len(self.started), len(self.seconds)
-            super().info(msg, *args, **kwargs)
-            if on_event is None:
-                return
-            if len(self.started) > started:
-                name = next(reversed(self.started))
-                on_event("start", name, self.started[name])
-            if len(self.seconds) > finished:
-                name = next(reversed(self.seconds))
-                on_event("end", name, self.started[name] + self.seconds[name])
-
-    local_runner._ComponentProgress = RecordingProgress
-    try:
-        yield progresses
-    finally:
-        local_runner._ComponentProgress = original
-
-
-def component_windows(progress: Any) -> list[dict[str, Any]]:
-    """[{name, start, end}] of every finished component, in the order they started (wall-clock seconds)."""
-    return [{"name": name, "start": started, "end": started + progress.seconds[name]}
-            for name, started in sorted(progress.started.items(), key=lambda item: item[1])
-            if name in progress.seconds]
+    starts = {e.component: e.time for e in events if e.kind == STARTED}
+    windows = [{"name": e.component, "start": starts.get(e.component, e.time - (e.seconds or 0.0)),
+                "end": e.time} for e in events if e.kind == FINISHED]
+    return sorted(windows, key=lambda w: w["start"])
 
 
 def child_main(spec_path: str) -> int:
@@ -316,7 +267,8 @@ def child_main(spec_path: str) -> int:
         spec = json.load(f)
     sizes = Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["sizes"].items()})
     # Everything heavy is imported before the clock of the first phase starts.
-    from watchnext.pipeline import local_runner
+    from watchnext.pipeline import local_runner, metadata
+    from watchnext.pipeline.tfx_logging import STARTED
     from watchnext.simulator.simulate import params_from_data_config, simulate
 
     config = child_config(spec["output_dir"], spec["impressions"], sizes)
@@ -336,16 +288,21 @@ def child_main(spec_path: str) -> int:
     on_event("end", SIMULATE, timeline["simulate"]["end"], impressions=summary["impressions"],
              events=summary["events"])
 
+    events: list[Any] = []
+
+    def on_progress(event: Any) -> None:  # a pipeline.tfx_logging.ComponentEvent
+        events.append(event)
+        on_event("start" if event.kind == STARTED else "end", event.component, event.time)
+
     run_start = time.time()
-    with recording_progress(on_event) as progresses:
-        result = local_runner.run_local(config, paths.simulated_logs)
+    result = local_runner.run_local(config, paths.simulated_logs, on_progress=on_progress)
     run_end = time.time()
-    (progress,) = progresses
     timeline["run"] = {"start": run_start, "end": run_end, "seconds": result.seconds,
                        "pushed": result.pushed_path is not None, "blessed": result.blessed,
                        "message": result.message}
-    timeline["components"] = component_windows(progress)
-    timeline["ingestion"] = _ingestion_counts(paths.metadata_path)
+    timeline["components"] = component_windows(events)
+    counts = metadata.latest_counts(paths.metadata_path)  # what LogExampleGen read and wrote
+    timeline["ingestion"] = counts[0] if counts else None
     timeline["artifact_bytes"] = directory_bytes(paths.pipeline_root)
     timeline["finish"] = time.time()
     with open(spec["timeline_path"], "w", encoding="utf-8") as f:
@@ -668,7 +625,7 @@ def build_result(measured: Sequence[dict[str, Any]], sizes: Sizes) -> BenchmarkR
         "no warm start.",
         "Each size runs in its own child process: its startup phase is the interpreter and the TFX/"
         "TensorFlow imports. A component's time runs from the orchestrator's 'is running' to its 'is "
-        "finished' (driver, executor and publisher), as local_runner._ComponentProgress records it.",
+        "finished' (driver, executor and publisher), as the runner's on_progress events record it.",
         f"Peak RSS: the summed resident set of the child and all its descendants (psutil), sampled every "
         f"{sizes.sample_seconds} s; pages shared between processes would count once per process. A phase "
         "shorter than the interval may hold no sample (—). Python and TensorFlow keep freed memory, so "

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from watchnext.pipeline.configs import Config
+from watchnext.pipeline.metadata import execution_states
 
 import yaml
 
@@ -67,29 +68,9 @@ def finished_before_kill(output: str) -> list[str]:
     return re.findall(r"\] (\S+) done in ", output)
 
 
-def execution_history(metadata_path: str) -> dict[str, list[str]]:
-    """{component id: states of its executions, oldest first} (COMPLETE, CACHED, RUNNING,
-    FAILED), resolvers left out (they resolve afresh on every run and are never cached)."""
-    from watchnext.pipeline.local_runner import open_metadata
-
-    from ml_metadata.proto import metadata_store_pb2
-
-    store = open_metadata(metadata_path)
-    resolvers = {t.id for t in store.get_execution_types() if t.name.endswith("Resolver")}
-    history: dict[str, list[str]] = {}
-    for context in store.get_contexts_by_type("node"):
-        executions = sorted((e for e in store.get_executions_by_context(context.id)
-                             if e.type_id not in resolvers), key=lambda e: e.id)
-        if executions:
-            component = context.name.split(".", 1)[-1]  # "<pipeline>.<component id>"
-            history[component] = [metadata_store_pb2.Execution.State.Name(e.last_known_state)
-                                  for e in executions]
-    return history
-
-
 def newest_states(metadata_path: str) -> dict[str, str]:
     """{component id: state of its newest execution}: what a rerun did with each component."""
-    return {component: states[-1] for component, states in execution_history(metadata_path).items()}
+    return {component: states[-1] for component, states in execution_states(metadata_path).items()}
 
 
 def serving_versions_complete(model_root: str) -> bool:

@@ -197,29 +197,29 @@ def test_report_from_stand_in_runs(tmp_path, monkeypatch):
     assert set(paths) == {"json", "md", "plot:scaling", "plot:timeline"}
 
 
-def test_recording_progress_sees_the_runners_component_stamps(tmp_path):
-    """The hook the child uses: local_runner's own progress object, its stamps passed on as they appear."""
-    from watchnext.pipeline import local_runner
+def test_component_windows_come_from_the_runners_progress_events(monkeypatch):
+    """The hook the child uses: the runner's public progress callback, fed by LocalDagRunner's
+    announcements (pipeline/tfx_logging.py), turned into one window per finished component."""
+    from watchnext.pipeline import tfx_logging
+
+    from tfx.orchestration.local import local_dag_runner
 
     class Absl:
         def info(self, *args, **kwargs):
             pass
 
-    seen = []
-    original = local_runner._ComponentProgress
-    with ps.recording_progress(lambda kind, name, when: seen.append((kind, name))) as progresses:
-        progress = local_runner._ComponentProgress(2, Absl())
+    monkeypatch.setattr(local_dag_runner, "logging", Absl())
+    events = []
+    with tfx_logging.tfx_run_logging(3, [events.append]):
         # The two lines LocalDagRunner logs around each component (tfx/orchestration/local).
         for name in ("LogExampleGen", "Trainer"):
-            progress.info("Component %s is running.", name)
-            progress.info("Component %s is finished.", name)
-    assert local_runner._ComponentProgress is original  # restored
-    assert progresses == [progress]
-    assert seen == [("start", "LogExampleGen"), ("end", "LogExampleGen"), ("start", "Trainer"),
-                    ("end", "Trainer")]
-    windows = ps.component_windows(progress)
+            local_dag_runner.logging.info(tfx_logging.RUNNING_MESSAGE, name)
+            local_dag_runner.logging.info(tfx_logging.FINISHED_MESSAGE, name)
+        local_dag_runner.logging.info(tfx_logging.RUNNING_MESSAGE, "Evaluator")  # never finished
+    windows = ps.component_windows(events)
     assert [w["name"] for w in windows] == ["LogExampleGen", "Trainer"]
     assert all(w["end"] >= w["start"] for w in windows) and windows[1]["start"] >= windows[0]["end"]
+    assert windows[1]["end"] - windows[1]["start"] == pytest.approx(events[3].seconds)
 
 
 def test_child_config_is_the_default_model_with_fixed_steps(tmp_path):
