@@ -44,7 +44,8 @@ def child(logs: str, out: str) -> dict[str, Any]:
     """Run the executor once on `logs`: its wall and CPU seconds (all threads of this process:
     DirectRunner runs in it) and what it read and wrote."""
     import watchnext  # noqa: F401
-    from watchnext.components.log_example_gen import RejectedRecords, make_log_example_gen
+    from watchnext.components.example_gen.artifacts import RejectedRecords
+    from watchnext.components.log_example_gen import make_log_example_gen
     from watchnext.components.log_example_gen.executor import Executor
 
     from google.protobuf import message

@@ -208,7 +208,7 @@ def latest_model_run(metadata_path: str) -> str | None:
 
 def latest_counts(metadata_path: str) -> tuple[dict[str, Any], str] | None:
     """(counts.json, rejected-records folder) of the newest ExampleGen run: what it read, wrote, rejected."""
-    from watchnext.components.log_example_gen.artifacts import RejectedRecords
+    from watchnext.components.example_gen.artifacts import RejectedRecords
 
     uri = newest_uri(metadata_path, RejectedRecords.TYPE_NAME)
     path = os.path.join(uri, "counts.json") if uri else None

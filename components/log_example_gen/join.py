@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from watchnext.components.example_gen.records import rejection
 from watchnext.components.log_example_gen import schema
 
 # One record as it travels to the join: where it came from and its clean fields
@@ -36,12 +37,6 @@ class JoinResult:
     features: dict[str, Any] | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
-
-
-def rejection(log: str, source: str, line: int, invalid: schema.Invalid, raw: str) -> dict[str, Any]:
-    """A rejected-records output row (also what its counter name is derived from)."""
-    return {"log": log, "source": source, "line": line, "reason": invalid.reason,
-            "field": invalid.field, "detail": invalid.detail, "raw": raw}
 
 
 def counter_name(log: str, what: str, detail: str = "") -> str:

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from watchnext.components.example_gen.records import Invalid, markdown_cell, markdown_reasons
+
 # ---------------------------------------------------------------------------
 # Folder layout. `{SPAN:8}` is TFX's span placeholder (8 digits: YYYYMMDD).
 IMPRESSIONS_LOG = "impressions"
@@ -247,20 +249,13 @@ def markdown_table(fields: tuple[Field, ...] | str) -> str:
     rows = ["| Field | Type | Required | Constraint | Meaning |", "|---|---|---|---|---|"]
     for f in fields:
         rows.append(f"| `{f.name}` | {type_name[f.type]} | {'yes' if f.required else 'no'} | "
-                    f"{_cell(f.constraint)} | {_cell(f.meaning)} |")
+                    f"{markdown_cell(f.constraint)} | {markdown_cell(f.meaning)} |")
     return "\n".join(rows)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def markdown_rejection_reasons(reasons: dict[str, str] | None = None) -> str:
-    """Rejection reasons (the logs', by default) as a Markdown table for the README."""
-    rows = ["| Reason | Meaning |", "|---|---|"]
-    rows += [f"| `{reason}` | {_cell(meaning)} |"
-             for reason, meaning in (REJECTION_REASONS if reasons is None else reasons).items()]
-    return "\n".join(rows)
+def markdown_rejection_reasons() -> str:
+    """The logs' rejection reasons as a Markdown table for the README."""
+    return markdown_reasons(REJECTION_REASONS)
 
 
 def markdown_schema() -> str:
@@ -283,15 +278,6 @@ def markdown_schema() -> str:
 
 # ---------------------------------------------------------------------------
 # Validation.
-
-@dataclass(frozen=True)
-class Invalid:
-    """Why a record was rejected: a reason code (counted) and the field and detail (for people)."""
-
-    reason: str
-    field: str = ""
-    detail: str = ""
-
 
 def _coerce(f: Field, value: Any) -> tuple[Any, Invalid | None]:
     """Type-check and convert one value; integral floats are accepted for int fields

@@ -155,7 +155,7 @@ def test_execution_history_is_each_nodes_states_without_resolvers(path):
 
 
 def test_latest_ingestion_reads_the_newest_examplegens_counts(path, tmp_path):
-    from watchnext.components.log_example_gen.artifacts import RejectedRecords
+    from watchnext.components.example_gen.artifacts import RejectedRecords
 
     run = Run(metadata.open_metadata(path))
     for span in (1, 2):
