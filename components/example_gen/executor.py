@@ -30,7 +30,9 @@ import apache_beam as beam
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
 
 REJECTED_KEY = "rejected"
 MAX_REJECTED_FRACTION_KEY = "max_rejected_fraction"
@@ -43,6 +45,20 @@ FLAT_COUNTS_FILE = "_flat_counts.json"
 # GenerateExamplesByBeam (the base class passes the same dict through, as it does for
 # '_beam_pipeline_args').
 REJECTED_URI = "_rejected_uri"
+
+
+def input_config(exec_properties: dict[str, Any]) -> example_gen_pb2.Input:
+    """The component's input_config (exec properties hold it as JSON)."""
+    config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
+    return config
+
+
+def output_config(exec_properties: dict[str, Any]) -> example_gen_pb2.Output:
+    """The component's output_config (exec properties hold it as JSON)."""
+    config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], config)
+    return config
 
 
 def write_json(value: Any, path: str) -> None:

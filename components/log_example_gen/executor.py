@@ -29,7 +29,6 @@ from tfx.components.example_gen import base_example_gen_executor, utils, write_s
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
 
 EVENTS_PATTERN_KEY = "events_pattern"
 MAX_POSITION_KEY = "max_position"
@@ -54,12 +53,11 @@ def resolve_pattern(pattern: str, span: int, version: int | None) -> str:
 
 def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
     """The concrete (span-resolved) glob of each log, joined to input_base."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    input_config = base.input_config(exec_properties)
     if len(input_config.splits) != 1:
         raise ValueError(f"LogExampleGen reads one impressions pattern; input_config has "
                          f"{len(input_config.splits)} splits: {[s.name for s in input_config.splits]}")
-    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     span = exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0
     version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
     impressions = input_config.splits[0].pattern
@@ -67,8 +65,8 @@ def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
         # Not resolved by a driver (e.g. Do called directly): resolve with the given span.
         impressions = resolve_pattern(impressions, span, version)
     events = resolve_pattern(exec_properties[EVENTS_PATTERN_KEY], span, version)
-    return {schema.IMPRESSIONS_LOG: os.path.join(base, impressions),
-            schema.EVENTS_LOG: os.path.join(base, events)}
+    return {schema.IMPRESSIONS_LOG: os.path.join(input_base, impressions),
+            schema.EVENTS_LOG: os.path.join(input_base, events)}
 
 
 class _SplitBatch(CountingDoFn):
@@ -145,10 +143,8 @@ class Executor(base.RejectingExecutor):
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
                                ) -> dict[str, beam.pvalue.PCollection]:
         """Join the logs, split examples by a hash of request_id, write rejects and counts."""
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-        output_config = example_gen_pb2.Output()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        input_config = base.input_config(exec_properties)
+        output_config = base.output_config(exec_properties)
         split_config = output_config.split_config
         if not split_config.splits:
             raise ValueError("LogExampleGen needs output_config.split_config with hash-bucket splits "
@@ -231,10 +227,8 @@ class Executor(base.RejectingExecutor):
 def _split_uris(output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]
                 ) -> dict[str, str]:
     """Each output split's folder in the Examples artifact (Split-train, Split-eval, …)."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-    output_config = example_gen_pb2.Output()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+    input_config = base.input_config(exec_properties)
+    output_config = base.output_config(exec_properties)
     examples = output_dict[standard_component_specs.EXAMPLES_KEY]
     names = utils.generate_output_split_names(input_config, output_config)
     for artifact in examples:  # as the base class's Do sets them (it does again, identically)

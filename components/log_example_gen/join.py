@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchnext.components.example_gen.records import rejection
+from watchnext.components.example_gen.records import Invalid, rejection
 from watchnext.components.log_example_gen import schema
 
 # One record as it travels to the join: where it came from and its clean fields
@@ -93,12 +93,12 @@ def _pick_impression(impressions: list[Located], out: JoinResult) -> tuple[dict[
     first = valid[0][2]
     if all(r == first for _, _, r in valid[1:]):
         for source, line, record in valid[1:]:
-            out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, schema.Invalid(
+            out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, Invalid(
                 schema.DUPLICATE_IMPRESSION, "", f"exact copy of {valid[0][0]}:{valid[0][1]}"), _raw(record)))
         return first, "ok"
     where = ", ".join(f"{s}:{ln}" for s, ln, _ in valid)
     for source, line, record in valid:
-        out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, schema.Invalid(
+        out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, Invalid(
             schema.CONFLICTING_IMPRESSION, "", f"differing impressions with this key at {where}"),
             _raw(record)))
     return None, "rejected"
@@ -107,7 +107,7 @@ def _pick_impression(impressions: list[Located], out: JoinResult) -> tuple[dict[
 def _reject_event(out: JoinResult, source: str, line: int, event: dict[str, Any], reason: str,
                   detail: str) -> None:
     field_name = "value" if reason == schema.WATCH_EXCEEDS_DURATION else ""
-    out.rejected.append(rejection(schema.EVENTS_LOG, source, line, schema.Invalid(reason, field_name, detail),
+    out.rejected.append(rejection(schema.EVENTS_LOG, source, line, Invalid(reason, field_name, detail),
                                   _raw(event)))
 
 

@@ -16,8 +16,9 @@ import logging
 import zlib
 from typing import Any, NamedTuple
 
+from watchnext.components.example_gen.records import Invalid
 from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
-from watchnext.components.log_example_gen import columnar, join, reading, schema
+from watchnext.components.log_example_gen import columnar, columnar_join, join, reading, schema, validation
 
 import apache_beam as beam
 import pyarrow as pa
@@ -41,17 +42,17 @@ def parse_line(log_name: str, source: str, line: int, payload: Any, max_position
     """The per-line path for one record: (clean record, None, None) or (None, rejection, key of a
     rejected impression whose key is usable, so that its events are not counted as orphans)."""
     if isinstance(payload, reading.OversizedLine):
-        invalid = schema.Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
+        invalid = Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
                                  f"schema.MAX_LINE_BYTES = {schema.MAX_LINE_BYTES:,}")
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
     value, error = reading.decode(payload)
     if error is not None:
-        invalid = schema.Invalid(schema.MALFORMED_JSON, "", error)
+        invalid = Invalid(schema.MALFORMED_JSON, "", error)
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
     if log_name == schema.IMPRESSIONS_LOG:
-        record, invalid = schema.validate_impression(value, max_position)
+        record, invalid = validation.validate_impression(value, max_position)
     else:
-        record, invalid = schema.validate_event(value)
+        record, invalid = validation.validate_event(value)
     if invalid is not None:
         key = _usable_key(value) if log_name == schema.IMPRESSIONS_LOG else None
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), key
@@ -140,7 +141,7 @@ class ExampleBatch(NamedTuple):
 
 
 class _JoinShard(CountingDoFn):
-    """Joins one shard's blocks (columnar.join_shard); emits its examples as one ExampleBatch."""
+    """Joins one shard's blocks (columnar_join.join_shard); emits its examples as one ExampleBatch."""
 
     def __init__(self, vectorised: bool):
         super().__init__()
@@ -148,7 +149,7 @@ class _JoinShard(CountingDoFn):
 
     def process(self, element: tuple[int, list[columnar.Block]]):
         shard, blocks = element
-        result = columnar.join_shard(list(blocks), self._vectorised)
+        result = columnar_join.join_shard(list(blocks), self._vectorised)
         for rejected in result.rejected:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
         for key, n in result.counts.items():

@@ -24,7 +24,6 @@ from tfx import types
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
 TABLE_SPEC_KEY = "table_spec"
 # The private exec-property key under which Do hands the file list to GenerateExamplesByBeam.
@@ -35,8 +34,7 @@ log = logging.getLogger(__name__)
 
 def table_pattern(exec_properties: dict[str, Any]) -> str:
     """input_base joined with the one input split's pattern (the table's files)."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    input_config = base.input_config(exec_properties)
     if len(input_config.splits) != 1:
         raise ValueError(f"TableExampleGen reads one file pattern; input_config has "
                          f"{len(input_config.splits)} splits")
@@ -73,9 +71,7 @@ class Executor(base.RejectingExecutor):
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
                                ) -> dict[str, beam.pvalue.PCollection]:
         """Parse, label and split every row; count each split as it is written."""
-        output_config = example_gen_pb2.Output()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
-        split_names, buckets = split_buckets(output_config)
+        split_names, buckets = split_buckets(base.output_config(exec_properties))
         spec = parsing.TableSpec.from_json(exec_properties[TABLE_SPEC_KEY])
         files = exec_properties.get(_FILES) or list_table_files(table_pattern(exec_properties))
 
