@@ -129,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("absl").propagate = False
     for noisy in ("apache_beam", "tensorflow", "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    return run(args)
+    try:
+        return run(args)
+    except FileNotFoundError as e:  # missing input data (e.g. census without --data): one line
+        print(f"python -m bench {args.name}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

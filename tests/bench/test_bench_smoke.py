@@ -113,6 +113,18 @@ def test_census_names_missing_data_and_takes_a_data_flag(tmp_path):
         census.data_file(common.Context(str(tmp_path)), census.SIZES["smoke"])  # no developer-only default
 
 
+def test_bench_without_its_data_ends_in_one_line_and_status_2(tmp_path, capsys):
+    from bench import cli
+
+    assert cli.main(["census", "--smoke", "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "python -m bench census: census: no data given: pass `python -m bench census --data PATH` "
+        "with the UCI Census-Income (KDD) file census-income.test.gz (42 columns, no header)")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 def _write_split(directory, rows: list[dict]) -> None:
     import tensorflow as tf
 
