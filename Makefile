@@ -54,7 +54,7 @@ lint: $(STAMP)
 
 BENCH ?= all
 bench: $(STAMP)
-	$(VENV)/bin/watchnext bench $(BENCH) --quick
+	$(PY) -m bench $(BENCH) --quick
 
 clean:
 	rm -rf watchnext_output .pytest_cache

@@ -149,7 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from watchnext.components.data_gate import DataValidationFailed
     from watchnext.models.expert_utilization import alarms
-    from watchnext.pipeline.local_runner import RunPaths, latest_utilization, run_local
+    from watchnext.pipeline.local_runner import RunPaths, run_local
+    from watchnext.pipeline.metadata import latest_utilization
 
     logs_dir = data_path or simulated_logs(config, RunPaths(config.pipeline.output_dir).simulated_logs)
     log.info("running pipeline %r on %s into %s", config.pipeline.name, logs_dir, config.pipeline.output_dir)
@@ -165,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ALARM {alarm}", file=sys.stderr)
     _report(config)
     from watchnext.pipeline import summary
-    from watchnext.pipeline.local_runner import latest_evaluation, latest_model_run
+    from watchnext.pipeline.metadata import latest_evaluation, latest_model_run
 
     print(summary.render(config, latest_evaluation(metadata_path), result.pushed_path,
                          config.pipeline.output_dir, latest_model_run(metadata_path)), file=sys.stderr)
@@ -174,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _log_ingestion(metadata_path: str) -> None:
-    from watchnext.pipeline.local_runner import latest_ingestion
+    from watchnext.pipeline.metadata import latest_ingestion
 
     ingestion = latest_ingestion(metadata_path)
     if ingestion:
@@ -359,13 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_kubeflow_arguments(sub.add_parser("compile-kubeflow", parents=[verbose],
                                           help="compile the Kubeflow Pipelines v2 spec"))
-
-    from watchnext.benchmarks import cli as bench_cli
-
-    bench = sub.add_parser("bench", parents=[verbose],
-                           help="run a benchmark; writes <out>/<name>.json, .md and plots")
-    bench_cli.add_arguments(bench)
-    bench.set_defaults(func=bench_cli.run)
 
     from watchnext.simulator.simulate import add_arguments
 

@@ -9,7 +9,9 @@ only state what the code needs.
 
 from setuptools import find_packages, setup
 
-SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving", "benchmarks"]
+# bench/ (benchmarks, drills, experiments), scripts/ and tests/ stay out of the distribution: they
+# import watchnext as a user would and run from a clone (`python -m bench ...`).
+SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving"]
 
 packages = ["watchnext"] + [
     f"watchnext.{p}"
@@ -25,7 +27,7 @@ setup(
     python_requires=">=3.10,<3.11",
     package_dir={"watchnext": "."},
     packages=packages,
-    # configs/: the worked dataset configs (e.g. census_income.yaml), read by `watchnext bench census`
+    # configs/: the worked dataset configs (e.g. census_income.yaml), read by `python -m bench census`
     # and by users of an installed wheel or the Kubeflow image, not only from a clone.
     package_data={"watchnext": ["kubeflow/*.yaml", "kubeflow/Dockerfile", "configs/*.yaml"]},
     install_requires=[

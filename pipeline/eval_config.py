@@ -4,7 +4,7 @@ The pipeline's Evaluator no longer runs TFMA (components/evaluator: the same met
 slices and NDCG computed in numpy from one batched pass, ~100× cheaper, plus a paired
 comparison TFMA does not offer). This config stays for an analyst who wants TFMA's own
 tools (`tfma.run_model_analysis` in a notebook, its visualizations) on a model the
-pipeline produced, and for scripts/bench_evaluator.py, which times the two.
+pipeline produced, and for bench/experiments/bench_evaluator.py, which times the two.
 
 One output per head in `serving_default`; `label_keys` maps each output to its raw
 label column, a head with a `presence` column is weighted by it (the rating head is

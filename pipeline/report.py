@@ -151,15 +151,12 @@ def _utilization_lines(summary: dict[str, Any]) -> list[str]:
 def write_report(config: Config, metadata_path: str, out_path: str | None = None) -> str:
     """Render the newest evaluation in ML Metadata to Markdown; return the file's path."""
     from watchnext.components.evaluator import read_metrics
-    from watchnext.pipeline.local_runner import latest_blessing, latest_utilization, open_metadata
+    from watchnext.pipeline.metadata import latest_blessing, latest_utilization, newest_uri
 
-    store = open_metadata(metadata_path)
-    evaluations = store.get_artifacts_by_type("ModelEvaluation")
-    if not evaluations:
+    evaluation = newest_uri(metadata_path, "ModelEvaluation")
+    if evaluation is None:
         raise FileNotFoundError(f"no evaluation recorded in {metadata_path}; run the pipeline first")
-    evaluation = max(evaluations, key=lambda a: a.id)
-    _, verdict = latest_blessing(metadata_path)
-    text = render(config, read_metrics(evaluation.uri), verdict,
+    text = render(config, read_metrics(evaluation), latest_blessing(metadata_path).reason,
                   utilization=latest_utilization(metadata_path))
     out_path = out_path or os.path.join(config.pipeline.output_dir, "report.md")
     with open(out_path, "w", encoding="utf-8") as f:

@@ -19,39 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.pipeline.metadata import pushed_model_ids
 
 from tfx import v1 as tfx
 
-PUSHED_MODEL_TYPE = "PushedModel"
-# What TFX's Pusher executors (ours included) record on the PushedModel artifact.
-PUSHED_KEY = "pushed"
-# The Pusher's input key for the model it pushes.
-MODEL_KEY = "model"
-
-
-def pushed_model_ids(store: Any) -> list[int]:
-    """Ids of the Model artifacts that were pushed, oldest push first."""
-    import ml_metadata as mlmd
-
-    try:
-        artifacts = store.get_artifacts_by_type(PUSHED_MODEL_TYPE)
-    except mlmd.errors.NotFoundError:  # no Pusher has run in this store yet
-        return []
-    pushed = sorted(a.id for a in artifacts
-                    if a.state == mlmd.proto.Artifact.LIVE and a.custom_properties[PUSHED_KEY].int_value == 1)
-    if not pushed:
-        return []
-    pusher_of = {e.artifact_id: e.execution_id for e in store.get_events_by_artifact_ids(pushed)
-                 if e.type == mlmd.proto.Event.OUTPUT}
-    model_of: dict[int, int] = {}
-    for e in store.get_events_by_execution_ids(sorted(set(pusher_of.values()))):
-        if e.type == mlmd.proto.Event.INPUT and e.path.steps and e.path.steps[0].key == MODEL_KEY:
-            model_of[e.execution_id] = e.artifact_id
-    return [model_of[pusher_of[a]] for a in pushed if a in pusher_of and pusher_of[a] in model_of]
-
 
 class LatestPushedModelStrategy(tfx.dsl.experimental.ResolverStrategy):
-    """Of the Model artifacts in the channel, the one pushed last; none before the first push."""
+    """Of the Model artifacts in the channel, the one pushed last; none before the first push
+    (which models were pushed: `metadata.pushed_model_ids`)."""
 
     def resolve_artifacts(self, store: Any, input_dict: dict[str, list[Any]]) -> dict[str, list[Any]]:
         if len(input_dict) != 1:

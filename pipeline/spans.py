@@ -18,30 +18,17 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.spans import VERSION, span_of
+from watchnext.pipeline import metadata
 
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
-# ML Metadata's name for a node's context.
-_NODE_CONTEXT = "node"
-
 
 def every_run(store: Any, today: Any) -> list[Any]:
-    """Every live artifact of `today`'s type written by the node that wrote `today`."""
-    import ml_metadata as mlmd
-
-    output = mlmd.proto.Event.OUTPUT
-    events = store.get_events_by_artifact_ids([today.id])
-    producers = [e.execution_id for e in events if e.type == output]
-    if not producers:
+    """Every live artifact of `today`'s type written by the node that wrote `today` (TFX artifacts)."""
+    live = metadata.same_node_artifacts(store, today.mlmd_artifact)
+    if live is None:  # no node recorded as its writer: today's artifact is all there is
         return [today]
-    nodes = [c for c in store.get_contexts_by_execution(producers[0]) if c.type == _NODE_CONTEXT]
-    if not nodes:
-        return [today]
-    executions = [e.id for e in store.get_executions_by_context(nodes[0].id)]
-    ids = {e.artifact_id for e in store.get_events_by_execution_ids(executions) if e.type == output}
-    live = [a for a in store.get_artifacts_by_id(sorted(ids))
-            if a.type_id == today.type_id and a.state == mlmd.proto.Artifact.LIVE]
     return [artifact_utils.deserialize_artifact(today.artifact_type, a) for a in live]
 
 

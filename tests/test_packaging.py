@@ -18,6 +18,8 @@ import zipfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Folders of the repository that are deliberately not part of the distribution (setup.py).
+OUTSIDE_THE_PACKAGE = ("bench", "scripts", "tests")
 # What never goes into a wheel; copying it would only slow the build down.
 NOT_SOURCES = (".venv", ".git", "tests", "reports", "build", "dist", "watchnext_output", "__pycache__",
                "*.egg-info", ".pytest_cache", ".ruff_cache")
@@ -47,14 +49,27 @@ def test_wheel_carries_the_dataset_configs_and_deploy_files(wheel_files):
 def test_wheel_carries_every_subpackage(wheel_files):
     for init in glob.glob(os.path.join(ROOT, "*", "**", "__init__.py"), recursive=True):
         rel = os.path.relpath(init, ROOT)
-        if rel.split(os.sep)[0] in {"tests", ".venv", "scripts", "build"}:
+        if rel.split(os.sep)[0] in {*OUTSIDE_THE_PACKAGE, ".venv", "build"}:
             continue
         assert f"watchnext/{rel}" in wheel_files, f"package {os.path.dirname(rel)} is missing from the wheel"
 
 
+def test_wheel_leaves_out_benchmarks_drills_scripts_and_tests(wheel_files):
+    """bench/ (benchmarks, the crash drill, experiments), scripts/ and tests/ run from a clone and
+    import watchnext as a user would; they are not part of what users install."""
+    for folder in OUTSIDE_THE_PACKAGE:
+        assert os.path.isdir(os.path.join(ROOT, folder)), f"{folder}/ is not in the repository"
+        shipped = sorted(f for f in wheel_files if f.startswith(f"watchnext/{folder}/"))
+        assert not shipped, f"{folder}/ is in the wheel: {shipped[:5]}"
+    assert not [f for f in wheel_files if f.startswith(("bench/", "scripts/", "tests/"))]
+    assert "watchnext/pipeline/crash.py" not in wheel_files
+    # What the package does ship is still there (the check above is not vacuous).
+    assert "watchnext/pipeline/local_runner.py" in wheel_files
+
+
 def test_census_benchmark_reads_the_config_that_is_packaged():
     import watchnext
-    from watchnext.benchmarks import census
+    from bench import census
 
     # The benchmark reads the config from the installed package, which is why it must be packaged.
     package = os.path.dirname(os.path.abspath(watchnext.__file__))

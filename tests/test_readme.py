@@ -6,6 +6,8 @@ import os
 
 from watchnext.core.log_schema import markdown_schema
 
+import pytest
+
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 
 
@@ -81,6 +83,54 @@ def readme_shell_commands(text: str) -> list[str]:
     return commands
 
 
+def is_bench_command(words: list[str]) -> bool:
+    """`python -m bench ...` or `.venv/bin/python -m bench.<module> ...` (bench/ runs from the root)."""
+    return (len(words) >= 3 and (words[0] == "python" or words[0].endswith("/python")) and words[1] == "-m"
+            and words[2].split(".")[0] == "bench")
+
+
+def check_bench_command(words: list[str], command: str) -> None:
+    """`python -m bench <name> ...` parses with bench's own parser; `python -m bench.<module>`
+    names a module that exists in bench/."""
+    import argparse
+    import importlib.util
+
+    module = words[2]
+    if module == "bench":
+        from bench.cli import add_arguments
+
+        parser = argparse.ArgumentParser(prog="python -m bench")
+        add_arguments(parser)
+        try:
+            parser.parse_args(words[3:])
+        except SystemExit:
+            raise AssertionError(f"bench command does not parse: {command}") from None
+    else:
+        assert importlib.util.find_spec(module) is not None, f"no module {module}: {command}"
+
+
+def test_bench_commands_in_the_readme_and_guides_parse():
+    """Every `python -m bench ...` line of the README's and docs/*.md's shell examples names a real
+    benchmark and real flags (bench/ left the `watchnext` command; it runs from the repository root)."""
+    import glob
+    import shlex
+
+    root = os.path.dirname(README)
+    checked = []
+    for path in [README, *sorted(glob.glob(os.path.join(root, "docs", "*.md")))]:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        assert "watchnext bench" not in text, f"{path} still names `watchnext bench` (now `python -m bench`)"
+        for command in readme_shell_commands(text):
+            words = shlex.split(command)
+            if is_bench_command(words):
+                check_bench_command(words, command)
+                checked.append(command)
+    assert checked, "no `python -m bench` example in the README or docs/*.md"
+    with pytest.raises(AssertionError, match="does not parse"):
+        check_bench_command(["python", "-m", "bench", "no_such_benchmark"], "no_such_benchmark")
+
+
 def test_every_readme_command_works_as_typed():
     """Each `watchnext` line parses with the real parser (subcommands and flags exist), each
     `make` line names a real target, and nothing else is an unknown command."""
@@ -99,7 +149,9 @@ def test_every_readme_command_works_as_typed():
             words = shlex.split(part.split(">>")[0].split(" | ")[0])
             if words and words[0] == "0":  # crontab: minute hour day month weekday command
                 continue
-            if words[0].endswith("/watchnext") or words[0] == "watchnext":
+            if is_bench_command(words):
+                check_bench_command(words, command)
+            elif words[0].endswith("/watchnext") or words[0] == "watchnext":
                 try:
                     parser.parse_args(words[1:])
                 except SystemExit:

@@ -6,16 +6,7 @@ imported without pulling in TFX, Beam and TensorFlow.
 
 from __future__ import annotations
 
-from watchnext.components.lazy import lazy_getattr
+from watchnext.components.lazy import lazy_exports
 
-_EXPORTS = {
-    "LogExampleGen": "component",
-    "make_log_example_gen": "component",
-    "make_output_config": "component",
-    "RejectedRecords": "artifacts",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__, component=("LogExampleGen", "make_log_example_gen", "make_output_config"))

@@ -14,34 +14,29 @@ import os
 import re
 from typing import Any, ClassVar
 
-from watchnext.components.log_example_gen import executor, reading
-from watchnext.components.log_example_gen.artifacts import RejectedRecords
+from watchnext.components.example_gen.component import RejectingExampleGen, RejectingExampleGenSpec
+from watchnext.components.example_gen.executor import DEFAULT_MAX_REJECTED_FRACTION
+from watchnext.components.example_gen.records import is_marker_file
+from watchnext.components.log_example_gen import executor
 from watchnext.core import log_schema as schema
 
-from tfx import types
 from tfx.components.example_gen import driver, utils
-from tfx.components.example_gen.component import FileBasedExampleGen
-from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2, range_config_pb2
-from tfx.types import standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.types import standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils, proto_utils
 
 
-class LogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-    """FileBasedExampleGen's spec plus the events pattern, the rejection limit and `rejected`."""
+class LogExampleGenSpec(RejectingExampleGenSpec):
+    """The ExampleGen base's spec plus the events pattern and the position bound."""
 
     PARAMETERS: ClassVar[dict[str, ExecutionParameter]] = {
-        **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+        **RejectingExampleGenSpec.PARAMETERS,
         executor.EVENTS_PATTERN_KEY: ExecutionParameter(type=str),
-        executor.MAX_REJECTED_FRACTION_KEY: ExecutionParameter(type=float),
         executor.MAX_POSITION_KEY: ExecutionParameter(type=int),
-    }
-    OUTPUTS: ClassVar[dict[str, ChannelParameter]] = {
-        **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
-        executor.REJECTED_KEY: ChannelParameter(type=RejectedRecords),
     }
 
 
@@ -83,7 +78,7 @@ class LogDriver(driver.FileBasedDriver):
         events = executor.resolve_pattern(exec_properties[executor.EVENTS_PATTERN_KEY], span,
                                           exec_properties[utils.VERSION_PROPERTY_NAME])
         pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], events)
-        if not [p for p in fileio.glob(pattern) if not reading.is_marker_file(p)]:
+        if not [p for p in fileio.glob(pattern) if not is_marker_file(p)]:
             raise FileNotFoundError(f"LogExampleGen: span {span} has impressions but no events log files "
                                     f"match {pattern}")
         fingerprint = exec_properties.get(utils.FINGERPRINT_PROPERTY_NAME) or ""
@@ -129,14 +124,14 @@ def _missing_impressions(base: str, impressions: str, events: str, span: int) ->
     if folder != os.path.join(base, os.path.dirname(impressions)) and fileio.isdir(folder):  # a span folder
         found = f"its folder {folder} is empty"
     events_glob = _span_glob(base, events, span)
-    event_files = [p for p in fileio.glob(events_glob) if not reading.is_marker_file(p)]
+    event_files = [p for p in fileio.glob(events_glob) if not is_marker_file(p)]
     held = (f"only its events have landed ({len(event_files)} files match {events_glob})" if event_files
             else "it has no events files either")
     return (f"LogExampleGen: span {span} has no impression files ({found}); {held}. Ingest it once "
             "both logs have landed, or remove its folders.")
 
 
-class LogExampleGen(FileBasedExampleGen):
+class LogExampleGen(RejectingExampleGen):
     """Joins one span of impression and event logs into labelled tf.Examples.
 
     Outputs `examples` (Examples, splits from output_config, span/version properties)
@@ -155,7 +150,7 @@ class LogExampleGen(FileBasedExampleGen):
         output_config: example_gen_pb2.Output | None = None,
         range_config: range_config_pb2.RangeConfig | data_types.RuntimeParameter | None = None,
         events_pattern: str = schema.EVENTS_PATTERN,
-        max_rejected_fraction: float = executor.DEFAULT_MAX_REJECTED_FRACTION,
+        max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
         max_position: int = schema.MAX_POSITION,
         output_file_format: int = example_gen_pb2.FORMAT_TFRECORDS_GZIP,
     ):
@@ -173,27 +168,11 @@ class LogExampleGen(FileBasedExampleGen):
             example_gen_pb2.Input.Split(name=schema.IMPRESSIONS_LOG, pattern=schema.IMPRESSIONS_PATTERN)])
         output_config = output_config or make_output_config(eval_percent=33)
         _check_patterns(input_config, events_pattern)
-        if not 0.0 <= max_rejected_fraction <= 1.0:
-            raise ValueError(f"LogExampleGen: max_rejected_fraction={max_rejected_fraction} "
-                             "must be in [0, 1]")
         if max_position < 1:
             raise ValueError(f"LogExampleGen: max_position={max_position} must be >= 1")
-        spec = LogExampleGenSpec(
-            input_base=input_base,
-            input_config=input_config,
-            output_config=output_config,
-            custom_config=None,
-            range_config=range_config,
-            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
-            output_file_format=output_file_format,
-            events_pattern=events_pattern,
-            max_rejected_fraction=float(max_rejected_fraction),
-            max_position=int(max_position),
-            examples=types.Channel(type=standard_artifacts.Examples),
-            rejected=types.Channel(type=RejectedRecords),
-        )
-        # FileBasedExampleGen.__init__ builds the standard spec; build ours instead.
-        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+        super().__init__(input_base, input_config, output_config, max_rejected_fraction,
+                         range_config=range_config, output_file_format=output_file_format,
+                         events_pattern=events_pattern, max_position=int(max_position))
 
 
 def _check_patterns(input_config: example_gen_pb2.Input, events_pattern: str) -> None:

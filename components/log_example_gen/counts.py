@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from watchnext.components.example_gen.records import accounting_error, by_prefix
 from watchnext.core import log_schema as schema
 
 LOGS = (schema.IMPRESSIONS_LOG, schema.EVENTS_LOG)
-
-
-def by_prefix(flat: dict[str, int], prefix: str) -> dict[str, int]:
-    """{rest of key: n} for the flat counters whose key starts with `prefix`."""
-    return {k[len(prefix):]: v for k, v in sorted(flat.items()) if k.startswith(prefix)}
 
 
 def summarize(flat: dict[str, int], split_names: list[str], span: int, version: int | None,
@@ -50,14 +46,11 @@ def summarize(flat: dict[str, int], split_names: list[str], span: int, version: 
 
 def accounting_errors(summary: dict[str, Any]) -> list[str]:
     """Every way in which records in ≠ examples out + rejected (empty when all is well)."""
-    errors = []
     imp, ev = summary[schema.IMPRESSIONS_LOG], summary[schema.EVENTS_LOG]
-    if imp["read"] != summary["examples"]["total"] + imp["rejected"]:
-        errors.append(f"impressions: {imp['read']} read != {summary['examples']['total']} examples + "
-                      f"{imp['rejected']} rejected")
-    if ev["read"] != ev["merged"] + ev["rejected"]:
-        errors.append(f"events: {ev['read']} read != {ev['merged']} merged + {ev['rejected']} rejected")
-    return errors
+    checks = [accounting_error("impressions", imp["read"],
+                               {"examples": summary["examples"]["total"], "rejected": imp["rejected"]}),
+              accounting_error("events", ev["read"], {"merged": ev["merged"], "rejected": ev["rejected"]})]
+    return [error for error in checks if error]
 
 
 def top_reasons(summary: dict[str, Any], n: int = 5) -> list[tuple[str, int]]:

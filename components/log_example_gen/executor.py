@@ -1,10 +1,9 @@
 """LogExampleGen's executor: one span of impression and event logs → labelled tf.Examples.
 
-It extends TFX's BaseExampleGenExecutor, whose `Do` writes the example splits and sets
-the payload and file formats. It overrides `GenerateExamplesByBeam` (as the base class
-recommends for joins of several sources): the standard hook,
-`GetInputSourceToExamplePTransform`, turns one input pattern into examples and has no
-place for a second log or for the rejected records.
+It stands on the ExampleGen base (example_gen/executor.py: TFX's BaseExampleGenExecutor
+with the rejected records, counts.json and the rejection limit) and overrides
+`GenerateExamplesByBeam` (as TFX recommends for joins of several sources): the standard
+hook, `GetInputSourceToExamplePTransform`, has no place for a second log.
 
 The driver (TFX's FileBasedDriver) has already resolved the span: the impressions
 pattern in `input_config` is concrete and `span`/`version` are exec properties. The
@@ -14,16 +13,16 @@ orchestrator substitutes its own driver (Kubeflow V2 does for FileBasedExampleGe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from typing import Any
 
+from watchnext.components.example_gen import executor as base
+from watchnext.components.example_gen.transforms import COUNTS, CountingDoFn
 from watchnext.components.log_example_gen import counts as counts_lib
 from watchnext.components.log_example_gen import reading, transforms
 from watchnext.core import log_schema as schema
-from watchnext.core.errors import TooManyRejected
 
 import apache_beam as beam
 from tfx import types
@@ -31,26 +30,17 @@ from tfx.components.example_gen import base_example_gen_executor, utils, write_s
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
 
 EVENTS_PATTERN_KEY = "events_pattern"
-MAX_REJECTED_FRACTION_KEY = "max_rejected_fraction"
 MAX_POSITION_KEY = "max_position"
-REJECTED_KEY = "rejected"
-COUNTS_FILE = "counts.json"
-REJECTED_FILE_PREFIX = "rejected"
-DEFAULT_MAX_REJECTED_FRACTION = 0.01
 # Private exec-property keys that Do hands to GenerateExamplesByBeam (the base class
 # passes the same dict through, as it does for '_beam_pipeline_args').
-_REJECTED_URI = "_rejected_uri"
 _LOG_FILES = "_log_files"
 _SPLIT_URIS = "_split_uris"
 # zlib level of the example files. Measured on 80k simulated examples (540 bytes each):
 # level 1 compresses in 0.35 CPU-s, the default (6, what TFX's WriteSplit used) in 1.0 s,
 # for files 24% larger (6.3 vs 5.1 MB); at level 6 compression is ~15% of ingestion.
 TFRECORD_GZIP_LEVEL = 1
-# Where the Beam pipeline leaves its raw counters for Do to summarize (then removed).
-FLAT_COUNTS_FILE = "_flat_counts.json"
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +54,11 @@ def resolve_pattern(pattern: str, span: int, version: int | None) -> str:
 
 def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
     """The concrete (span-resolved) glob of each log, joined to input_base."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    input_config = base.input_config(exec_properties)
     if len(input_config.splits) != 1:
         raise ValueError(f"LogExampleGen reads one impressions pattern; input_config has "
                          f"{len(input_config.splits)} splits: {[s.name for s in input_config.splits]}")
-    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     span = exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0
     version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
     impressions = input_config.splits[0].pattern
@@ -77,31 +66,11 @@ def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
         # Not resolved by a driver (e.g. Do called directly): resolve with the given span.
         impressions = resolve_pattern(impressions, span, version)
     events = resolve_pattern(exec_properties[EVENTS_PATTERN_KEY], span, version)
-    return {schema.IMPRESSIONS_LOG: os.path.join(base, impressions),
-            schema.EVENTS_LOG: os.path.join(base, events)}
+    return {schema.IMPRESSIONS_LOG: os.path.join(input_base, impressions),
+            schema.EVENTS_LOG: os.path.join(input_base, events)}
 
 
-def write_json(value: Any, path: str) -> None:
-    with fileio.open(path, "w") as f:
-        f.write(json.dumps(value, indent=1, sort_keys=True))
-
-
-def take_flat_counts(rejected_uri: str) -> dict[str, Any]:
-    """The Beam pipeline's raw counters, read once and removed (counts.json replaces them)."""
-    path = os.path.join(rejected_uri, FLAT_COUNTS_FILE)
-    with fileio.open(path, "r") as f:
-        flat = json.loads(f.read())
-    fileio.remove(path)
-    return flat
-
-
-def max_rejected_fraction(exec_properties: dict[str, Any]) -> float:
-    """The component's rejected-fraction limit (the default when the property is unset)."""
-    value = exec_properties.get(MAX_REJECTED_FRACTION_KEY)
-    return DEFAULT_MAX_REJECTED_FRACTION if value is None else float(value)
-
-
-class SplitBatch(transforms._CountingDoFn):
+class SplitBatch(CountingDoFn):
     """Splits each (shard, request_ids, serialized examples) batch and counts `examples.<split>`.
 
     The split is TFX's own partition function applied to the partition feature (for
@@ -184,23 +153,18 @@ def write_tfrecords(path: str, records: list[bytes]) -> None:
             writer.write(record)
 
 
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+class Executor(base.RejectingExecutor):
     """Reads, validates and joins one span of logs; writes examples, rejects and counts."""
 
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        """Not used: a join of two logs with a rejected-records output does not fit this hook,
-        so GenerateExamplesByBeam is overridden instead."""
-        raise NotImplementedError("LogExampleGen's executor builds its pipeline in GenerateExamplesByBeam")
+    NAME = "LogExampleGen"
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
                                ) -> dict[str, beam.pvalue.PCollection]:
         """Join the logs, split examples by a hash of request_id, write rejects and counts."""
-        output_config = example_gen_pb2.Output()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        output_config = base.output_config(exec_properties)
         files = exec_properties.get(_LOG_FILES) or {
             log_name: reading.list_log_files(pattern) for log_name, pattern in
             log_file_patterns(exec_properties).items()}
-        rejected_uri = exec_properties[_REJECTED_URI]
         max_position = int(exec_properties.get(MAX_POSITION_KEY) or schema.MAX_POSITION)
 
         joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExampleBatches(
@@ -209,29 +173,20 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         split = SplitBatch.from_split_config(output_config.split_config, split_uris)
         split_names = split.split_names
         splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(split).with_outputs(
-            transforms.COUNTS, *split_names)
-        counts = [joined[transforms.COUNTS], splits[transforms.COUNTS]]
-        _ = (counts
-             | "FlattenCounts" >> beam.Flatten()
-             | "CountRecords" >> transforms.CountRecords()
-             | "WriteCounts" >> beam.Map(write_json, os.path.join(rejected_uri, FLAT_COUNTS_FILE)))
-        _ = joined[transforms.REJECTED] | "WriteRejected" >> transforms.WriteRejected(
-            os.path.join(rejected_uri, REJECTED_FILE_PREFIX))
+            COUNTS, *split_names)
+        base.write_counts_and_rejects([joined[COUNTS], splits[COUNTS]], joined[transforms.REJECTED],
+                                      exec_properties[base.REJECTED_URI])
         # Do passes the split folders: the splits are written above, and the base class's
         # WriteSplit gets nothing to write. Called without them, the splits are returned.
         return {} if split_uris else {name: splits[name] for name in split_names}
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
-        """Run the Beam pipeline (via the base class), then summarize, record and judge the counts."""
-        rejected = artifact_utils.get_single_instance(output_dict[REJECTED_KEY])
+    def prepare(self, output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]
+                ) -> dict[str, Any]:
+        """List both logs' files of the span (a missing log fails with a plain message) and make
+        the split folders the Beam pipeline writes into."""
         span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
-        version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
-        max_fraction = max_rejected_fraction(exec_properties)
-        # List the files before Beam starts, so a missing log fails with a plain message.
-        patterns = log_file_patterns(exec_properties)
         files = {}
-        for log_name, pattern in patterns.items():
+        for log_name, pattern in log_file_patterns(exec_properties).items():
             try:
                 files[log_name] = reading.list_log_files(pattern)
             except FileNotFoundError:
@@ -239,62 +194,53 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                                         f"{pattern}") from None
         log.info("LogExampleGen: span %s: %d impression files, %d event files", span,
                  len(files[schema.IMPRESSIONS_LOG]), len(files[schema.EVENTS_LOG]))
-        fileio.makedirs(rejected.uri)
         split_uris = _split_uris(output_dict, exec_properties)
         for uri in split_uris.values():
             fileio.makedirs(uri)
-        exec_properties = {**exec_properties, _REJECTED_URI: rejected.uri, _LOG_FILES: files,
-                           _SPLIT_URIS: split_uris}
+        return {_LOG_FILES: files, _SPLIT_URIS: split_uris}
 
-        super().Do(input_dict, output_dict, exec_properties)
-        for uri in split_uris.values():  # an empty split still gets a (readable, empty) file
+    def after_beam(self, exec_properties: dict[str, Any]) -> None:
+        for uri in exec_properties[_SPLIT_URIS].values():  # an empty split still gets a (readable) file
             if not fileio.glob(os.path.join(uri, "*")):
                 write_tfrecords(os.path.join(uri, tfrecord_file_name(0, 1)), [])
 
-        flat = take_flat_counts(rejected.uri)
-        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        split_names = artifact_utils.decode_split_names(examples.split_names)
-        summary = counts_lib.summarize(flat, split_names, span, version, files, max_fraction)
-        write_json(summary, os.path.join(rejected.uri, COUNTS_FILE))
-        _record_properties(rejected, summary, split_names)
-        log.info("LogExampleGen: %s", counts_lib.describe(summary))
-        error = counts_lib.failure(summary, rejected.uri)
-        if error:
-            raise TooManyRejected(error)
+    def summarize(self, flat: dict[str, int], split_names: list[str], exec_properties: dict[str, Any]
+                  ) -> dict[str, Any]:
+        span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
+        return counts_lib.summarize(flat, split_names, span, exec_properties.get(utils.VERSION_PROPERTY_NAME),
+                                    exec_properties[_LOG_FILES], base.max_rejected_fraction(exec_properties))
+
+    def properties(self, summary: dict[str, Any], split_names: list[str]) -> dict[str, Any]:
+        imp, ev = summary[schema.IMPRESSIONS_LOG], summary[schema.EVENTS_LOG]
+        return {
+            "span": int(summary["span"]),
+            "impressions_read": int(imp["read"]),
+            "impressions_rejected": int(imp["rejected"]),
+            "events_read": int(ev["read"]),
+            "events_merged": int(ev["merged"]),
+            "events_rejected": int(ev["rejected"]),
+            "examples_written": int(summary["examples"]["total"]),
+            **{f"examples_{name}": int(summary["examples"][name]) for name in split_names},
+            **{f"rejected_fraction_{log_name}": float(summary["rejected_fraction"][log_name])
+               for log_name in counts_lib.LOGS},
+            "rejected_by_reason": {f"{log_name}.{reason}": n for log_name in counts_lib.LOGS
+                                   for reason, n in summary[log_name]["rejected_by_reason"].items()},
+        }
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        return counts_lib.describe(summary)
+
+    def failure(self, summary: dict[str, Any], rejected_uri: str) -> str | None:
+        return counts_lib.failure(summary, rejected_uri)
 
 
 def _split_uris(output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]
                 ) -> dict[str, str]:
     """Each output split's folder in the Examples artifact (Split-train, Split-eval, …)."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-    output_config = example_gen_pb2.Output()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+    input_config = base.input_config(exec_properties)
+    output_config = base.output_config(exec_properties)
     examples = output_dict[standard_component_specs.EXAMPLES_KEY]
     names = utils.generate_output_split_names(input_config, output_config)
     for artifact in examples:  # as the base class's Do sets them (it does again, identically)
         artifact.split_names = artifact_utils.encode_split_names(names)
     return {name: artifact_utils.get_split_uri(examples, name) for name in names}
-
-
-def _record_properties(artifact: types.Artifact, summary: dict[str, Any], split_names: list[str]) -> None:
-    """Main counts as MLMD custom properties (the full summary is counts.json beside them)."""
-    imp, ev = summary[schema.IMPRESSIONS_LOG], summary[schema.EVENTS_LOG]
-    ints = {
-        "span": summary["span"],
-        "impressions_read": imp["read"],
-        "impressions_rejected": imp["rejected"],
-        "events_read": ev["read"],
-        "events_merged": ev["merged"],
-        "events_rejected": ev["rejected"],
-        "examples_written": summary["examples"]["total"],
-        **{f"examples_{name}": summary["examples"][name] for name in split_names},
-    }
-    for key, value in ints.items():
-        artifact.set_int_custom_property(key, int(value))
-    for log_name in counts_lib.LOGS:
-        artifact.set_float_custom_property(f"rejected_fraction_{log_name}",
-                                           float(summary["rejected_fraction"][log_name]))
-    artifact.set_json_value_custom_property(
-        "rejected_by_reason", {f"{log_name}.{reason}": n for log_name in counts_lib.LOGS
-                               for reason, n in summary[log_name]["rejected_by_reason"].items()})

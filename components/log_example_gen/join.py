@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from watchnext.components.example_gen.records import Invalid, rejection
 from watchnext.core import log_schema as schema
 
 # One record as it travels to the join: where it came from and its clean fields
@@ -36,12 +37,6 @@ class JoinResult:
     features: dict[str, Any] | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
-
-
-def rejection(log: str, source: str, line: int, invalid: schema.Invalid, raw: str) -> dict[str, Any]:
-    """A rejected-records output row (also what its counter name is derived from)."""
-    return {"log": log, "source": source, "line": line, "reason": invalid.reason,
-            "field": invalid.field, "detail": invalid.detail, "raw": raw}
 
 
 def counter_name(log: str, what: str, detail: str = "") -> str:
@@ -98,12 +93,12 @@ def _pick_impression(impressions: list[Located], out: JoinResult) -> tuple[dict[
     first = valid[0][2]
     if all(r == first for _, _, r in valid[1:]):
         for source, line, record in valid[1:]:
-            out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, schema.Invalid(
+            out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, Invalid(
                 schema.DUPLICATE_IMPRESSION, "", f"exact copy of {valid[0][0]}:{valid[0][1]}"), _raw(record)))
         return first, "ok"
     where = ", ".join(f"{s}:{ln}" for s, ln, _ in valid)
     for source, line, record in valid:
-        out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, schema.Invalid(
+        out.rejected.append(rejection(schema.IMPRESSIONS_LOG, source, line, Invalid(
             schema.CONFLICTING_IMPRESSION, "", f"differing impressions with this key at {where}"),
             _raw(record)))
     return None, "rejected"
@@ -112,7 +107,7 @@ def _pick_impression(impressions: list[Located], out: JoinResult) -> tuple[dict[
 def _reject_event(out: JoinResult, source: str, line: int, event: dict[str, Any], reason: str,
                   detail: str) -> None:
     field_name = "value" if reason == schema.WATCH_EXCEEDS_DURATION else ""
-    out.rejected.append(rejection(schema.EVENTS_LOG, source, line, schema.Invalid(reason, field_name, detail),
+    out.rejected.append(rejection(schema.EVENTS_LOG, source, line, Invalid(reason, field_name, detail),
                                   _raw(event)))
 
 

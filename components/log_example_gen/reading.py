@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from watchnext.components.example_gen import records
+from watchnext.components.example_gen.records import RAW_TEXT_LIMIT, is_marker_file
 from watchnext.core import log_schema as schema
 from watchnext.core.errors import BadInputData
 
 from tfx.dsl.io import fileio
 
-# What a rejected record keeps of its raw text.
-RAW_TEXT_LIMIT = 1000
 # Read size of plain files, and how much of an over-long line is read at a time while
 # skipping to its end.
 _CHUNK_BYTES = 1 << 16
@@ -55,11 +55,6 @@ class _RawReader(io.RawIOBase):
         data = self._f.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
-
-
-def is_marker_file(path: str) -> bool:
-    """Hidden files and `_`-prefixed markers (_SUCCESS, _committed_…) are not data."""
-    return os.path.basename(path).startswith((".", "_"))
 
 
 def file_format(path: str) -> str:
@@ -172,8 +167,4 @@ def raw_text(payload: Any) -> str:
     """The record as text for the rejected-records output, at most RAW_TEXT_LIMIT characters."""
     if isinstance(payload, OversizedLine):
         return payload.head.decode("utf-8", errors="replace")[:RAW_TEXT_LIMIT] + "…"
-    if isinstance(payload, bytes):
-        text = payload.decode("utf-8", errors="replace")
-    else:
-        text = json.dumps(payload, default=str, sort_keys=True)
-    return text if len(text) <= RAW_TEXT_LIMIT else text[:RAW_TEXT_LIMIT] + "…"
+    return records.raw_text(payload)

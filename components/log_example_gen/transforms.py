@@ -2,55 +2,31 @@
 
     JoinLogsToExampleBatches(...) → example batches | rejected | counts  (both logs, by shard)
     JoinLogsToExamples(...)       → tf.Examples | rejected | counts        (the same, one per element)
-    CountRecords()                → one {count key: n} dict; each key also a Beam counter
-    WriteRejected(prefix)         → rejected-SSSSS-of-NNNNN.jsonl.gz
 
-`counts` outputs are (count key, n) pairs, summed per bundle so that counting costs a
-few elements per bundle rather than one per record. Count keys double as the Beam
-counter names (namespace COUNTER_NAMESPACE): `<log>.read`, `<log>.blank_lines`,
+`counts` outputs are (count key, n) pairs, summed per bundle (example_gen.transforms:
+CountingDoFn; CountRecords and WriteRejected consume them). Count keys double as the Beam
+counter names: `<log>.read`, `<log>.blank_lines`,
 `<log>.rejected.<reason>`, `events.merged`, `events.merged.<event>`,
 `examples.watch_without_click` and `examples.<split>` (added by the executor).
 """
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import zlib
 from typing import Any, NamedTuple
 
-from watchnext.components.log_example_gen import columnar, join, reading
+from watchnext.components.example_gen.records import Invalid
+from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
+from watchnext.components.log_example_gen import columnar, columnar_join, join, reading, validation
 from watchnext.core import log_schema as schema
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.metrics import Metrics
-from apache_beam.transforms import window
-from apache_beam.utils.windowed_value import WindowedValue
 
-COUNTER_NAMESPACE = "LogExampleGen"
-REJECTED = "rejected"
-COUNTS = "counts"
 EXAMPLES = "examples"
 
 log = logging.getLogger(__name__)
-
-
-class _CountingDoFn(beam.DoFn):
-    """A DoFn that tallies count keys and emits the bundle's totals to the `counts` output."""
-
-    def start_bundle(self):
-        self._counts: collections.Counter[str] = collections.Counter()
-
-    def count(self, key: str, n: int = 1) -> None:
-        self._counts[key] += n
-
-    def finish_bundle(self):
-        for key, n in self._counts.items():
-            yield beam.pvalue.TaggedOutput(COUNTS, WindowedValue(
-                (key, n), window.GlobalWindow().max_timestamp(), [window.GlobalWindow()]))
-        self._counts.clear()
 
 
 # Records per block of the vectorised reader: large enough that Arrow's per-call cost is
@@ -67,17 +43,17 @@ def parse_line(log_name: str, source: str, line: int, payload: Any, max_position
     """The per-line path for one record: (clean record, None, None) or (None, rejection, key of a
     rejected impression whose key is usable, so that its events are not counted as orphans)."""
     if isinstance(payload, reading.OversizedLine):
-        invalid = schema.Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
+        invalid = Invalid(schema.LINE_TOO_LONG, "", f"{payload.length:,} bytes, more than "
                                  f"schema.MAX_LINE_BYTES = {schema.MAX_LINE_BYTES:,}")
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
     value, error = reading.decode(payload)
     if error is not None:
-        invalid = schema.Invalid(schema.MALFORMED_JSON, "", error)
+        invalid = Invalid(schema.MALFORMED_JSON, "", error)
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
     if log_name == schema.IMPRESSIONS_LOG:
-        record, invalid = schema.validate_impression(value, max_position)
+        record, invalid = validation.validate_impression(value, max_position)
     else:
-        record, invalid = schema.validate_event(value)
+        record, invalid = validation.validate_event(value)
     if invalid is not None:
         key = _usable_key(value) if log_name == schema.IMPRESSIONS_LOG else None
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), key
@@ -91,7 +67,7 @@ def _usable_key(value: Any) -> tuple[str, str] | None:
     return (rid, cid) if isinstance(rid, str) and isinstance(cid, str) and rid and cid else None
 
 
-class _ReadBlocks(_CountingDoFn):
+class _ReadBlocks(CountingDoFn):
     """Reads, decodes and validates one log file in blocks; emits (join shard, columnar.Block).
 
     A block of JSON lines is parsed and validated by column (columnar.parse_block and
@@ -165,8 +141,8 @@ class ExampleBatch(NamedTuple):
     examples: list[bytes]
 
 
-class _JoinShard(_CountingDoFn):
-    """Joins one shard's blocks (columnar.join_shard); emits its examples as one ExampleBatch."""
+class _JoinShard(CountingDoFn):
+    """Joins one shard's blocks (columnar_join.join_shard); emits its examples as one ExampleBatch."""
 
     def __init__(self, vectorised: bool):
         super().__init__()
@@ -174,7 +150,7 @@ class _JoinShard(_CountingDoFn):
 
     def process(self, element: tuple[int, list[columnar.Block]]):
         shard, blocks = element
-        result = columnar.join_shard(list(blocks), self._vectorised)
+        result = columnar_join.join_shard(list(blocks), self._vectorised)
         for rejected in result.rejected:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
         for key, n in result.counts.items():
@@ -248,31 +224,3 @@ def _parse_examples(batch: ExampleBatch) -> list[Any]:
     from tensorflow.core.example import example_pb2
 
     return [example_pb2.Example.FromString(x) for x in batch.examples]
-
-
-class _IncrementCounter(beam.DoFn):
-    """Adds each key's total to the Beam counter of the same name, and passes it on."""
-
-    def process(self, element: tuple[str, int]):
-        key, n = element
-        Metrics.counter(COUNTER_NAMESPACE, key).inc(n)
-        yield element
-
-
-@beam.ptransform_fn
-def CountRecords(counts):
-    """(count key, n) pairs → a single {key: total} dict ({} if none); zero totals are dropped."""
-    return (counts
-            | "SumPerKey" >> beam.CombinePerKey(sum)
-            | "DropZeros" >> beam.Filter(lambda kv: kv[1] != 0)
-            | "IncrementCounters" >> beam.ParDo(_IncrementCounter())
-            | "ToDict" >> beam.combiners.ToDict())
-
-
-@beam.ptransform_fn
-def WriteRejected(rejected, file_path_prefix: str):
-    """Rejected-record dicts → gzip'd JSON Lines shards `<prefix>-SSSSS-of-NNNNN.jsonl.gz`."""
-    return (rejected
-            | "ToJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True, ensure_ascii=False))
-            | "Write" >> beam.io.WriteToText(file_path_prefix, file_name_suffix=".jsonl.gz",
-                                             compression_type=beam.io.filesystem.CompressionTypes.GZIP))

@@ -6,16 +6,7 @@ TFX's component machinery.
 
 from __future__ import annotations
 
-from watchnext.components.lazy import lazy_getattr
+from watchnext.components.lazy import lazy_exports
 
-_EXPORTS = {
-    "TableExampleGen": "component",
-    "make_table_example_gen": "component",
-    "table_spec": "component",
-    "TableSpec": "parsing",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__, component=("TableExampleGen", "make_table_example_gen", "table_spec"), parsing=("TableSpec",))

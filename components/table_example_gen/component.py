@@ -2,8 +2,8 @@
 
 TFX's FileBasedDriver fingerprints the matched files, so the component is a cache hit
 until the table changes. Outputs `examples` (splits train/eval and, when configured,
-test) and `rejected` (RejectedRecords, as LogExampleGen's: every refused row with its
-file, line and reason, and counts.json).
+test) and `rejected` (RejectedRecords, from the ExampleGen base as LogExampleGen's: every
+refused row with its file, line and reason, and counts.json).
 """
 
 from __future__ import annotations
@@ -11,40 +11,31 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
-from watchnext.components.log_example_gen.artifacts import RejectedRecords
-from watchnext.components.log_example_gen.executor import MAX_REJECTED_FRACTION_KEY, REJECTED_KEY
+from watchnext.components.example_gen.component import RejectingExampleGen, RejectingExampleGenSpec
 from watchnext.components.table_example_gen import executor
 from watchnext.components.table_example_gen.parsing import TableSpec
 from watchnext.core.config import Config
 
-from tfx import types
-from tfx.components.example_gen.component import FileBasedExampleGen
-from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.types.component_spec import ExecutionParameter
 
 # Output split names, in the order of data.table's train/eval/test percentages.
 SPLITS = ("train", "eval", "test")
 INPUT_SPLIT = "table"
 
 
-class TableExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-    """FileBasedExampleGen's spec plus the table description, the rejection limit and `rejected`."""
+class TableExampleGenSpec(RejectingExampleGenSpec):
+    """The ExampleGen base's spec plus the table description."""
 
     PARAMETERS: ClassVar[dict[str, ExecutionParameter]] = {
-        **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+        **RejectingExampleGenSpec.PARAMETERS,
         executor.TABLE_SPEC_KEY: ExecutionParameter(type=str),
-        MAX_REJECTED_FRACTION_KEY: ExecutionParameter(type=float),
-    }
-    OUTPUTS: ClassVar[dict[str, ChannelParameter]] = {
-        **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
-        REJECTED_KEY: ChannelParameter(type=RejectedRecords),
     }
 
 
-class TableExampleGen(FileBasedExampleGen):
+class TableExampleGen(RejectingExampleGen):
     """Reads CSV files into typed, labelled tf.Examples split by a seeded hash of (file, line)."""
 
     SPEC_CLASS = TableExampleGenSpec
@@ -60,25 +51,11 @@ class TableExampleGen(FileBasedExampleGen):
         split_percents: percentages of rows for train, eval and (optionally) test; sum 100.
         max_rejected_fraction: fail when more than this fraction of rows is rejected.
         """
-        if not 0.0 <= max_rejected_fraction <= 1.0:
-            raise ValueError(f"TableExampleGen: max_rejected_fraction={max_rejected_fraction} "
-                             "must be in [0, 1]")
-        spec = TableExampleGenSpec(
-            input_base=input_base,
-            input_config=example_gen_pb2.Input(splits=[
-                example_gen_pb2.Input.Split(name=INPUT_SPLIT, pattern=pattern)]),
-            output_config=make_output_config(split_percents),
-            custom_config=None,
-            range_config=None,
-            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
-            output_file_format=output_file_format,
-            table_spec=table_spec.to_json(),
-            max_rejected_fraction=float(max_rejected_fraction),
-            examples=types.Channel(type=standard_artifacts.Examples),
-            rejected=types.Channel(type=RejectedRecords),
-        )
-        # FileBasedExampleGen.__init__ builds the standard spec; build ours instead.
-        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+        super().__init__(
+            input_base,
+            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=INPUT_SPLIT, pattern=pattern)]),
+            make_output_config(split_percents), max_rejected_fraction,
+            output_file_format=output_file_format, table_spec=table_spec.to_json())
 
 
 def make_output_config(split_percents: tuple[int, ...]) -> example_gen_pb2.Output:

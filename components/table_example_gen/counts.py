@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchnext.components.log_example_gen.counts import by_prefix
+from watchnext.components.example_gen.records import accounting_error, by_prefix
 from watchnext.components.table_example_gen.parsing import ROWS
 
 # `source` of the summary, so readers of counts.json can tell it from LogExampleGen's.
@@ -35,9 +35,9 @@ def summarize(flat: dict[str, int], split_names: list[str], files: list[str], la
         "rejected_fraction": rows["rejected"] / rows["read"] if rows["read"] else 0.0,
         "accounting_errors": [],
     }
-    if rows["read"] != total + rows["rejected"]:
-        summary["accounting_errors"].append(
-            f"rows: {rows['read']} read != {total} examples + {rows['rejected']} rejected")
+    error = accounting_error(ROWS, rows["read"], {"examples": total, "rejected": rows["rejected"]})
+    if error:
+        summary["accounting_errors"].append(error)
     summary["counters"] = dict(sorted(flat.items()))
     return summary
 

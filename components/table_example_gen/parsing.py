@@ -27,28 +27,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from watchnext.core import log_schema
+from watchnext.components.example_gen.records import Invalid, markdown_reasons
 from watchnext.core.errors import BadInputData
-from watchnext.core.log_schema import Invalid
 
 from tfx.dsl.io import fileio
 
 # The `log` field of this ExampleGen's rejected records and the prefix of its count keys.
 ROWS = "rows"
 
-MALFORMED_ROW = "malformed_row"
-WRONG_COLUMN_COUNT = "wrong_column_count"
-MISSING_NUMBER = "missing_number"
-NOT_A_NUMBER = "not_a_number"
-NON_FINITE = "non_finite"
-
+# Why a row is rejected: {reason code: meaning}, rendered into the README.
 REJECTION_REASONS: dict[str, str] = {
-    MALFORMED_ROW: "The line is not UTF-8, or the csv module cannot split it (e.g. an unclosed quote).",
-    WRONG_COLUMN_COUNT: "The row has more or fewer fields than the table has columns.",
-    MISSING_NUMBER: "A numeric column is empty.",
-    NOT_A_NUMBER: "A numeric column does not parse as a number.",
-    NON_FINITE: "A numeric column is NaN or infinite.",
+    "malformed_row": "The line is not UTF-8, or the csv module cannot split it (e.g. an unclosed quote).",
+    "wrong_column_count": "The row has more or fewer fields than the table has columns.",
+    "missing_number": "A numeric column is empty.",
+    "not_a_number": "A numeric column does not parse as a number.",
+    "non_finite": "A numeric column is NaN or infinite.",
 }
+# The codes by name, in the order above.
+MALFORMED_ROW, WRONG_COLUMN_COUNT, MISSING_NUMBER, NOT_A_NUMBER, NON_FINITE = REJECTION_REASONS
 
 
 class TableError(BadInputData, ValueError):
@@ -190,4 +186,4 @@ def to_example(record: dict[str, Any], spec: TableSpec) -> bytes:
 
 def markdown_rejection_reasons() -> str:
     """The table's rejection reasons as a Markdown table (rendered into the README)."""
-    return log_schema.markdown_rejection_reasons(REJECTION_REASONS)
+    return markdown_reasons(REJECTION_REASONS)

@@ -7,7 +7,8 @@ Each file is read by one DoFn call, line by line, so a rejected row keeps its fi
 line (Beam's text sources do not report them; see log_example_gen/reading.py). Count
 keys: `rows.read`, `rows.blank_lines`, `rows.header_lines`, `rows.rejected.<reason>`,
 `labels.<label>.positive`; the executor adds `examples.<split>` by counting what reaches
-each writer. Counting, the rejected-records format and the writers are LogExampleGen's.
+each writer. Counting, the rejected-records format and the writers are the ExampleGen
+base's (components/example_gen/).
 """
 
 from __future__ import annotations
@@ -15,12 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from watchnext.components.log_example_gen import join, reading
-from watchnext.components.log_example_gen.transforms import (
-    COUNTS,
-    REJECTED,
-    _CountingDoFn,  # the bundle-summed counting both ExampleGens share
-)
+from watchnext.components.example_gen.records import raw_text, rejection
+from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
 from watchnext.components.table_example_gen import parsing
 
 import apache_beam as beam
@@ -33,7 +30,7 @@ def count_key(*parts: str) -> str:
     return ".".join(parts)
 
 
-class _ReadTableFile(_CountingDoFn):
+class _ReadTableFile(CountingDoFn):
     """Reads, parses, labels and splits every row of one file."""
 
     def __init__(self, spec: parsing.TableSpec, split_names: Sequence[str], buckets: Sequence[int]):
@@ -62,8 +59,8 @@ class _ReadTableFile(_CountingDoFn):
                 record, invalid = parsing.parse_row(fields, columns, spec)
             if invalid is not None:
                 self.count(count_key(parsing.ROWS, "rejected", invalid.reason))
-                yield beam.pvalue.TaggedOutput(REJECTED, join.rejection(
-                    parsing.ROWS, path, line, invalid, reading.raw_text(payload)))
+                yield beam.pvalue.TaggedOutput(REJECTED, rejection(
+                    parsing.ROWS, path, line, invalid, raw_text(payload)))
                 continue
             for label in spec.labels:
                 self.count(count_key("labels", label, "positive"), record[label])
@@ -76,7 +73,7 @@ class ReadTable(beam.PTransform):
     """Every row of `files` as a serialized tf.Example in its split, or as a rejected record.
 
     Returns a dict of PCollections: one per split name, `rejected` (dicts, see
-    join.rejection, with log = "rows") and `counts` ((count key, n) pairs).
+    example_gen.records.rejection, with log = "rows") and `counts` ((count key, n) pairs).
     """
 
     def __init__(self, files: list[str], spec: parsing.TableSpec, split_names: Sequence[str],

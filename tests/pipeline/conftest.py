@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchnext.pipeline.local_runner import open_metadata
+from watchnext.pipeline.metadata import open_metadata
 
 import pytest
 

@@ -10,6 +10,7 @@ import shutil
 import watchnext.pipeline.local_runner as runner
 from watchnext.components.atomic_pusher import version_dirs
 from watchnext.core.config import load_config
+from watchnext.pipeline import metadata
 from watchnext.simulator.simulate import params_from_data_config, simulate
 
 import pytest
@@ -74,7 +75,7 @@ def test_backfill_warm_starts_the_next_day_from_the_blessed_model_and_keeps_n_ve
         training=dataclasses.replace(config.training, warm_start=True),
         evaluation=dataclasses.replace(config.evaluation, max_auc_drop=1.0, max_mse_increase_ratio=1e9),
         serving=dataclasses.replace(config.serving, keep_versions=1))
-    store = runner.open_metadata(runner.RunPaths(out).metadata_path)
+    store = metadata.open_metadata(runner.RunPaths(out).metadata_path)
     (blessed_model,) = [a for a in store.get_artifacts_by_type("Model") if _was_blessed(store, a.id)]
 
     caplog.set_level(logging.INFO, logger="watchnext.models.warm_start")
@@ -83,8 +84,8 @@ def test_backfill_warm_starts_the_next_day_from_the_blessed_model_and_keeps_n_ve
     assert [span for span, _ in results] == [day2]
     (result,) = [r for _, r in results]
     assert result.pushed_path, result.message
-    store = runner.open_metadata(runner.RunPaths(out).metadata_path)
-    trainers = runner.component_executions(store, "Trainer")
+    store = metadata.open_metadata(runner.RunPaths(out).metadata_path)
+    trainers = metadata.component_executions(store, "Trainer")
     base = _inputs(store, trainers[-1].id, "base_model")
     assert [a.id for a in base] == [blessed_model.id], "day 2's Trainer did not get day 1's blessed model"
     assert f"warm start from {blessed_model.uri}" in caplog.text

@@ -1,6 +1,6 @@
 """SIGKILL in the middle of a run, then rerun: the pipeline completes, reusing what finished.
 
-The CI subset kills during the Trainer; `scripts/crash_test.py --phase Transform|Trainer|Pusher`
+The CI subset kills during the Trainer; `python -m bench.drills.crash_test --phase Transform|Trainer|Pusher`
 runs the same check for every phase (see README, Reliability).
 """
 
@@ -10,13 +10,13 @@ import dataclasses
 import os
 import shutil
 
-from watchnext.pipeline.crash import (
-    execution_history,
+from bench.drills.crash import (
     finished_before_kill,
     kill_during,
     serving_versions_complete,
 )
 from watchnext.pipeline.local_runner import RunPaths, run_local
+from watchnext.pipeline.metadata import execution_states
 
 import pytest
 
@@ -45,7 +45,7 @@ def test_killed_trainer_then_rerun_completes_with_cache(pipeline_runs, tmp_path)
     assert serving_versions_complete(os.path.join(config.serving_dir, config.serving.model_name))
     # Every component the killed run finished is a cache hit in the rerun (a node skipped by
     # design stays FAILED), and the killed Trainer execution was left behind, never complete.
-    states = execution_history(RunPaths(out).metadata_path)
+    states = execution_states(RunPaths(out).metadata_path)
     assert all(states[c][-1] in ("CACHED", "FAILED") for c in finished if c in states), states
     assert states["Transform"][-1] == "CACHED", states
     assert states["Trainer"][-1] == "COMPLETE" and "RUNNING" in states["Trainer"], states

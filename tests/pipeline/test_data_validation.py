@@ -15,7 +15,8 @@ import shutil
 import zlib
 
 from watchnext.cli import DATA_ANOMALIES_EXIT, main
-from watchnext.pipeline.local_runner import RunPaths, open_metadata
+from watchnext.pipeline.local_runner import RunPaths
+from watchnext.pipeline.metadata import open_metadata
 
 import pytest
 import yaml

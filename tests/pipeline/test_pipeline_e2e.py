@@ -11,8 +11,9 @@ import gzip
 import os
 
 from watchnext.cli import simulated_logs
-from watchnext.core.contract import EXAMPLES_INPUT, SERVING_SIGNATURE
-from watchnext.pipeline.local_runner import RunPaths, component_executions, open_metadata
+from watchnext.models.export import EXAMPLES_INPUT, SERVING_SIGNATURE
+from watchnext.pipeline.local_runner import RunPaths
+from watchnext.pipeline.metadata import component_executions, open_metadata
 from watchnext.pipeline.pipeline import create_pipeline
 
 import pytest
@@ -86,7 +87,7 @@ def test_simulated_log_is_reused_not_rewritten(pipeline_runs):
 
 
 def test_ingestion_counts_are_reported_after_a_run(pipeline_runs):
-    from watchnext.pipeline.local_runner import latest_ingestion
+    from watchnext.pipeline.metadata import latest_ingestion
 
     config, _, _ = pipeline_runs
     line = latest_ingestion(RunPaths(config.pipeline.output_dir).metadata_path)

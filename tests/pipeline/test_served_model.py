@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from watchnext.pipeline.served_model import LatestPushedModelStrategy, pushed_model_ids
+from watchnext.pipeline.metadata import pushed_model_ids
+from watchnext.pipeline.served_model import LatestPushedModelStrategy
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.types import artifact, standard_artifacts

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from watchnext.core.config import load_config
-from watchnext.pipeline.local_runner import RunPaths, ingest_window, ingested_spans, spans_on_disk
+from watchnext.pipeline.local_runner import RunPaths, ingest_window, spans_on_disk
+from watchnext.pipeline.metadata import ingested_spans
 from watchnext.simulator.simulate import simulate
 
 import pytest

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 
+from watchnext.components.log_example_gen import validation
 from watchnext.core import log_schema as schema
 from watchnext.simulator.simulate import SimulatorParams, add_arguments, from_args, simulate
 
@@ -166,9 +167,9 @@ def test_every_record_follows_the_log_schema(tmp_path, log_format):
     simulate(out, impressions_per_day=3000, log_format=log_format, survey_rate=0.5)
     impressions, events = _records(out, schema.IMPRESSIONS_LOG), _records(out, schema.EVENTS_LOG)
     for record in impressions:
-        assert schema.validate_impression(record)[1] is None, record
+        assert validation.validate_impression(record)[1] is None, record
     for record in events:
-        assert schema.validate_event(record)[1] is None, record
+        assert validation.validate_event(record)[1] is None, record
     assert {e["event"] for e in events} == set(schema.EVENT_TYPES)
     assert len({(r["request_id"], r["candidate_video_id"]) for r in impressions}) == len(impressions) == 3000
     truth = _read(out, schema.TRUTH_LOG)

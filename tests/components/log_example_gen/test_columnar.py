@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+from watchnext.components.example_gen.transforms import CountRecords
 from watchnext.components.log_example_gen import columnar, transforms
 from watchnext.core import log_schema as schema
 
@@ -57,7 +58,7 @@ def _run(tmp_path, name: str, impressions: list[str], events: list[str], vectori
              | "WriteExamples" >> beam.io.WriteToText(str(out_dir / "examples")))
         _ = (out[transforms.REJECTED] | beam.Map(lambda r: json.dumps(r, sort_keys=True))
              | "WriteRejected" >> beam.io.WriteToText(str(out_dir / "rejected")))
-        _ = (out[transforms.COUNTS] | transforms.CountRecords() | beam.Map(json.dumps)
+        _ = (out[transforms.COUNTS] | CountRecords() | beam.Map(json.dumps)
              | "WriteCounts" >> beam.io.WriteToText(str(out_dir / "counts")))
     result = {}
     for kind in ("examples", "rejected", "counts"):

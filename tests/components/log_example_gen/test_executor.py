@@ -8,7 +8,8 @@ import gzip
 import json
 import os
 
-from watchnext.components.log_example_gen import RejectedRecords, make_log_example_gen
+from watchnext.components.example_gen.artifacts import RejectedRecords
+from watchnext.components.log_example_gen import make_log_example_gen
 from watchnext.components.log_example_gen.executor import Executor
 from watchnext.simulator.simulate import simulate
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from watchnext.components.log_example_gen import join
+from watchnext.components.log_example_gen import join, validation
 from watchnext.core import log_schema as schema
 
 
 def _imp(tiny, source="i", line=1, **changes):
-    record, invalid = schema.validate_impression(tiny.impression("r", "c", **changes))
+    record, invalid = validation.validate_impression(tiny.impression("r", "c", **changes))
     assert invalid is None
     return (source, line, record)
 
 
 def _ev(tiny, kind, value=None, ts=10, line=1):
-    record, invalid = schema.validate_event(tiny.event("r", "c", kind, value, ts))
+    record, invalid = validation.validate_event(tiny.event("r", "c", kind, value, ts))
     assert invalid is None
     return ("e", line, record)
 

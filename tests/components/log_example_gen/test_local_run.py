@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from watchnext.components.log_example_gen import make_log_example_gen
-from watchnext.pipeline.local_runner import open_metadata
+from watchnext.pipeline.metadata import open_metadata
 
 import pytest
 from tfx import v1 as tfx

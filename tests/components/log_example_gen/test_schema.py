@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from watchnext.components.log_example_gen import join, reading
+from watchnext.components.log_example_gen import join, reading, validation
 from watchnext.core import log_schema as schema
 from watchnext.core.config import Config
 
@@ -38,7 +38,7 @@ def test_markdown_table_lists_every_field_once():
 
 def test_valid_impression_is_cleaned(tiny):
     raw = tiny.impression("r", "c", 3, timestamp=7.0, extra="kept out")
-    record, invalid = schema.validate_impression(raw)
+    record, invalid = validation.validate_impression(raw)
     assert invalid is None
     assert record["timestamp"] == 7 and isinstance(record["timestamp"], int)
     assert isinstance(record["video_duration"], float) and "extra" not in record
@@ -59,14 +59,14 @@ def test_valid_impression_is_cleaned(tiny):
     ({"watch_history": ["a", 3]}, schema.WRONG_TYPE, "watch_history"),
 ])
 def test_invalid_impressions_name_reason_and_field(tiny, changes, reason, field):
-    record, invalid = schema.validate_impression(tiny.impression("r", "c", **changes))
+    record, invalid = validation.validate_impression(tiny.impression("r", "c", **changes))
     assert record is None and (invalid.reason, invalid.field) == (reason, field)
 
 
 def test_max_position_is_configurable(tiny):
-    invalid = schema.validate_impression(tiny.impression("r", "c", 5), max_position=5)[1]
+    invalid = validation.validate_impression(tiny.impression("r", "c", 5), max_position=5)[1]
     assert invalid.reason == "out_of_range"
-    assert schema.validate_impression(tiny.impression("r", "c", 4), max_position=5)[1] is None
+    assert validation.validate_impression(tiny.impression("r", "c", 4), max_position=5)[1] is None
 
 
 @pytest.mark.parametrize("kind, value, reason", [
@@ -79,14 +79,14 @@ def test_max_position_is_configurable(tiny):
     ("watch", "10", schema.WRONG_TYPE),
 ])
 def test_invalid_events(tiny, kind, value, reason):
-    record, invalid = schema.validate_event(tiny.event("r", "c", kind, value))
+    record, invalid = validation.validate_event(tiny.event("r", "c", kind, value))
     assert record is None and invalid.reason == reason
 
 
 def test_value_is_ignored_for_events_without_one(tiny):
-    record, invalid = schema.validate_event(tiny.event("r", "c", "like", 3.0))
+    record, invalid = validation.validate_event(tiny.event("r", "c", "like", 3.0))
     assert invalid is None and record["value"] is None
-    assert schema.validate_record([1], schema.EVENT_FIELDS)[1].reason == schema.NOT_AN_OBJECT
+    assert validation.validate_record([1], schema.EVENT_FIELDS)[1].reason == schema.NOT_AN_OBJECT
 
 
 def _read(path: str) -> list:
@@ -101,8 +101,8 @@ def test_schema_drift_new_column_is_ignored(tiny, tmp_path):
     ev_path.write_text(tiny.line({**tiny.event("r", "c", "click"), "client": "ios"}) + "\n")
     [impression] = _read(imp_path)
     [event] = [reading.decode(payload)[0] for payload in _read(str(ev_path))]
-    record, invalid = schema.validate_impression(impression)
-    clicked, invalid_event = schema.validate_event(event)
+    record, invalid = validation.validate_impression(impression)
+    clicked, invalid_event = validation.validate_event(event)
     assert invalid is None and invalid_event is None
     result = join.join_key([("i", 1, record)], [("e", 1, clicked)])
     feature = join.to_example(result.features).features.feature
@@ -116,7 +116,7 @@ def test_schema_drift_dropped_optional_column(tiny, tmp_path):
     path = str(tmp_path / "ev.parquet")
     events = [tiny.event("r", "c", kind, 30.0) for kind in ("click", "like", "watch", "survey")]
     pq.write_table(pa.Table.from_pylist([{k: v for k, v in e.items() if k != "value"} for e in events]), path)
-    results = [schema.validate_event(raw) for raw in _read(path)]
+    results = [validation.validate_event(raw) for raw in _read(path)]
     assert [(r is not None and r["value"] is None, i and (i.reason, i.field)) for r, i in results] == [
         (True, None), (True, None),
         (False, (schema.MISSING_VALUE, "value")), (False, (schema.MISSING_VALUE, "value"))]

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 
+from watchnext.components.example_gen.transforms import CountRecords, WriteRejected
 from watchnext.components.log_example_gen import counts as counts_lib
 from watchnext.components.log_example_gen import reading, transforms
 
@@ -48,7 +49,7 @@ def test_join_logs_to_examples_known_answers(tiny, tiny_logs):
         sources = out[transforms.REJECTED] | beam.Map(lambda r: (r["source"], bool(r["raw"])))
         assert_that(sources | beam.Distinct(), equal_to(
             [(tiny_logs["impressions"], True), (tiny_logs["events"], True)]), label="Sources")
-        counts = out[transforms.COUNTS] | transforms.CountRecords()
+        counts = out[transforms.COUNTS] | CountRecords()
         assert_that(counts, equal_to([_expected_counts(tiny)]), label="Counts")
         details = (out[transforms.REJECTED]
                    | beam.Filter(lambda r: r["reason"] in ("malformed_json", "unknown_device"))
@@ -76,7 +77,7 @@ def test_write_rejected_writes_gzipped_json_lines(tmp_path):
     rows = [{"log": "events", "line": 3, "reason": "orphan_event", "raw": "é"}]
     prefix = str(tmp_path / "rejected")
     with test_pipeline.TestPipeline() as p:
-        _ = p | beam.Create(rows) | transforms.WriteRejected(prefix)
+        _ = p | beam.Create(rows) | WriteRejected(prefix)
     [name] = [n for n in os.listdir(tmp_path) if n.startswith("rejected")]
     assert name.endswith(".jsonl.gz")
     with gzip.open(tmp_path / name, "rt", encoding="utf-8") as f:
@@ -124,7 +125,7 @@ def test_huge_lines_are_rejected_with_a_reason_and_counted(tiny, tmp_path):
         ]), label="Rejections")
         bounded = out[transforms.REJECTED] | beam.Map(lambda r: len(r["raw"]) <= reading.RAW_TEXT_LIMIT + 1)
         assert_that(bounded | beam.Distinct(), equal_to([True]), label="RawTextBounded")
-        counts = out[transforms.COUNTS] | transforms.CountRecords() | beam.Map(
+        counts = out[transforms.COUNTS] | CountRecords() | beam.Map(
             lambda c: (c["impressions.read"], c["impressions.rejected.out_of_range"],
                        c["impressions.rejected.line_too_long"], c["events.read"], c["events.merged"]))
         assert_that(counts, equal_to([(3, 1, 1, 3, 1)]), label="Counts")  # 3 in = 1 example + 2 rejected
@@ -150,5 +151,5 @@ def test_schema_drift_dropped_required_column_rejects_every_record_naming_it(tin
         expected = [("impressions", n, "missing_field", "country") for n in (1, 2, 3)]
         assert_that(_reasons(out), equal_to([*expected, ("events", 1, "event_of_rejected_impression", "")]),
                     label="Rejections")
-        counts = out[transforms.COUNTS] | transforms.CountRecords()
+        counts = out[transforms.COUNTS] | CountRecords()
         assert_that(counts, fails_naming_the_field, label="Failure")

@@ -7,7 +7,7 @@ import gzip
 import json
 import os
 
-from watchnext.components.log_example_gen import RejectedRecords
+from watchnext.components.example_gen.artifacts import RejectedRecords
 from watchnext.components.table_example_gen import make_table_example_gen, parsing
 from watchnext.components.table_example_gen.executor import Executor
 from watchnext.core.config import from_dict

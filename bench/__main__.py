@@ -1,0 +1,5 @@
+"""`python -m bench <name> [--quick] [--out reports/]`."""
+
+from bench.cli import main
+
+raise SystemExit(main())

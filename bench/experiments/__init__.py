@@ -1,0 +1,1 @@
+"""One-off experiments behind figures in docs/: `python -m bench.experiments.<name> --help`."""
