@@ -14,7 +14,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchnext.components.log_example_gen import join, schema
+from watchnext.components.log_example_gen import join
 from watchnext.components.log_example_gen.columnar import (
     FIELDS,
     LINE,
@@ -24,6 +24,7 @@ from watchnext.components.log_example_gen.columnar import (
     as_bool,
     as_numpy,
 )
+from watchnext.core import log_schema as schema
 
 import numpy as np
 import pyarrow as pa

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from watchnext.components.example_gen.records import Invalid
-from watchnext.components.log_example_gen.schema import (
+from watchnext.core.log_schema import (
     ABSURD_WATCH_TIME,
     EVENT_FIELDS,
     IMPRESSION_FIELDS,
