@@ -9,7 +9,8 @@ only state what the code needs.
 
 from setuptools import find_packages, setup
 
-SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving", "benchmarks"]
+SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving", "benchmarks",
+               "experiment"]
 
 packages = ["watchnext"] + [
     f"watchnext.{p}"
