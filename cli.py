@@ -262,6 +262,22 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_closed_loop(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.days < 1:
+        raise UsageError(f"--days {args.days}: must be >= 1")
+    from watchnext.experiment.loop import run_closed_loop
+    from watchnext.simulator.simulate import params_from_data_config
+
+    _log_to_file(config.pipeline.output_dir, "closed-loop")
+    days = run_closed_loop(config, params_from_data_config(config.data), args.days)
+    for day in days:
+        print(json.dumps({k: day[k] for k in ("day", "span", "policy", "pushed", "true_clicks_per_request",
+                                              "true_watch_time_per_request", "true_likes_per_request",
+                                              "true_dismiss_rate")}))
+    return 0
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     from watchnext.serving.client import (
         GrpcBackend,
@@ -418,6 +434,16 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--config", help="YAML config: the simulated world the models were trained on, "
                                              "heads and score weights")
     experiment.set_defaults(func=cmd_experiment)
+    experiment.set_defaults(func=cmd_experiment)
+
+    loop = sub.add_parser("closed-loop", help="simulate days served by the newest pushed model, each "
+                                             "followed by the daily job (resumable)")
+    loop.add_argument("--days", type=int, required=True, help="simulated days, e.g. 30")
+    loop.add_argument("--output", help="output folder (default ./watchnext_output)")
+    loop.add_argument("--config",
+                      help="YAML config (the world: data.simulate_*; the model, e.g. position_mode)")
+    loop.add_argument("--train-steps", type=int, help="override training.train_steps")
+    loop.set_defaults(func=cmd_closed_loop)
     # -v works after the subcommand too (`watchnext run -v`); SUPPRESS keeps an earlier -v.
     for subparser in sub.choices.values():
         subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
