@@ -178,7 +178,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
         f"one experiment of {sizes.experiment_days} day(s) × {sizes.requests_per_day} requests split by user "
         "hash over all arms.",
         "Δ% cells: mean ± sd over seeds of the relative change vs the control; [k/n]: seeds whose "
-        "95 % interval (per-user delta method) excludes 0 in the paper's direction.",
+        "95 % interval (per-user delta method) lies above 0 (a significant gain).",
         "Paper figures: Zhao et al., RecSys 2019, Tables 2 and 3 (live YouTube traffic), as quoted here.",
     ]
     if sizes.closed_loop:

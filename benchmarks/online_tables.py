@@ -57,7 +57,7 @@ def _paper(x: float | None) -> str:
 def verdicts(reports: Sequence[dict[str, Any]], orderings: Sequence[tuple[str, str]],
              metrics: Sequence[str]) -> list[str]:
     """One plain sentence per (ordering, metric): does the simulation order the arms as the
-    paper does (mean over seeds), and is it significant in every seed?"""
+    paper does (mean over seeds)? The tables' [k/n] say in how many seeds a change was significant."""
     out = []
     for better, worse in orderings:
         for metric in metrics:
