@@ -51,8 +51,12 @@ class Difference:
 
     @property
     def significant(self) -> bool:
-        """The interval excludes zero."""
-        return self.ci_low > 0 or self.ci_high < 0
+        """Both intervals exclude zero: the difference's and the relative change's. They are two
+        delta-method approximations (the relative one also carries the control's uncertainty
+        in the denominator) that can disagree right at the boundary; a change is called only
+        when they agree, so a report never shows a significant change whose interval holds 0."""
+        absolute = self.ci_low > 0 or self.ci_high < 0
+        return absolute and (self.relative_ci_low > 0 or self.relative_ci_high < 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "significant": self.significant}

@@ -33,10 +33,14 @@ def test_the_difference_interval_by_hand():
     assert z_value(0.95) == pytest.approx(1.959964, abs=1e-6)
     assert d.delta == pytest.approx(0.1)
     assert (d.ci_low, d.ci_high) == pytest.approx((0.1 - 1.959964 * 0.05, 0.1 + 1.959964 * 0.05), abs=1e-6)
-    assert d.significant
     assert d.relative == pytest.approx(0.25)
     rel_se = 1.25 * math.hypot(0.03 / 0.5, 0.04 / 0.4)
     assert d.relative_ci_low == pytest.approx(0.25 - 1.959964 * rel_se, abs=1e-6)
+    # The difference's interval excludes 0 (0.002 > 0) but the relative change's does not
+    # (0.25 − 1.96 · 0.146 < 0): not called significant.
+    assert d.ci_low > 0 and d.relative_ci_low < 0 and not d.significant
+    clear = difference(Estimate(0.5, 0.01, 100), Estimate(0.4, 0.01, 100), 0.95)
+    assert clear.ci_low > 0 and clear.relative_ci_low > 0 and clear.significant
     assert not difference(Estimate(0.41, 0.04, 9), c, 0.95).significant
 
 
