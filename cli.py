@@ -220,8 +220,62 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from watchnext.simulator.simulate import from_args, simulate
 
-    summary = simulate(args.out, from_args(args))
+    params = from_args(args)
+    policy = None
+    if args.policy:  # a served model ranks the slates (TensorFlow loads only then)
+        _check_saved_model("--policy", args.policy)
+        from watchnext.experiment.served import ServedModelPolicy
+
+        config = _config(args)
+        policy = ServedModelPolicy(args.policy, config.head_names, [h.score_weight for h in config.heads])
+    only_days = None if args.only_day is None else [args.only_day]
+    summary = simulate(args.out, params, policy=policy, only_days=only_days)
     print(json.dumps({k: summary[k] for k in ("out_dir", "impressions", "events", "seconds")}))
+    return 0
+
+
+def _check_saved_model(flag: str, path: str) -> None:
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise UsageError(f"{flag} {path}: not a SavedModel folder (no saved_model.pb); pass a pushed "
+                         "version such as <output>/serving/watchnext/<version>")
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from watchnext.experiment.live import ExperimentParams
+
+    config = _config(args)
+    _check_saved_model("--control", args.control)
+    _check_saved_model("--treatment", args.treatment)
+    given = {k: getattr(args, k) for k in ("days", "requests_per_day", "seed", "confidence")
+             if getattr(args, k) is not None}
+    params = ExperimentParams(**given)
+    try:
+        params.validate()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    from watchnext.experiment.report import render, served_experiment, write
+
+    report = served_experiment(args.control, args.treatment, config, params)
+    out = args.report_dir or os.path.join(config.pipeline.output_dir, "experiments")
+    json_path, md_path = write(report, out)
+    print(render(report))
+    log.info("experiment report: %s, %s", md_path, json_path)
+    return 0
+
+
+def cmd_closed_loop(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.days < 1:
+        raise UsageError(f"--days {args.days}: must be >= 1")
+    from watchnext.experiment.loop import run_closed_loop
+    from watchnext.simulator.simulate import params_from_data_config
+
+    _log_to_file(config.pipeline.output_dir, "closed-loop")
+    days = run_closed_loop(config, params_from_data_config(config.data), args.days)
+    for day in days:
+        print(json.dumps({k: day[k] for k in ("day", "span", "policy", "pushed", "true_clicks_per_request",
+                                              "true_watch_time_per_request", "true_likes_per_request",
+                                              "true_dismiss_rate")}))
     return 0
 
 
@@ -366,8 +420,36 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", parents=[verbose],
                               help="write simulated impression/event logs with ground truth")
     simulate.add_argument("--out", required=True, help="folder to write impressions/, events/, truth/ into")
+    simulate.add_argument("--policy", metavar="MODEL_DIR",
+                          help="rank the slates with this pushed SavedModel (default: the logging policy)")
+    simulate.add_argument("--only-day", type=int, help="write only this day (0-based) of the run")
+    simulate.add_argument("--config", help="YAML config (heads and score weights of --policy)")
     add_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)
+
+    experiment = sub.add_parser("experiment", parents=[verbose],
+                                help="A/B test two pushed models on simulated live traffic")
+    experiment.add_argument("--control", required=True, metavar="MODEL_DIR", help="the control's SavedModel")
+    experiment.add_argument("--treatment", required=True, metavar="MODEL_DIR",
+                            help="the treatment's SavedModel")
+    experiment.add_argument("--days", type=int, help="simulated days of traffic (default 1)")
+    experiment.add_argument("--requests-per-day", type=int,
+                            help="requests a day over all arms (default 3000)")
+    experiment.add_argument("--seed", type=int, help="seed of the traffic and the user split (default 0)")
+    experiment.add_argument("--confidence", type=float,
+                            help="confidence level of the intervals (default 0.95)")
+    experiment.add_argument("--output", dest="report_dir",
+                            help="folder for experiment.json/.md (default <pipeline.output_dir>/experiments)")
+    experiment.add_argument("--config", help="YAML config: the simulated world the models were trained on, "
+                                             "heads and score weights")
+    experiment.set_defaults(func=cmd_experiment)
+
+    loop = sub.add_parser("closed-loop", parents=[run_flags],
+                          help="simulate days served by the newest pushed model, each followed by the "
+                               "daily job (resumable)")
+    loop.add_argument("--days", type=int, required=True, help="simulated days, e.g. 30")
+    loop.add_argument("--train-steps", type=int, help="override training.train_steps")
+    loop.set_defaults(func=cmd_closed_loop)
     return parser
 
 

@@ -11,7 +11,7 @@ from setuptools import find_packages, setup
 
 # bench/ (benchmarks, drills, experiments), scripts/ and tests/ stay out of the distribution: they
 # import watchnext as a user would and run from a clone (`python -m bench ...`).
-SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving"]
+SUBPACKAGES = ["core", "pipeline", "models", "components", "kubeflow", "simulator", "serving", "experiment"]
 
 packages = ["watchnext"] + [
     f"watchnext.{p}"

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "task_correlation": "bench.task_correlation",
     "census": "bench.census",
     "pipeline_scale": "bench.pipeline_scale",
+    "online": "bench.online",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
 # Where reports go: a user's runs stay out of the committed reports/ unless published.

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from watchnext.components.example_gen.records import markdown_cell, markdown_reasons
+from watchnext.core.records import markdown_cell, markdown_reasons
 
 # ---------------------------------------------------------------------------
 # Folder layout. `{SPAN:8}` is TFX's span placeholder (8 digits: YYYYMMDD).

@@ -32,6 +32,8 @@ FLOORS: dict[str, int] = {
     "pipeline": 2,
     "pipeline.local_runner": 3,
     "kubeflow": 3,
+    # Live experiments and the closed loop: they serve pushed models and run the daily job.
+    "experiment": 3,
     "cli": 4,
     "__main__": 4,
 }
@@ -54,15 +56,29 @@ class Edge:
     line: int
 
 
+def setup_subpackages(root: Path) -> set[str]:
+    """setup.py's SUBPACKAGES: the top-level folders the distribution installs (read, not imported)."""
+    setup_py = root / "setup.py"
+    if not setup_py.is_file():  # a test's synthetic package: every folder is installed
+        return {p.name for p in root.iterdir() if p.is_dir()}
+    for node in ast.parse(setup_py.read_text(encoding="utf-8")).body:
+        names = [getattr(t, "id", None) for t in getattr(node, "targets", [])]
+        if isinstance(node, ast.Assign) and "SUBPACKAGES" in names:
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"{setup_py}: no SUBPACKAGES list")
+
+
 def package_modules(root: Path, package: str) -> dict[str, Path]:
     """{dotted module name: file} of what setup.py installs: the root's modules and every folder
     reachable from it through __init__.py files."""
     modules: dict[str, Path] = {}
+    installed = setup_subpackages(root)
 
     def walk(folder: Path, name: str) -> None:
         for path in sorted(folder.iterdir()):
             if path.is_dir() and (path / "__init__.py").is_file():
-                walk(path, f"{name}.{path.name}")
+                if folder != root or path.name in installed:  # bench/, tests/: not installed
+                    walk(path, f"{name}.{path.name}")
             elif path.suffix == ".py":
                 modules[name if path.name == "__init__.py" else f"{name}.{path.stem}"] = path
 

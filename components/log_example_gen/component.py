@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from watchnext.components.example_gen.component import RejectingExampleGen, RejectingExampleGenSpec
 from watchnext.components.example_gen.executor import DEFAULT_MAX_REJECTED_FRACTION
-from watchnext.components.example_gen.records import is_marker_file
 from watchnext.components.log_example_gen import executor
 from watchnext.core import log_schema as schema
+from watchnext.core.records import is_marker_file
 
 from tfx.components.example_gen import driver, utils
 from tfx.dsl.components.base import executor_spec

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchnext.components.example_gen.records import accounting_error, by_prefix
 from watchnext.core import log_schema as schema
+from watchnext.core.records import accounting_error, by_prefix
 
 LOGS = (schema.IMPRESSIONS_LOG, schema.EVENTS_LOG)
 

@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchnext.components.example_gen.records import Invalid, rejection
 from watchnext.core import log_schema as schema
+from watchnext.core.records import Invalid, rejection
 
 # One record as it travels to the join: where it came from and its clean fields
 # (None for an impression that was rejected while parsing: a tombstone, so that its

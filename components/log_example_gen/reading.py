@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from watchnext.components.example_gen import records
-from watchnext.components.example_gen.records import RAW_TEXT_LIMIT, is_marker_file
 from watchnext.core import log_schema as schema
+from watchnext.core import records
 from watchnext.core.errors import BadInputData
+from watchnext.core.records import RAW_TEXT_LIMIT, is_marker_file
 
 from tfx.dsl.io import fileio
 

@@ -16,10 +16,10 @@ import logging
 import zlib
 from typing import Any, NamedTuple
 
-from watchnext.components.example_gen.records import Invalid
 from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
 from watchnext.components.log_example_gen import columnar, columnar_join, join, reading, validation
 from watchnext.core import log_schema as schema
+from watchnext.core.records import Invalid
 
 import apache_beam as beam
 import pyarrow as pa

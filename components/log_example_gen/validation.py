@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from watchnext.components.example_gen.records import Invalid
 from watchnext.core.log_schema import (
     ABSURD_WATCH_TIME,
     EVENT_FIELDS,
@@ -29,6 +28,7 @@ from watchnext.core.log_schema import (
     WRONG_TYPE,
     Field,
 )
+from watchnext.core.records import Invalid
 
 
 def _coerce(f: Field, value: Any) -> tuple[Any, Invalid | None]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchnext.components.example_gen.records import accounting_error, by_prefix
 from watchnext.components.table_example_gen.parsing import ROWS
+from watchnext.core.records import accounting_error, by_prefix
 
 # `source` of the summary, so readers of counts.json can tell it from LogExampleGen's.
 SOURCE = "table"

@@ -14,10 +14,10 @@ import os
 from typing import Any
 
 from watchnext.components.example_gen import executor as base
-from watchnext.components.example_gen.records import is_marker_file
 from watchnext.components.example_gen.transforms import COUNTS, REJECTED
 from watchnext.components.table_example_gen import counts as counts_lib
 from watchnext.components.table_example_gen import parsing, transforms
+from watchnext.core.records import is_marker_file
 
 import apache_beam as beam
 from tfx import types

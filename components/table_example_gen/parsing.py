@@ -27,8 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from watchnext.components.example_gen.records import Invalid, markdown_reasons
 from watchnext.core.errors import BadInputData
+from watchnext.core.records import Invalid, markdown_reasons
 
 from tfx.dsl.io import fileio
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from watchnext.components.example_gen.records import raw_text, rejection
 from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
 from watchnext.components.table_example_gen import parsing
+from watchnext.core.records import raw_text, rejection
 
 import apache_beam as beam
 
@@ -73,7 +73,7 @@ class ReadTable(beam.PTransform):
     """Every row of `files` as a serialized tf.Example in its split, or as a rejected record.
 
     Returns a dict of PCollections: one per split name, `rejected` (dicts, see
-    example_gen.records.rejection, with log = "rows") and `counts` ((count key, n) pairs).
+    core.records.rejection, with log = "rows") and `counts` ((count key, n) pairs).
     """
 
     def __init__(self, files: list[str], spec: parsing.TableSpec, split_names: Sequence[str],

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from watchnext.components.example_gen import records
 from watchnext.components.example_gen.artifacts import RejectedRecords
 from watchnext.components.example_gen.executor import record_properties
+from watchnext.core import records
 
 
 def test_accounting_error_is_none_only_when_in_equals_out_plus_rejected():
