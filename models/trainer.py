@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from watchnext.models import expert_utilization, features
+from watchnext.models import expert_utilization, features, run_summary
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
-from watchnext.models.model import build_model, label_priors
+from watchnext.models.model import build_model, device_feature, label_priors
 from watchnext.models.preprocessing import CONFIG_KEY
 from watchnext.models.tuner import apply_hyperparameters, tuned_settings
 from watchnext.models.warm_start import warm_start
@@ -303,7 +303,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if fn_args.train_steps:
         config = config.replace(training=dataclasses.replace(t, train_steps=fn_args.train_steps))
         t = config.training
-    budget = training_budget(count_examples(fn_args.train_files), config)
+    train_examples = count_examples(fn_args.train_files)
+    budget = training_budget(train_examples, config)
     log.info("training budget: %s", budget.describe())
     validation = validation_data(fn_args, tf_transform_output, evaluation, config)
     eval_steps = fn_args.eval_steps or None  # None: the whole (finite) eval split
@@ -353,3 +354,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     expert_utilization.write(utilization, fn_args.model_run_dir)
     for alarm in expert_utilization.alarms(utilization):
         log.warning("%s", alarm)
+    devices = ([d.decode() if isinstance(d, bytes) else str(d) for d in
+                tf_transform_output.vocabulary_by_name(device_feature(config).vocabulary)]
+               if model.shallow_tower is not None else [])
+    run_summary.write(fn_args.model_run_dir, train_examples=train_examples, batch_size=t.batch_size,
+                      steps=stopper.step, best_step=stopper.best_step, stop_reason=stopper.reason,
+                      position=run_summary.position_curve(model.shallow_tower, devices))
