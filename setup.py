@@ -39,6 +39,8 @@ setup(
         "dill>=0.3.1.1,<0.3.2",
         "protobuf>=3.20.3,<4",
         "pyyaml",
+        # report.md's plots (pipeline/report_plots.py); TFMA already pulls it in.
+        "matplotlib",
         "tqdm",
     ],
     entry_points={"console_scripts": ["watchnext=watchnext.cli:main"]},

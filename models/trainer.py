@@ -9,11 +9,12 @@ import math
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import TrainerView
 from watchnext.core.contract import CONFIG_KEY
-from watchnext.models import expert_utilization, features, fit
+from watchnext.models import expert_utilization, features, fit, run_summary
 from watchnext.models.callbacks import EarlyStopping, TrainingDiverged
 from watchnext.models.distribution import strategy_from_config
 from watchnext.models.export import export_model
 from watchnext.models.heads import label_priors
+from watchnext.models.layers import device_feature
 from watchnext.models.model import build_model
 from watchnext.models.tuner import apply_hyperparameters, tuned_settings
 from watchnext.models.warm_start import warm_start
@@ -43,7 +44,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if fn_args.train_steps:
         config = config.replace(training=dataclasses.replace(t, train_steps=fn_args.train_steps))
         t = config.training
-    budget = fit.training_budget(fit.count_examples(fn_args.train_files), config)
+    train_examples = fit.count_examples(fn_args.train_files)
+    budget = fit.training_budget(train_examples, config)
     log.info("training budget: %s", budget.describe())
     train, validation, eval_steps = inputs.train, inputs.validation, inputs.validation_steps
     priors = label_priors(config, train)
@@ -81,3 +83,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     expert_utilization.write(utilization, fn_args.model_run_dir)
     for alarm in expert_utilization.alarms(utilization):
         log.warning("%s", alarm)
+    devices = ([d.decode() if isinstance(d, bytes) else str(d) for d in
+                inputs.tf_transform_output.vocabulary_by_name(device_feature(config).vocabulary)]
+               if model.shallow_tower is not None else [])
+    run_summary.write(fn_args.model_run_dir, train_examples=train_examples, batch_size=t.batch_size,
+                      steps=stopper.step, best_step=stopper.best_step, stop_reason=stopper.reason,
+                      position=run_summary.position_curve(model.shallow_tower, devices))

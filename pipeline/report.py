@@ -2,10 +2,12 @@
 
 The Evaluator (components/evaluator) writes its metrics as JSON; an unattended daily
 job needs a file a person can read in a terminal or a code review. `write_report`
-renders the newest ModelEvaluation in ML Metadata as `<output>/report.md`: the paired
-comparison with the served model first (what decided the blessing), then one table per
-head with its slices, then NDCG per request. Slices without rows are not in the JSON,
-and NDCG is never sliced by position (a position slice cuts requests apart).
+renders the newest ModelEvaluation in ML Metadata as `<output>/report.md`: a header (model,
+baseline, spans, example counts, the training budget it ran, the blessing thresholds), the
+paired comparison with the served model (what decided the blessing), then one table per
+head with its slices and its ROC/calibration plot, NDCG per request, the learned position
+bias and the gates (PNGs in `report_plots/` beside the report). Slices without rows are
+not in the JSON, and NDCG is never sliced by position (a position slice cuts requests apart).
 """
 
 from __future__ import annotations
@@ -95,17 +97,51 @@ def _ranking_lines(ranking: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return [*lines, ""]
 
 
+def _header_lines(config: Config, metrics: dict[str, Any], model_uri: str,
+                  training: dict[str, Any] | None) -> list[str]:
+    """What was evaluated: model, baseline, spans, example counts, training budget, thresholds."""
+    rows = []
+    if model_uri:
+        rows.append(("model", f"`{model_uri}`"))
+    if metrics:
+        baseline = metrics.get("baseline_model")
+        rows.append(("baseline", f"`{baseline}` (the served model)" if baseline else "none (first push)"))
+        spans = ", ".join(str(s) for s in metrics.get("spans", []) if s is not None)
+        if spans:
+            rows.append(("spans", spans))
+    counts = []
+    if training and training.get("train_examples"):
+        counts.append(f"{training['train_examples']:,} train (as the Trainer read them)")
+    if metrics:
+        counts.append(f"{metrics['examples']:,} eval")
+    if counts:
+        rows.append(("examples", ", ".join(counts)))
+    if training:
+        epochs = f" = {training['epochs']:g} epochs" if training.get("epochs") is not None else ""
+        rows.append(("training", f"{training['steps']:,} steps of {training['batch_size']:,}{epochs}; "
+                     f"weights of step {training['best_step']:,}; {training['stop_reason']}"))
+    e = config.evaluation
+    floors = ", ".join(f"{h.name} {'AUC ≥' if h.type == 'binary' else 'MSE ≤'} {h.value_threshold:g}"
+                       for h in config.heads if h.value_threshold > 0)
+    rows.append(("blessing", f"floors: {floors or 'none'}; vs the served model, refused only if worse by "
+                 f"more than AUC {e.max_auc_drop:g} or MSE ×{1 + e.max_mse_increase_ratio:g} "
+                 f"at {e.confidence:.0%} one-sided confidence"))
+    return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+
+
 def render(config: Config, metrics: dict[str, Any], verdict: str, model_uri: str = "",
-           utilization: dict[str, Any] | None = None) -> str:
-    """The report as Markdown from the Evaluator's metrics.json (an empty dict: no metric tables)."""
+           utilization: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
+           plots: dict[str, str] | None = None) -> str:
+    """The report as Markdown from the Evaluator's metrics.json (an empty dict: no metric tables).
+
+    `training` is the Trainer's training.json (models/run_summary.py); `plots` maps a head
+    name, "position" or "gates" to a PNG path relative to the report (pipeline/report_plots.py).
+    """
+    plots = plots or {}
     lines = ["# watchnext evaluation", "", f"**Verdict:** {verdict}", ""]
     model_uri = model_uri or metrics.get("candidate_model", "")
-    if model_uri:
-        lines += [f"Candidate model: `{model_uri}`", ""]
+    lines += _header_lines(config, metrics, model_uri, training)
     if metrics:
-        spans = ", ".join(str(s) for s in metrics.get("spans", []) if s is not None)
-        where = f" (eval splits of spans {spans})" if spans else ""
-        lines += [f"{metrics['examples']} eval examples{where}.", ""]
         lines += _comparison_lines(config, metrics)
     if metrics and config.features.position:
         lines += ["The served model ignores position; the position slices show where selection bias "
@@ -123,11 +159,35 @@ def render(config: Config, metrics: dict[str, Any], verdict: str, model_uri: str
             values = per_slice[s]
             lines.append(f"| {s} | " + " | ".join(_fmt(values.get(k)) for k, _ in columns) + " |")
         lines.append("")
+        if head.name in plots:
+            lines += [f"![{head.name}: ROC and calibration, overall]({plots[head.name]})", ""]
     if metrics.get("ranking"):
         lines += _ranking_lines(metrics["ranking"])
+    if "position" in plots:
+        lines += ["## Learned position bias", "",
+                  "The shallow tower's bias logit by position and device, added to the position-biased "
+                  "heads in training and absent at serving.", "",
+                  f"![learned position bias]({plots['position']})", ""]
     if utilization:
         lines += _utilization_lines(utilization)
+        if "gates" in plots:
+            lines += [f"![mean gate weight per expert]({plots['gates']})", ""]
     return "\n".join(lines)
+
+
+def draw_plots(config: Config, metrics: dict[str, Any], out_dir: str, utilization: dict[str, Any] | None,
+               training: dict[str, Any] | None) -> dict[str, str]:
+    """Write the report's PNGs into `out_dir`/report_plots; {key: relative path} of those drawn."""
+    from watchnext.pipeline import report_plots
+
+    drawn: dict[str, str | None] = {}
+    for head in config.heads:
+        curves = metrics.get("heads", {}).get(head.name, {}).get("curves")
+        if curves:
+            drawn[head.name] = report_plots.head_plot(out_dir, head.name, head.type, curves)
+    drawn["position"] = report_plots.position_plot(out_dir, (training or {}).get("position_curve"))
+    drawn["gates"] = report_plots.gates_plot(out_dir, utilization)
+    return {k: v for k, v in drawn.items() if v}
 
 
 def _utilization_lines(summary: dict[str, Any]) -> list[str]:
@@ -151,14 +211,20 @@ def _utilization_lines(summary: dict[str, Any]) -> list[str]:
 def write_report(config: Config, metadata_path: str, out_path: str | None = None) -> str:
     """Render the newest evaluation in ML Metadata to Markdown; return the file's path."""
     from watchnext.components.evaluator import read_metrics
-    from watchnext.pipeline.metadata import latest_blessing, latest_utilization, newest_uri
+    from watchnext.models import run_summary
+    from watchnext.pipeline.metadata import latest_blessing, latest_model_run, latest_utilization, newest_uri
 
     evaluation = newest_uri(metadata_path, "ModelEvaluation")
     if evaluation is None:
         raise FileNotFoundError(f"no evaluation recorded in {metadata_path}; run the pipeline first")
-    text = render(config, read_metrics(evaluation), latest_blessing(metadata_path).reason,
-                  utilization=latest_utilization(metadata_path))
+    verdict = latest_blessing(metadata_path).reason
+    metrics = read_metrics(evaluation)
+    utilization = latest_utilization(metadata_path)
+    run = latest_model_run(metadata_path)
+    training = run_summary.read(run) if run else None
     out_path = out_path or os.path.join(config.pipeline.output_dir, "report.md")
+    plots = draw_plots(config, metrics, os.path.dirname(os.path.abspath(out_path)), utilization, training)
+    text = render(config, metrics, verdict, utilization=utilization, training=training, plots=plots)
     with open(out_path, "w", encoding="utf-8") as f:
         f.write(text)
     return out_path

@@ -43,6 +43,10 @@ OVERALL = "overall"
 # Predictions are clipped this far from 0 and 1 in the log loss (a confident miss costs
 # about 34 nats instead of infinity).
 LOG_LOSS_EPSILON = 1e-15
+# Resolution of the curves report.md plots (overall slice only): at most this many ROC
+# points, and this many equal-count bins of the prediction for the calibration curve.
+ROC_POINTS = 101
+CALIBRATION_BINS = 10
 
 
 @dataclass
@@ -116,6 +120,37 @@ def head_metrics(head: Head, labels: np.ndarray, predictions: np.ndarray, weight
     else:
         out.update(mse=_finite(float((y - p) ** 2 @ w / total)),
                    mae=_finite(float(np.abs(y - p) @ w / total)))
+    return out
+
+
+def curves(head: Head, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict:
+    """The overall slice's plot data: calibration bins (both head types) and the ROC (binary).
+
+    calibration: rows with weight > 0 sorted by prediction and cut into CALIBRATION_BINS
+    bins of equal count; per bin the weighted mean prediction and mean label (a calibrated
+    head lies on the diagonal). roc: (false positive rate, true positive rate) at up to
+    ROC_POINTS thresholds taken at evenly spaced ranks of the prediction, from (0, 0) to (1, 1).
+    """
+    keep = weights > 0
+    y, p, w = labels[keep].astype(np.float64), predictions[keep].astype(np.float64), weights[keep]
+    if not len(y):
+        return {}
+    order = np.argsort(p, kind="stable")
+    bins = [b for b in np.array_split(order, min(CALIBRATION_BINS, len(order))) if len(b)]
+    out: dict[str, Any] = {"calibration": {
+        "mean_prediction": [_finite(float(p[b] @ w[b] / w[b].sum())) for b in bins],
+        "mean_label": [_finite(float(y[b] @ w[b] / w[b].sum())) for b in bins],
+        "n": [len(b) for b in bins]}}
+    if head.type == "binary":
+        desc = order[::-1]
+        tp, fp = np.cumsum(y[desc] * w[desc]), np.cumsum((1 - y[desc]) * w[desc])
+        # Only the last row of a run of tied predictions is a threshold.
+        last = np.r_[p[desc][1:] != p[desc][:-1], True]
+        tp, fp = tp[last], fp[last]
+        pick = np.unique(np.linspace(0, len(tp) - 1, min(ROC_POINTS, len(tp))).round().astype(int))
+        if tp[-1] > 0 and fp[-1] > 0:
+            out["roc"] = {"fpr": [0.0, *(fp[pick] / fp[-1]).round(5).tolist()],
+                          "tpr": [0.0, *(tp[pick] / tp[-1]).round(5).tolist()]}
     return out
 
 
@@ -244,7 +279,8 @@ def evaluate(config: Config, scored: Scored) -> dict:
         labels, predictions = scored.columns[head.label], scored.candidate[head.name]
         per_slice = {name: head_metrics(head, labels[mask], predictions[mask], w[mask])
                      for name, mask in cuts if (w[mask] > 0).any()}
-        heads[head.name] = {"type": head.type, "presence": head.presence, "slices": per_slice}
+        heads[head.name] = {"type": head.type, "presence": head.presence, "slices": per_slice,
+                            "curves": curves(head, labels, predictions, w)}
     comparison = compare(config, scored) if scored.baseline is not None else None
     failures = decide(config, heads, comparison)
     result: dict[str, Any] = {

@@ -281,3 +281,23 @@ def test_a_model_without_a_configured_head_is_named(tiny):
     with pytest.raises(ValueError, match=r"good/Format-Serving: serving_default has no output \['share'\]"):
         component.score(extra, files, component.Scorer(os.path.join(models["good"].uri, "Format-Serving")),
                         None, 256)
+
+
+def test_curves_hold_the_roc_and_calibration_of_the_overall_rows():
+    rows = _rows()
+    result = metrics.evaluate(CONFIG, _scored(rows, "signal", None))
+    click = result["heads"]["click"]["curves"]
+    fpr, tpr = np.array(click["roc"]["fpr"]), np.array(click["roc"]["tpr"])
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and len(fpr) <= metrics.ROC_POINTS + 1
+    # The trapezoid area under the sampled ROC is the AUC the table reports, to sampling resolution.
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert area == pytest.approx(result["heads"]["click"]["slices"]["overall"]["auc"], abs=0.01)
+    cal = click["calibration"]
+    assert len(cal["n"]) == metrics.CALIBRATION_BINS and sum(cal["n"]) == len(rows["click"])
+    assert cal["mean_prediction"] == sorted(cal["mean_prediction"])  # bins in prediction order
+    # The fake model is calibrated by construction: every bin's label rate is near its prediction.
+    assert np.allclose(cal["mean_prediction"], cal["mean_label"], atol=0.08)
+    # A presence-masked regression head bins only its labelled rows, and has no ROC.
+    rating = result["heads"]["rating"]["curves"]
+    assert "roc" not in rating and sum(rating["calibration"]["n"]) == int(rows["rating_present"].sum())

@@ -95,3 +95,20 @@ def test_ingestion_counts_are_reported_after_a_run(pipeline_runs):
     impressions = config.data.simulate_impressions_per_day
     assert f"read {impressions} impressions" in line
     assert "rejected 0 impressions" in line and "rejected records: " in line
+
+
+def test_report_has_the_header_and_plots_of_the_newest_run(pipeline_runs, tmp_path):
+    from watchnext.pipeline.report import write_report
+
+    config, _, _ = pipeline_runs
+    path = write_report(config, RunPaths(config.pipeline.output_dir).metadata_path,
+                        str(tmp_path / "report.md"))
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    header = text.split("## ")[0]
+    # The Trainer's own count of what it read, the budget it ran and the served baseline.
+    assert " train (as the Trainer read them), " in header and " steps of " in header, header
+    assert "| baseline | `" in header and "| blessing | floors: " in header, header
+    for name in [*config.head_names, "position_bias", "gates"]:
+        assert os.path.getsize(tmp_path / "report_plots" / f"{name}.png") > 1000, name
+    assert "![learned position bias](report_plots/position_bias.png)" in text

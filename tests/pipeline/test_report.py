@@ -6,7 +6,7 @@ import dataclasses
 
 from watchnext.components.evaluator.metrics import Scored, evaluate
 from watchnext.core.config import DEFAULT_HEADS, Config
-from watchnext.pipeline.report import render
+from watchnext.pipeline.report import draw_plots, render
 
 import numpy as np
 
@@ -47,3 +47,42 @@ def test_a_first_run_says_only_the_floors_were_checked():
     text = render(CONFIG, _metrics(baseline=False), "blessed")
     assert "No baseline (first push): only the absolute floors were checked." in text
     assert "Δ" not in text
+
+
+TRAINING = {"train_examples": 16000, "batch_size": 1024, "steps": 48, "best_step": 32, "epochs": 3.072,
+            "stop_reason": "stopped early at step 48: no better weighted eval loss for 1 validation",
+            "position_curve": {"positions": [0, 1, 2],
+                               "bias": {"mobile": [1.0, 0.4, 0.1], "tv": [0.8, 0.5, 0.2]}}}
+
+
+def test_the_header_says_what_was_evaluated_and_how_it_was_trained():
+    metrics = _metrics(baseline=True) | {"spans": ["20260101", "20260102"], "candidate_model": "m/12",
+                                           "baseline_model": "serving/3"}
+    text = render(CONFIG, metrics, "blessed", training=TRAINING)
+    header = text.split("## ")[0]
+    assert "| model | `m/12` |" in header and "| baseline | `serving/3` (the served model) |" in header
+    assert "| spans | 20260101, 20260102 |" in header
+    assert "| examples | 16,000 train (as the Trainer read them), 400 eval |" in header
+    assert "48 steps of 1,024 = 3.072 epochs; weights of step 32; stopped early" in header
+    assert "at 95% one-sided confidence" in header and "AUC 0.01 or MSE ×1.1" in header
+
+
+def test_plots_are_drawn_beside_the_report_and_linked(tmp_path):
+    metrics = _metrics(baseline=False)
+    utilization = {"architecture": "mmoe", "gate_dropout": 0.1, "examples": 400, "polarized_gate_weight": 0.9,
+                   "max_polarized_share": 0.5,
+                   "heads": {h.name: {"experts": 2, "polarized_share": 0.0, "mean_max_weight": 0.6,
+                                      "normalized_entropy": 0.9, "mean_weight_per_expert": [0.4, 0.6]}
+                             for h in CONFIG.heads}}
+    plots = draw_plots(CONFIG, metrics, str(tmp_path), utilization, TRAINING)
+    assert set(plots) == {*CONFIG.head_names, "position", "gates"}
+    for path in plots.values():
+        with open(tmp_path / path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    text = render(CONFIG, metrics, "blessed", utilization=utilization, training=TRAINING, plots=plots)
+    assert "![click: ROC and calibration, overall](report_plots/click.png)" in text
+    assert "![learned position bias](report_plots/position_bias.png)" in text
+    assert "![mean gate weight per expert](report_plots/gates.png)" in text
+    # Without a shallow tower (no curve) and without plots, no empty sections.
+    text = render(CONFIG, metrics, "blessed", training=TRAINING | {"position_curve": None})
+    assert "Learned position bias" not in text and "![" not in text
