@@ -302,6 +302,8 @@ class TrainingSection:
     # 1024 by measurement: examples/s and eval AUC at equal epochs per batch size are in
     # docs/notes/train.md. When changing it, scale the learning rate with the square root of
     # the batch (0.003 at 256 → 0.006 at 1024; benchmarks/training_speed.learning_rate_for).
+    # It is the global batch of one step: under a distribution with N replicas in sync each
+    # replica takes batch_size / N of it (models/distribution.py).
     batch_size: int = 1024
     learning_rate: float = 0.006
     seed: int = 42
@@ -329,6 +331,17 @@ class TrainingSection:
     # (the best weights are still restored at the end).
     early_stopping_patience: int = 3
     early_stopping_min_delta: float = 0.0
+    # Kubeflow/Vertex only (compile-kubeflow; local runs ignore these): 0 trains inside the
+    # Trainer's own pipeline container (the default); N >= 1 makes the compiled Trainer run as a
+    # Vertex AI custom job of N replicas of the pipeline's image, on vertex_machine_type machines
+    # in vertex_project/vertex_region: pool 0 the chief (the only one that writes the model),
+    # pool 1 the N - 1 workers. N > 1 needs distribution multi_worker_mirrored; batch_size stays
+    # the global batch, so each of the N replicas takes batch_size / N examples per step
+    # (models/distribution.py).
+    vertex_workers: int = 0
+    vertex_machine_type: str = "n1-standard-8"
+    vertex_project: str = ""
+    vertex_region: str = ""
 
 
 @dataclass(frozen=True)
@@ -597,6 +610,7 @@ class Config:
         _check(self.training.batch_size >= 1, "training.batch_size", "must be >= 1")
         _check(self.serving.keep_versions >= 1, "serving.keep_versions", "must be >= 1")
         _one_of(self.training.distribution, DISTRIBUTIONS, "training.distribution")
+        self._validate_vertex_training()
         self._validate_data(all_inputs)
         e = self.evaluation
         _check(0 < e.polarized_gate_weight < 1, "evaluation.polarized_gate_weight", "must be in (0, 1)")
@@ -634,6 +648,16 @@ class Config:
             _check(e.embedding_dim >= 1, f"{where}.embedding_dim", f"{e.embedding_dim} must be >= 1")
             _check(e.output_key not in taken, f"{where}.name",
                    f"its encoding's output {e.output_key!r} is already a feature or label name")
+
+    def _validate_vertex_training(self) -> None:
+        t = self.training
+        _check(t.vertex_workers >= 0, "training.vertex_workers", "must be >= 0 (0: no Vertex AI job)")
+        if t.vertex_workers:
+            for key in ("vertex_project", "vertex_region", "vertex_machine_type"):
+                _check(bool(getattr(t, key)), f"training.{key}", "is needed when training.vertex_workers > 0")
+        _check(t.vertex_workers <= 1 or t.distribution == "multi_worker_mirrored", "training.distribution",
+               f"must be multi_worker_mirrored for training.vertex_workers {t.vertex_workers} (> 1): "
+               "otherwise every replica would train alone")
 
     def _validate_data(self, inputs: list[str]) -> None:
         """The data source, the table's columns and splits, and the heads' derived labels."""
