@@ -12,7 +12,7 @@ from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.models import expert_utilization, features
-from watchnext.models.distribution import strategy_from_config
+from watchnext.models.distribution import chief_writes, strategy_from_config, with_input_sharding
 from watchnext.models.export import export_model
 from watchnext.models.model import build_model, label_priors
 from watchnext.models.preprocessing import CONFIG_KEY
@@ -175,7 +175,8 @@ def input_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAcc
                                        num_epochs=None if repeat else 1),
         schema,
     )
-    return dataset.repeat() if repeat else dataset
+    dataset = dataset.repeat() if repeat else dataset
+    return with_input_sharding(dataset, file_pattern, repeat)
 
 
 def count_examples(file_patterns: list[str]) -> int:
@@ -346,10 +347,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
     if bad:
         raise TrainingDiverged(f"eval metrics are not finite: {bad}; no model exported")
-    export_model(model, tf_transform_output, config, fn_args.serving_model_dir)
-    log.info("exported the serving model to %s", fn_args.serving_model_dir)
+    # Every worker saves (a save may run collective ops); only the chief's copy is kept.
+    with chief_writes(strategy, fn_args.serving_model_dir) as export_dir:
+        export_model(model, tf_transform_output, config, export_dir)
+    log.info("exported the serving model to %s", export_dir)
     # How the gates spread their weight on eval data; the CLI and report.md raise the alarm.
     utilization = expert_utilization.measure(model, validation, eval_steps or -1, config)
-    expert_utilization.write(utilization, fn_args.model_run_dir)
+    with chief_writes(strategy, fn_args.model_run_dir) as run_dir:
+        expert_utilization.write(utilization, run_dir)
     for alarm in expert_utilization.alarms(utilization):
         log.warning("%s", alarm)
