@@ -32,6 +32,7 @@ BENCHMARKS = {
     "task_correlation": "watchnext.benchmarks.task_correlation",
     "census": "watchnext.benchmarks.census",
     "pipeline_scale": "watchnext.benchmarks.pipeline_scale",
+    "multi_worker": "watchnext.benchmarks.multi_worker",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
 # Where reports go: a user's runs stay out of the committed reports/ unless published.

@@ -75,6 +75,11 @@ class PipelineSection:
     beam_job_endpoint: str = ""
     beam_environment_type: Literal["EXTERNAL", "DOCKER", "PROCESS", "LOOPBACK"] = "EXTERNAL"
     beam_environment_config: str = ""
+    # flink, spark: Beam's --job_server_timeout, in seconds. Beam's Python PortableRunner also
+    # applies it as the deadline of the job's state and message streams, so with Beam's default
+    # (60) any component whose Beam job runs longer than a minute fails with DEADLINE_EXCEEDED
+    # (seen on the loopback job service). 86400: a day, the longest a daily run may take.
+    beam_job_server_timeout: int = 86400
 
 
 @dataclass(frozen=True)
@@ -725,6 +730,7 @@ class Config:
         _one_of(p.beam_preset, BEAM_PRESETS, "pipeline.beam_preset")
         _one_of(p.beam_environment_type, BEAM_ENVIRONMENT_TYPES, "pipeline.beam_environment_type")
         _check(p.beam_workers >= 1, "pipeline.beam_workers", "must be >= 1")
+        _check(p.beam_job_server_timeout >= 1, "pipeline.beam_job_server_timeout", "must be >= 1 (seconds)")
         if p.beam_preset == "dataflow":
             for key in ("dataflow_project", "dataflow_region", "dataflow_temp_location"):
                 _check(bool(getattr(p, key)), f"pipeline.{key}", "is needed by beam_preset dataflow")
