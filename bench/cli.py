@@ -30,6 +30,7 @@ BENCHMARKS = {
     "census": "bench.census",
     "pipeline_scale": "bench.pipeline_scale",
     "online": "bench.online",
+    "multi_worker": "bench.multi_worker",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
 # Where reports go: a user's runs stay out of the committed reports/ unless published.

@@ -186,7 +186,7 @@ def compile_kubeflow(config: Config, output_path: str, image: str, pipeline_root
 
     pipeline = create_pipeline(config, logs_dir=logs_dir, pipeline_root=pipeline_root,
                                beam_pipeline_args=beam.beam_pipeline_args(config, image=image),
-                               custom_resolvers=False)
+                               custom_resolvers=False, trainer_image=image)
     defaults = bind_runtime_parameters(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(

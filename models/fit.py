@@ -21,6 +21,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import Config
 from watchnext.models import features
 from watchnext.models.callbacks import ProgressLogger, StepBudget
+from watchnext.models.distribution import with_input_sharding
 from watchnext.models.heads import label_priors
 from watchnext.models.model import WatchNextModel, build_model
 
@@ -50,7 +51,9 @@ def transformed_dataset(file_pattern: list[str], schema: Any, batch_size: int, s
                                        num_epochs=None if repeat else 1),
         schema,
     )
-    return dataset.repeat() if repeat else dataset
+    dataset = dataset.repeat() if repeat else dataset
+    # In a TF_CONFIG cluster: each worker reads its shard (by file when there is one per worker).
+    return with_input_sharding(dataset, file_pattern, repeat)
 
 
 def count_examples(file_patterns: list[str]) -> int:

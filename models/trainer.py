@@ -11,7 +11,7 @@ from watchnext.core.config import TrainerView
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.models import expert_utilization, features, fit, run_summary
 from watchnext.models.callbacks import EarlyStopping, TrainingDiverged
-from watchnext.models.distribution import strategy_from_config
+from watchnext.models.distribution import chief_writes, strategy_from_config
 from watchnext.models.export import export_model
 from watchnext.models.heads import label_priors
 from watchnext.models.layers import device_feature
@@ -76,16 +76,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
     if bad:
         raise TrainingDiverged(f"eval metrics are not finite: {bad}; no model exported")
-    export_model(model, inputs.tf_transform_output, config, fn_args.serving_model_dir)
-    log.info("exported the serving model to %s", fn_args.serving_model_dir)
+    # Every worker saves (a save may run collective ops); only the chief's copy is kept.
+    with chief_writes(strategy, fn_args.serving_model_dir) as export_dir:
+        export_model(model, inputs.tf_transform_output, config, export_dir)
+    log.info("exported the serving model to %s", export_dir)
     # How the gates spread their weight on eval data; the CLI and report.md raise the alarm.
     utilization = expert_utilization.measure(model, validation, eval_steps or -1, config)
-    expert_utilization.write(utilization, fn_args.model_run_dir)
     for alarm in expert_utilization.alarms(utilization):
         log.warning("%s", alarm)
     devices = ([d.decode() if isinstance(d, bytes) else str(d) for d in
                 inputs.tf_transform_output.vocabulary_by_name(device_feature(config).vocabulary)]
                if model.shallow_tower is not None else [])
-    run_summary.write(fn_args.model_run_dir, train_examples=train_examples, batch_size=t.batch_size,
-                      steps=stopper.step, best_step=stopper.best_step, stop_reason=stopper.reason,
-                      position=run_summary.position_curve(model.shallow_tower, devices))
+    position = run_summary.position_curve(model.shallow_tower, devices)
+    # The run's summaries (report.md reads them): the chief's copy only, as for the model.
+    with chief_writes(strategy, fn_args.model_run_dir) as run_dir:
+        expert_utilization.write(utilization, run_dir)
+        run_summary.write(run_dir, train_examples=train_examples, batch_size=t.batch_size,
+                          steps=stopper.step, best_step=stopper.best_step, stop_reason=stopper.reason,
+                          position=position)

@@ -51,7 +51,9 @@ def _dataflow(p: PipelineSection, image: str) -> list[str]:
 
 def _portable(p: PipelineSection, image: str) -> list[str]:
     args = ["--runner=PortableRunner", f"--job_endpoint={p.beam_job_endpoint}",
-            f"--environment_type={p.beam_environment_type}"]
+            f"--environment_type={p.beam_environment_type}",
+            # Also the deadline of the job's state stream: Beam's 60 s would fail any longer job.
+            f"--job_server_timeout={p.beam_job_server_timeout}"]
     config = p.beam_environment_config
     if p.beam_environment_type == "EXTERNAL":
         config = config or DEFAULT_WORKER_POOL

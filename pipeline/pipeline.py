@@ -23,6 +23,7 @@ from watchnext.pipeline import beam
 from watchnext.pipeline.cache_keys import evaluator_view, trainer_view, transform_view, tuner_view
 from watchnext.pipeline.served_model import LatestPushedModelStrategy
 from watchnext.pipeline.spans import PreviousSpanStrategy, RollingWindowStrategy
+from watchnext.pipeline.vertex_training import vertex_trainer
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
@@ -63,14 +64,15 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
                     metadata_connection_config: object | None = None,
                     beam_pipeline_args: list[str] | None = None,
                     run_fn: str = RUN_FN, span: int | None = None,
-                    custom_resolvers: bool = True) -> tfx.dsl.Pipeline:
+                    custom_resolvers: bool = True, trainer_image: str = "") -> tfx.dsl.Pipeline:
     """The whole pipeline for `config`, reading the logs in `logs_dir`.
 
     `span` ingests that daily span instead of the newest one (backfills). `run_fn` names
     the Trainer's function by import path; tests swap in a deliberately broken trainer
     to prove the Evaluator stops it. `custom_resolvers=False` (the Kubeflow V2 compiler
     accepts no custom resolver strategy) trains on the new span alone, skips the drift
-    check and takes the latest blessed model for the served one.
+    check and takes the latest blessed model for the served one. `trainer_image` (Kubeflow:
+    the pipeline's image) lets training.vertex_workers > 0 run the Trainer as a Vertex AI job.
     """
     version = code_version()
     custom_config = {CONFIG_KEY: trainer_view(config).to_json(), CODE_VERSION_KEY: version}
@@ -186,7 +188,9 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         components.append(tuner)
 
     # Fit the multitask model (warm-started from the served one) and export it.
-    trainer = tfx.components.Trainer(
+    # A Vertex AI job of training.vertex_workers replicas when compiled for Kubeflow with them.
+    trainer_class, trainer_config = vertex_trainer(config, custom_config, trainer_image)
+    trainer = trainer_class(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -195,7 +199,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         # steps from training.epochs and evaluates on the whole eval split (models/trainer.py).
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
-        custom_config=custom_config,
+        custom_config=trainer_config,
         base_model=baseline.outputs["model"] if config.training.warm_start else None,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )

@@ -37,6 +37,11 @@ class PipelineSection:
     beam_job_endpoint: str = ""
     beam_environment_type: Literal["EXTERNAL", "DOCKER", "PROCESS", "LOOPBACK"] = "EXTERNAL"
     beam_environment_config: str = ""
+    # flink, spark: Beam's --job_server_timeout, in seconds. Beam's Python PortableRunner also
+    # applies it as the deadline of the job's state and message streams, so with Beam's default
+    # (60) any component whose Beam job runs longer than a minute fails with DEADLINE_EXCEEDED
+    # (seen on the loopback job service). 86400: a day, the longest a daily run may take.
+    beam_job_server_timeout: int = 86400
 
     def validate(self, path: str = "pipeline") -> None:
         """Raise ConfigError naming the key of the first inconsistent value."""
@@ -45,6 +50,7 @@ class PipelineSection:
         one_of(self.beam_preset, BEAM_PRESETS, f"{path}.beam_preset")
         one_of(self.beam_environment_type, BEAM_ENVIRONMENT_TYPES, f"{path}.beam_environment_type")
         check(self.beam_workers >= 1, f"{path}.beam_workers", "must be >= 1")
+        check(self.beam_job_server_timeout >= 1, f"{path}.beam_job_server_timeout", "must be >= 1 (seconds)")
         if self.beam_preset == "dataflow":
             for key in ("dataflow_project", "dataflow_region", "dataflow_temp_location"):
                 check(bool(getattr(self, key)), f"{path}.{key}", "is needed by beam_preset dataflow")

@@ -21,7 +21,9 @@ class TrainingSection:
     eval_steps: int = 0
     # 1024 by measurement: examples/s and eval AUC at equal epochs per batch size are in
     # docs/notes/train.md. When changing it, scale the learning rate with the square root of
-    # the batch (0.003 at 256 → 0.006 at 1024; benchmarks/training_speed.learning_rate_for).
+    # the batch (0.003 at 256 → 0.006 at 1024; bench/training_speed.learning_rate_for).
+    # It is the global batch of one step: under a distribution with N replicas in sync each
+    # replica takes batch_size / N of it (models/distribution.py).
     batch_size: int = 1024
     learning_rate: float = 0.006
     seed: int = 42
@@ -49,6 +51,17 @@ class TrainingSection:
     # (the best weights are still restored at the end).
     early_stopping_patience: int = 3
     early_stopping_min_delta: float = 0.0
+    # Kubeflow/Vertex only (compile-kubeflow; local runs ignore these): 0 trains inside the
+    # Trainer's own pipeline container (the default); N >= 1 makes the compiled Trainer run as a
+    # Vertex AI custom job of N replicas of the pipeline's image, on vertex_machine_type machines
+    # in vertex_project/vertex_region: pool 0 the chief (the only one that writes the model),
+    # pool 1 the N - 1 workers. N > 1 needs distribution multi_worker_mirrored; batch_size stays
+    # the global batch, so each of the N replicas takes batch_size / N examples per step
+    # (models/distribution.py).
+    vertex_workers: int = 0
+    vertex_machine_type: str = "n1-standard-8"
+    vertex_project: str = ""
+    vertex_region: str = ""
 
     def validate(self, path: str = "training") -> None:
         """Raise ConfigError naming the key of the first inconsistent value."""
@@ -63,3 +76,11 @@ class TrainingSection:
         check(self.prior_bias_batches >= 0, f"{path}.prior_bias_batches", "must be >= 0")
         check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
         one_of(self.distribution, DISTRIBUTIONS, f"{path}.distribution")
+        check(self.vertex_workers >= 0, f"{path}.vertex_workers", "must be >= 0 (0: no Vertex AI job)")
+        if self.vertex_workers:
+            for key in ("vertex_project", "vertex_region", "vertex_machine_type"):
+                check(bool(getattr(self, key)), f"{path}.{key}", f"is needed when {path}.vertex_workers > 0")
+        check(self.vertex_workers <= 1 or self.distribution == "multi_worker_mirrored",
+              f"{path}.distribution",
+              f"must be multi_worker_mirrored for {path}.vertex_workers {self.vertex_workers} (> 1): "
+              "otherwise every replica would train alone")

@@ -210,3 +210,20 @@ def test_census_smoke_runs_the_whole_pipeline_on_a_synthetic_table(tmp_path):
     assert set(trees["test_auc"]) == {"income", "never_married"}
     assert "sklearn HistGradientBoosting" in markdown
     assert set(paths) == {"json", "md", "plot:auc"}
+
+
+def test_multi_worker_is_registered_and_its_sizes_parse():
+    """It launches a loopback cluster of Trainer processes (minutes on 2 cores), so it is not run
+    here; tests/models/test_multi_worker.py runs the same launcher and checks what it trains."""
+    import argparse
+
+    from bench import cli, multi_worker
+
+    assert cli.BENCHMARKS["multi_worker"] == multi_worker.__name__
+    parser = argparse.ArgumentParser(prog="watchnext")
+    cli.add_arguments(parser.add_subparsers(dest="command").add_parser("bench"))
+    args = parser.parse_args(["bench", "multi_worker", "--quick", "--steps", "20", "--batch-size", "64"])
+    sizes = cli.sizes_for(multi_worker, args.size, args)
+    assert (sizes.steps, sizes.batch_size) == (20, 64)
+    assert sizes.impressions == multi_worker.SIZES["quick"].impressions
+    assert [processes for _, processes, _ in multi_worker.ARMS] == [1, 2]

@@ -40,6 +40,8 @@ def test_heads_list_replaces_the_default_heads():
         ({"heads": [{"name": "c", "type": "binary", "label": "click", "score_form": "log1p"}]},
          "score_form"),
         ({"pipeline": {"name": "Watch_Next"}}, "pipeline.name"),
+        ({"pipeline": {"beam_job_server_timeout": 0}}, "pipeline.beam_job_server_timeout: must be >= 1"),
+        ({"pipeline": {"beam_job_server_timeout": 0}}, "pipeline.beam_job_server_timeout: must be >= 1"),
         ({"features": {"numeric": ["click"], "log1p_numeric": []}}, "label 'click' is also a model input"),
         ({"heads": [{"name": "c", "type": "binary", "label": "click",
                      "regression_loss": "weighted_logistic"}]}, "heads[0] (c).regression_loss"),

@@ -291,3 +291,61 @@ def test_tuning_compiles_a_cached_tuner_whose_best_hyperparameters_feed_the_trai
     assert json.loads(tuner["train_args"].string_value) == {"num_steps": 40}
     label = spec.components[tasks["Tuner"].component_ref.name].executor_label
     assert spec.deployment_spec["executors"][label]["container"]["image"] == IMAGE
+
+
+# ---------------------------------------------------------------------------
+# The Trainer as a Vertex AI job of several replicas (training.vertex_workers).
+
+VERTEX = {"vertex_project": "acme", "vertex_region": "europe-west4", "vertex_machine_type": "n1-highmem-8"}
+
+
+def _trainer(spec) -> tuple[dict, list[str]]:
+    """(the compiled Trainer's custom_config, its container args)."""
+    task = spec.root.dag.tasks["Trainer"]
+    custom_config = json.loads(task.inputs.parameters["custom_config"].runtime_value.constant.string_value)
+    label = spec.components[task.component_ref.name].executor_label
+    return custom_config, list(spec.deployment_spec["executors"][label]["container"]["args"])
+
+
+def test_by_default_the_trainer_trains_in_its_own_container(compiled) -> None:
+    _, spec, _ = compiled
+    custom_config, args = _trainer(spec)
+    assert "ai_platform_training_args" not in custom_config
+    assert "tfx.components.trainer.executor.GenericExecutor" in args
+
+
+def test_vertex_workers_compile_into_a_chief_pool_and_a_worker_pool(tmp_path) -> None:
+    from watchnext.core.config import Config
+    from watchnext.core.contract import CONFIG_KEY
+
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    training = {**SETTINGS["training"], **VERTEX, "vertex_workers": 3,
+                "distribution": "multi_worker_mirrored"}
+    vertex = load_config(None, {**SETTINGS, "training": training})
+    path = runner.compile_kubeflow(vertex, str(tmp_path / "pipeline.json"), image=IMAGE, pipeline_root=ROOT,
+                                   logs_dir=LOGS)
+    with open(path, encoding="utf-8") as f:
+        spec = json_format.ParseDict(json.load(f), pipeline_spec_pb2.PipelineSpec())
+    custom_config, args = _trainer(spec)
+    # The extension's executor submits the job; run_fn still reads the same watchnext config.
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in args
+    assert custom_config["ai_platform_enable_vertex"] is True
+    assert custom_config["ai_platform_vertex_region"] == "europe-west4"
+    job = custom_config["ai_platform_training_args"]
+    assert job["project"] == "acme"
+    pools = job["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]  # the chief, then the workers
+    assert {p["machine_spec"]["machine_type"] for p in pools} == {"n1-highmem-8"}
+    assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}
+    assert Config.from_json(custom_config[CONFIG_KEY]).training.vertex_workers == 3
+
+
+@pytest.mark.parametrize(("training", "key"), [
+    ({**VERTEX, "vertex_workers": 2}, "training.distribution"),  # default strategy: each replica alone
+    ({**VERTEX, "vertex_workers": 1, "vertex_project": ""}, "training.vertex_project"),
+    ({"vertex_workers": -1}, "training.vertex_workers"),
+])
+def test_a_vertex_training_config_that_cannot_work_names_its_key(training: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, {"training": training})

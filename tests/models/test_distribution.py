@@ -216,6 +216,90 @@ def test_a_bad_tf_config_is_explained_before_tensorflow_sees_it(tf_config: str, 
         _check_tf_config(tf_config)
 
 
+def _strategy_as(task_type: str, task_id: int, cluster: dict[str, list[str]]) -> object:
+    """A stand-in strategy whose cluster resolver is what TF_CONFIG would give (no TensorFlow cluster)."""
+    import types
+
+    import tensorflow as tf
+
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+    return types.SimpleNamespace(cluster_resolver=resolver)
+
+
+@pytest.mark.parametrize(("task_type", "task_id", "cluster", "chief"), [
+    ("chief", 0, {"chief": ["a:1"], "worker": ["b:1"]}, True),
+    ("worker", 0, {"chief": ["a:1"], "worker": ["b:1"]}, False),  # Vertex AI: pool 0 is the chief
+    ("worker", 0, {"worker": ["a:1", "b:1"]}, True),  # no chief task: worker 0 is the chief
+    ("worker", 1, {"worker": ["a:1", "b:1"]}, False),
+])
+def test_is_chief_follows_tensorflows_convention(task_type, task_id, cluster, chief) -> None:
+    from watchnext.models.distribution import is_chief
+
+    assert is_chief(_strategy_as(task_type, task_id, cluster)) is chief
+
+
+def test_a_single_process_is_the_chief_and_writes_in_place(tmp_path) -> None:
+    from watchnext.models.distribution import chief_writes, is_chief
+
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    assert is_chief(strategy)
+    with chief_writes(strategy, str(tmp_path / "model")) as path:
+        assert path == str(tmp_path / "model")
+
+
+def test_a_non_chief_writes_into_a_temporary_folder_removed_even_on_failure(tmp_path, monkeypatch) -> None:
+    from watchnext.models.distribution import chief_writes
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    worker = _strategy_as("worker", 0, {"chief": ["a:1"], "worker": ["b:1"]})
+    target = tmp_path / "out" / "Format-Serving"
+    with chief_writes(worker, str(target)) as path:
+        assert path != str(target) and os.path.basename(path) == "Format-Serving"
+        os.makedirs(path)
+        open(os.path.join(path, "saved_model.pb"), "w").close()
+        written = os.path.dirname(path)
+    assert not os.path.exists(written) and not target.exists()
+    with pytest.raises(RuntimeError, match="boom"), chief_writes(worker, str(target)) as path:
+        os.makedirs(path)
+        raise RuntimeError("boom")
+    assert not os.path.exists(os.path.dirname(path))
+    assert [f for f in os.listdir(tmp_path) if f.startswith("watchnext-")] == []
+
+
+@pytest.mark.parametrize(("workers", "files", "repeat", "policy"), [
+    (0, 1, True, None),  # no TF_CONFIG: left alone (AUTO)
+    (2, 1, True, "DATA"),  # fewer files than workers: FILE would fail at the first step
+    (2, 3, True, "FILE"),
+    (2, 3, False, "DATA"),  # a finite dataset: equal steps on every worker
+])
+def test_input_sharding_by_file_only_with_a_file_per_worker(tmp_path, monkeypatch, workers, files, repeat,
+                                                            policy) -> None:
+    from watchnext.models.distribution import cluster_workers, with_input_sharding
+
+    import tensorflow as tf
+
+    if workers:
+        cluster = {"chief": ["127.0.0.1:1"], "worker": [f"127.0.0.1:{2 + i}" for i in range(workers - 1)]}
+        task = {"type": "chief", "index": 0}
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    else:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert cluster_workers() == max(workers, 1)
+    for i in range(files):
+        (tmp_path / f"part-{i}.gz").write_bytes(b"")
+    dataset = tf.data.Dataset.range(4)
+    sharded = with_input_sharding(dataset, [str(tmp_path / "part-*")], repeat)
+    policies = tf.data.experimental.AutoShardPolicy
+    expected = policies[policy] if policy else policies.AUTO
+    assert sharded.options().experimental_distribute.auto_shard_policy == expected
+
+
 def multi_worker_child(tf_config: str) -> None:
     """Runs in a fresh process (the strategy must come before any other op): report the strategy."""
     if tf_config:

@@ -81,6 +81,8 @@ def test_portable_presets_use_the_job_server_and_a_worker_pool(preset: str) -> N
     portable = options(args, PortableOptions)
     assert (portable.job_endpoint, portable.environment_type, portable.environment_config) == (
         "flink-jobserver:8099", "EXTERNAL", "localhost:50000")
+    # Beam's default (60 s) is also the job's state-stream deadline: a longer job would fail.
+    assert portable.job_server_timeout == 86400
     if preset == "flink":
         assert options(args, FlinkRunnerOptions).parallelism == 2
 
