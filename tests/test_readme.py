@@ -208,3 +208,32 @@ def test_readme_layout_lists_the_tree():
     folders = {f"{d}/" for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
                and not d.startswith(".") and not any(fnmatch.fnmatch(d, p) for p in ignored)}
     assert folders == {p for p in named if p.endswith("/")}, "the README's layout and the tree differ"
+
+
+def test_configuration_reference_names_every_config_key():
+    """docs/configuration.md's reference lists every key of the typed config (lists of entries as
+    `<key>[].<field>`), and the README links to it."""
+    import dataclasses
+
+    from watchnext.core.config import Config
+
+    def keys(cls: type, prefix: str) -> list[str]:
+        found = []
+        for f in dataclasses.fields(cls):
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if dataclasses.is_dataclass(default):
+                found += keys(type(default), key)
+            elif isinstance(default, tuple) and default and dataclasses.is_dataclass(default[0]):
+                found += [key, *keys(type(default[0]), f"{key}[]")]
+            else:
+                found.append(key)
+        return found
+
+    root = os.path.dirname(README)
+    with open(README, encoding="utf-8") as f:
+        assert "](docs/configuration.md)" in f.read()
+    with open(os.path.join(root, "docs", "configuration.md"), encoding="utf-8") as f:
+        text = f.read()
+    missing = [k for k in keys(Config, "") if f"| `{k}` |" not in text]
+    assert not missing, f"docs/configuration.md's reference lacks {missing}"
