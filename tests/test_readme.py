@@ -1,4 +1,4 @@
-"""The README's generated parts stay in step with the code they describe."""
+"""The README and the guides under docs/ stay in step with the code they describe."""
 
 from __future__ import annotations
 
@@ -9,12 +9,21 @@ from watchnext.core.log_schema import markdown_schema
 import pytest
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+# The full log schema and the rejection reasons live in the guide the README links to.
+LOG_SCHEMA_DOC = os.path.join(os.path.dirname(README), "docs", "log_schema.md")
 
 
-def test_log_schema_in_readme_is_the_one_the_ingester_enforces():
+def read_log_schema_doc_linked_from_readme() -> str:
+    """docs/log_schema.md's text, after checking that the README links to it (users reach it from there)."""
     with open(README, encoding="utf-8") as f:
-        text = f.read()
-    assert markdown_schema() in text, "regenerate the README's log schema from schema.markdown_schema()"
+        assert "](docs/log_schema.md)" in f.read(), "the README must link to docs/log_schema.md"
+    with open(LOG_SCHEMA_DOC, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_log_schema_in_the_docs_is_the_one_the_ingester_enforces():
+    text = read_log_schema_doc_linked_from_readme()
+    assert markdown_schema() in text, "regenerate docs/log_schema.md from markdown_schema()"
 
 
 def test_readme_names_the_test_command_ci_runs():
@@ -24,11 +33,10 @@ def test_readme_names_the_test_command_ci_runs():
         assert "make test" in f.read()
 
 
-def test_table_rejection_reasons_in_readme_are_the_ones_the_table_example_gen_uses():
+def test_table_rejection_reasons_in_the_docs_are_the_ones_the_table_example_gen_uses():
     from watchnext.components.table_example_gen.parsing import markdown_rejection_reasons
 
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
+    text = read_log_schema_doc_linked_from_readme()
     assert markdown_rejection_reasons() in text, "regenerate from parsing.markdown_rejection_reasons()"
 
 
@@ -200,3 +208,32 @@ def test_readme_layout_lists_the_tree():
     folders = {f"{d}/" for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
                and not d.startswith(".") and not any(fnmatch.fnmatch(d, p) for p in ignored)}
     assert folders == {p for p in named if p.endswith("/")}, "the README's layout and the tree differ"
+
+
+def test_configuration_reference_names_every_config_key():
+    """docs/configuration.md's reference lists every key of the typed config (lists of entries as
+    `<key>[].<field>`), and the README links to it."""
+    import dataclasses
+
+    from watchnext.core.config import Config
+
+    def keys(cls: type, prefix: str) -> list[str]:
+        found = []
+        for f in dataclasses.fields(cls):
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if dataclasses.is_dataclass(default):
+                found += keys(type(default), key)
+            elif isinstance(default, tuple) and default and dataclasses.is_dataclass(default[0]):
+                found += [key, *keys(type(default[0]), f"{key}[]")]
+            else:
+                found.append(key)
+        return found
+
+    root = os.path.dirname(README)
+    with open(README, encoding="utf-8") as f:
+        assert "](docs/configuration.md)" in f.read()
+    with open(os.path.join(root, "docs", "configuration.md"), encoding="utf-8") as f:
+        text = f.read()
+    missing = [k for k in keys(Config, "") if f"| `{k}` |" not in text]
+    assert not missing, f"docs/configuration.md's reference lacks {missing}"
