@@ -11,12 +11,11 @@ polarized for more than `evaluation.max_polarized_share` of the examples.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import Config
+from watchnext.models import run_files
 
 import numpy as np
 
@@ -74,17 +73,9 @@ def alarms(summary: dict[str, Any]) -> list[str]:
 
 def write(summary: dict[str, Any], model_run_dir: str) -> str:
     """Save `summary` into the Trainer's ModelRun folder."""
-    os.makedirs(model_run_dir, exist_ok=True)
-    path = os.path.join(model_run_dir, UTILIZATION_FILE)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1)
-    return path
+    return run_files.write(summary, model_run_dir, UTILIZATION_FILE)
 
 
 def read(model_run_dir: str) -> dict[str, Any] | None:
     """The summary a Trainer wrote, or None (older runs, or a Trainer that failed)."""
-    path = os.path.join(model_run_dir, UTILIZATION_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return run_files.read(model_run_dir, UTILIZATION_FILE)

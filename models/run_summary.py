@@ -13,12 +13,11 @@ examination effect the tower took out of the engagement heads (Zhao et al. 2019,
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.models import run_files
 
 import numpy as np
 
@@ -53,17 +52,9 @@ def write(model_run_dir: str, *, train_examples: int, batch_size: int, steps: in
         "epochs": round(steps * batch_size / train_examples, 3) if train_examples else None,
         "stop_reason": stop_reason, "position_curve": position,
     }
-    os.makedirs(model_run_dir, exist_ok=True)
-    path = os.path.join(model_run_dir, SUMMARY_FILE)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1)
-    return path
+    return run_files.write(summary, model_run_dir, SUMMARY_FILE)
 
 
 def read(model_run_dir: str) -> dict[str, Any] | None:
     """training.json of a model run, or None when that run wrote none (an older Trainer)."""
-    path = os.path.join(model_run_dir, SUMMARY_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return run_files.read(model_run_dir, SUMMARY_FILE)

@@ -174,13 +174,15 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
 
     # Search experts, expert width, learning rate and gate dropout on a small budget
     # (tuning.enabled); the best values feed the Trainer. Keyed on what the search reads only.
+    # What the Tuner's trials and the Trainer both read.
+    fit_inputs = {"examples": transform.outputs["transformed_examples"],
+                  "transform_graph": transform.outputs["transform_graph"],
+                  "schema": schema_gen.outputs["schema"]}
     tuner = None
     if config.tuning.enabled:
         tuner = tfx.components.Tuner(
             tuner_fn=TUNER_FN,
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            schema=schema_gen.outputs["schema"],
+            **fit_inputs,
             train_args=tfx.proto.TrainArgs(num_steps=config.tuning.train_steps),
             eval_args=tfx.proto.EvalArgs(num_steps=config.tuning.eval_steps),
             custom_config={CONFIG_KEY: tuner_view(config).to_json(), CODE_VERSION_KEY: version},
@@ -192,9 +194,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     trainer_class, trainer_config = vertex_trainer(config, custom_config, trainer_image)
     trainer = trainer_class(
         run_fn=run_fn,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        **fit_inputs,
         # num_steps 0 is "unset" (fn_args.train_steps/eval_steps None): run_fn then derives the
         # steps from training.epochs and evaluates on the whole eval split (models/trainer.py).
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),

@@ -62,7 +62,7 @@ def tf1_scores(model_dir: str, records: list[bytes], work: str) -> dict[str, np.
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from watchnext.simulator import datasets
+    from watchnext.pipeline import datasets
 
     work = tmp_path_factory.mktemp("multi_worker")
     config = from_dict(SMALL)
@@ -131,17 +131,17 @@ def test_only_the_chief_writes_the_trainer_outputs(runs):
 @pytest.mark.slow
 def test_the_two_worker_model_serves_and_scores_within_noise_of_the_single_process_model(runs):
     from watchnext.components.evaluator.paired import paired_auc
-    from watchnext.simulator import datasets
+    from watchnext.pipeline import oracle_scores
 
     data = runs["data"]
     single, multi = runs["single"]["scores"], runs["multi"]["scores"]
-    heads = datasets.binary_heads(data.config)
+    heads = oracle_scores.binary_heads(data.config)
     assert "click" in heads
     for head in heads:
         labels = data.eval_labels[data.config.head(head).label]
         assert np.isfinite(multi[head]).all() and multi[head].shape == single[head].shape == labels.shape
         result = paired_auc(labels, multi[head], single[head])
-        null_se = datasets.null_auc_standard_error(labels)
+        null_se = oracle_scores.null_auc_standard_error(labels)
         assert abs(result.diff) < 3 * null_se, (head, result, null_se)
         if labels.sum() >= MIN_POSITIVES:
             assert abs(result.diff) < PAIRED_SE_TOLERANCE * result.se, (head, result)
