@@ -175,6 +175,22 @@ def render(config: Config, metrics: dict[str, Any], verdict: str, model_uri: str
     return "\n".join(lines)
 
 
+def last_position_seen(metrics: dict[str, Any]) -> int | None:
+    """The highest position of the Evaluator's position slices with rows ("position=5-9" → 9);
+    None when an open bucket ("position=10+") has rows or there are no position slices."""
+    last = None
+    for head in metrics.get("heads", {}).values():
+        for name, row in head.get("slices", {}).items():
+            if not name.startswith("position=") or not row.get("n"):
+                continue
+            bucket = name.split("=", 1)[1]
+            if bucket.endswith("+"):
+                return None
+            high = int(bucket.split("-")[-1])
+            last = high if last is None else max(last, high)
+    return last
+
+
 def draw_plots(config: Config, metrics: dict[str, Any], out_dir: str, utilization: dict[str, Any] | None,
                training: dict[str, Any] | None) -> dict[str, str]:
     """Write the report's PNGs into `out_dir`/report_plots; {key: relative path} of those drawn."""
@@ -185,7 +201,8 @@ def draw_plots(config: Config, metrics: dict[str, Any], out_dir: str, utilizatio
         curves = metrics.get("heads", {}).get(head.name, {}).get("curves")
         if curves:
             drawn[head.name] = report_plots.head_plot(out_dir, head.name, head.type, curves)
-    drawn["position"] = report_plots.position_plot(out_dir, (training or {}).get("position_curve"))
+    drawn["position"] = report_plots.position_plot(out_dir, (training or {}).get("position_curve"),
+                                                   last_position_seen(metrics))
     drawn["gates"] = report_plots.gates_plot(out_dir, utilization)
     return {k: v for k, v in drawn.items() if v}
 

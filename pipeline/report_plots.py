@@ -59,16 +59,25 @@ def head_plot(out_dir: str, head: str, head_type: str, curves: dict[str, Any]) -
     return _save(fig, out_dir, f"{head}.png")
 
 
-def position_plot(out_dir: str, curve: dict[str, Any] | None) -> str | None:
-    """`position_bias.png`: the shallow tower's bias logit by position, one line per device."""
+def position_plot(out_dir: str, curve: dict[str, Any] | None, last_seen: int | None = None) -> str | None:
+    """`position_bias.png`: the shallow tower's bias logit by position, one line per device.
+
+    `last_seen`: the highest position the evaluated logs hold. The tower has a bias for every
+    position up to model.max_position, but one never shown keeps its initial value and would
+    draw a jump that means nothing, so the curve stops there.
+    """
     if not curve or not curve.get("bias"):
         return None
+    positions = list(curve["positions"])
+    keep = len(positions) if last_seen is None else sum(1 for p in positions if p <= last_seen)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for device, bias in sorted(curve["bias"].items()):
-        ax.plot(curve["positions"], bias, marker=".", label=device)
-    ax.set(xlabel="position (0 = top)", ylabel="bias logit b(position, device)",
-           title="learned position bias (shallow tower)")
+        ax.plot(positions[:keep], bias[:keep], marker=".", label=device)
+    title = "learned position bias (shallow tower)"
+    if keep < len(positions):
+        title += f"\npositions 0-{positions[keep - 1]}, those in the evaluated logs"
+    ax.set(xlabel="position (0 = top)", ylabel="bias logit b(position, device)", title=title)
     ax.legend(fontsize="small")
     return _save(fig, out_dir, "position_bias.png")
 

@@ -86,3 +86,20 @@ def test_plots_are_drawn_beside_the_report_and_linked(tmp_path):
     # Without a shallow tower (no curve) and without plots, no empty sections.
     text = render(CONFIG, metrics, "blessed", training=TRAINING | {"position_curve": None})
     assert "Learned position bias" not in text and "![" not in text
+
+
+def test_the_position_curve_stops_at_the_last_position_the_logs_hold(tmp_path, monkeypatch):
+    from watchnext.pipeline import report_plots
+    from watchnext.pipeline.report import last_position_seen
+
+    metrics = _metrics(baseline=False)  # positions 0-9: buckets up to 5-9, the empty 10+ dropped
+    assert last_position_seen(metrics) == 9
+    assert last_position_seen({"heads": {"click": {"slices": {"position=10+": {"n": 3}}}}}) is None
+    assert last_position_seen({"heads": {"click": {"slices": {"overall": {"n": 3}}}}}) is None
+    drawn = []
+    plot = report_plots._pyplot().Axes.plot
+    monkeypatch.setattr(report_plots._pyplot().Axes, "plot",
+                        lambda ax, x, y, **kw: drawn.append((list(x), list(y))) or plot(ax, x, y, **kw))
+    curve = {"positions": list(range(20)), "bias": {"mobile": [float(-p) for p in range(20)]}}
+    assert report_plots.position_plot(str(tmp_path), curve, last_seen=9)
+    assert drawn == [(list(range(10)), [float(-p) for p in range(10)])]  # never-shown 10-19 left out
