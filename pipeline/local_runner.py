@@ -36,7 +36,10 @@ class RunPaths:
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.output_dir, "tfx")
+        """Absolute: ML Metadata records every artifact's URI under it, and a relative one would
+        name nothing once a later command (`watchnext report --output DIR`) runs elsewhere."""
+        root = self.output_dir if "://" in self.output_dir else os.path.abspath(self.output_dir)
+        return os.path.join(root, "tfx")
 
     @property
     def metadata_path(self) -> str:
