@@ -88,3 +88,20 @@ def test_another_world_in_the_same_folder_is_refused(tmp_path):
     other = SimulatorParams(impressions_per_day=3000, num_users=400, num_videos=300, seed=5, shards=1)
     with pytest.raises(ValueError, match="another simulated world"):
         run_closed_loop(_config(tmp_path), other, 1, daily_job=Job({}), policy_for=POLICIES.get)
+
+
+def test_the_real_daily_job_keeps_going_past_the_drift_a_new_policy_causes(tmp_path, monkeypatch):
+    """Each day is served by another model, so the labels drift by design: the data gate must
+    report that drift, not stop the loop (the first served day tripped it in `bench online`)."""
+    from watchnext.core.config import load_config
+    from watchnext.experiment import loop
+    from watchnext.pipeline import local_runner
+
+    seen = []
+    monkeypatch.setattr(local_runner, "backfill", lambda cfg, logs, first, last: seen.append(cfg))
+    config = load_config(None, {"pipeline": {"output_dir": str(tmp_path)}})
+    assert config.validation.fail_on_anomalies
+    assert loop._backfill_one_span(config, str(tmp_path / "logs"), 20260102) is None  # nothing pushed
+    (used,) = seen
+    assert used.validation.fail_on_anomalies is False
+    assert used.validation.max_label_drift == config.validation.max_label_drift  # the rest as configured
