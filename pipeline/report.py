@@ -4,7 +4,8 @@ The Evaluator (components/evaluator) writes its metrics as JSON; an unattended d
 job needs a file a person can read in a terminal or a code review. `write_report`
 renders the newest ModelEvaluation in ML Metadata as `<output>/report.md`: a header (model,
 baseline, spans, example counts, the training budget it ran, the blessing thresholds), the
-paired comparison with the served model (what decided the blessing), then one table per
+paired comparison with the served model (what decided the blessing), the Evaluator's notes
+(what it skipped and why, e.g. NDCG when every request has one candidate), then one table per
 head with its slices and its ROC/calibration plot, NDCG per request, the learned position
 bias and the gates (PNGs in `report_plots/` beside the report). Slices without rows are
 not in the JSON, and NDCG is never sliced by position (a position slice cuts requests apart).
@@ -143,6 +144,8 @@ def render(config: Config, metrics: dict[str, Any], verdict: str, model_uri: str
     lines += _header_lines(config, metrics, model_uri, training)
     if metrics:
         lines += _comparison_lines(config, metrics)
+    if metrics.get("notes"):
+        lines += [*(f"> {note}." for note in metrics["notes"]), ""]
     if metrics and config.features.position:
         lines += ["The served model ignores position; the position slices show where selection bias "
                   "lives in the logged labels.", ""]

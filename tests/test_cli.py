@@ -156,6 +156,20 @@ def test_a_truncated_log_file_ends_in_one_line_naming_it_and_status_5(tmp_path, 
 
 
 @pytest.mark.slow
+def test_a_table_that_is_not_parquet_ends_in_one_line_naming_it_and_status_5(tmp_path, capsys):
+    """Through the real pipeline: a table named .parquet that is not Parquet is unreadable input (5)."""
+    table = tmp_path / "census.parquet"
+    table.write_bytes(b"age,income\n40,- 50000.\n")
+    census = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "census_income.yaml")
+    capsys.readouterr()
+    status = cli.main(["run", "--config", census, "--logs", str(table), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == errors.EXIT_BAD_INPUT, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"watchnext: {table}: cannot be read as Parquet"), err
+
+
+@pytest.mark.slow
 def test_a_finished_run_ends_with_the_summary(pipeline_runs, tmp_path, capsys):
     """`watchnext run` over the shared run's copy (every component cached): the summary comes last."""
     import shutil

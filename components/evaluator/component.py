@@ -94,8 +94,12 @@ def eval_files(examples: list[types.Artifact]) -> list[str]:
     return files
 
 
-def _column_spec(files: list[str], names: list[str]) -> dict[str, Any]:
-    """tf.io feature specs for `names`, typed as the first example of the first file stores them."""
+def _column_spec(files: list[str], names: list[str], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """tf.io feature specs for `names`, typed as the first example of the first file stores them.
+
+    A name in `optional` (a slice column) that the examples lack is left out, and the
+    metrics note it; any other missing name is a ValueError naming the column.
+    """
     import tensorflow as tf
 
     first = next(iter(_dataset(files[0]).take(1)), None)
@@ -106,6 +110,8 @@ def _column_spec(files: list[str], names: list[str]) -> dict[str, Any]:
     spec = {}
     for name in names:
         if name not in example.features.feature:
+            if name in optional:
+                continue
             raise ValueError(f"{files[0]}: the eval examples have no column {name!r} "
                              f"(columns: {sorted(example.features.feature)})")
         dtype = dtypes[example.features.feature[name].WhichOneof("kind")]
@@ -161,7 +167,9 @@ def score(config: Config, files: list[str], candidate: Scorer, baseline: Scorer 
     for scorer in (candidate, baseline):
         if scorer is not None:
             scorer.check_outputs(outputs)
-    spec = _column_spec(files, names)
+    required = {*config.label_keys, f.device, f.position, f.request_id}
+    spec = _column_spec(files, names, optional=tuple(n for n in f.slices if n not in required))
+    names = [n for n in names if n in spec]
     columns: dict[str, list] = {n: [] for n in names}
     cand: dict[str, list] = {o: [] for o in outputs}
     base: dict[str, list] = {o: [] for o in outputs}
@@ -180,7 +188,7 @@ def score(config: Config, files: list[str], candidate: Scorer, baseline: Scorer 
     if not len(arrays[names[0]]):
         raise ValueError(f"no eval examples in {files}")
     for name in (f.device, *f.slices):
-        if name and arrays[name].dtype == object:
+        if name in arrays and arrays[name].dtype == object:
             arrays[name] = np.array([v.decode() for v in arrays[name].tolist()], dtype=object)
     if f.request_id:
         arrays[REQUEST_COLUMN] = _request_codes(arrays[f.request_id])

@@ -14,7 +14,12 @@ heads × 7 metrics; issue 15 §2); here each metric is one vectorized pass per s
 - Ranking: NDCG@k per request of the combined `score`, with each engagement label as
   the gain (linear gain, log2 discount), averaged over the requests whose ideal DCG is
   positive (NDCG is undefined without any gain). Overall and per device (a request is
-  shown on one device); never per position: a position slice cuts requests apart.
+  shown on one device); never per position: a position slice cuts requests apart. When
+  no request has two or more candidates (an item-rating log) NDCG is 1 by construction:
+  it is skipped, with a note, rather than reported as a perfect ranking. A table source
+  has no `request_id`, so it has no ranking at all.
+- Notes (`notes` in metrics.json, shown in report.md): what was skipped and why (NDCG
+  without slates, a `features.slices` column the eval data do not hold).
 - Comparison with the baseline on the same rows (components/evaluator/paired.py): binary heads by
   DeLong's AUC difference, regression heads by the MSE ratio, NDCG by the per-request
   paired difference (reported, not gated).
@@ -40,6 +45,8 @@ from watchnext.core.contract import SCORE_OUTPUT
 import numpy as np
 
 OVERALL = "overall"
+# The note metrics.json and report.md carry when NDCG per request would be 1 by construction.
+SINGLE_CANDIDATE_NOTE = "NDCG skipped: every request has one candidate"
 # Predictions are clipped this far from 0 and 1 in the log loss (a confident miss costs
 # about 34 nats instead of infinity).
 LOG_LOSS_EPSILON = 1e-15
@@ -85,7 +92,7 @@ def slices(config: Config, columns: Mapping[str, np.ndarray], n: int) -> list[tu
     out = [(OVERALL, np.ones(n, dtype=bool))]
     f = config.features
     for name in [f.device, *f.slices]:
-        if name:
+        if name and name in columns:  # a missing slice column is noted by `notes`
             values = columns[name]
             out += [(f"{name}={v}", values == v) for v in np.unique(values)]
     if f.position:
@@ -176,6 +183,20 @@ def ndcg_per_request(request: np.ndarray, score: np.ndarray, gain: np.ndarray,
     _, ideal = dcg(np.lexsort((-gain, request)))
     defined = ideal > 0
     return codes[defined], actual[defined] / ideal[defined]
+
+
+def has_slates(request: np.ndarray) -> bool:
+    """Whether some request has two or more candidates (else NDCG per request is always 1)."""
+    return bool(len(request)) and int(np.unique(request, return_counts=True)[1].max()) >= 2
+
+
+def notes(config: Config, columns: Mapping[str, np.ndarray]) -> list[str]:
+    """What the evaluation skips and why, in the words report.md prints."""
+    out = [f"slice `{name}` skipped: the eval data have no column {name!r}"
+           for name in config.features.slices if name and name not in columns]
+    if config.features.request_id and not has_slates(columns["request"]):
+        out.append(SINGLE_CANDIDATE_NOTE)
+    return out
 
 
 def ranking(config: Config, scored: Scored) -> dict:
@@ -283,10 +304,11 @@ def evaluate(config: Config, scored: Scored) -> dict:
                             "curves": curves(head, labels, predictions, w)}
     comparison = compare(config, scored) if scored.baseline is not None else None
     failures = decide(config, heads, comparison)
+    skipped = notes(config, scored.columns)
     result: dict[str, Any] = {
         "examples": n, "confidence": config.evaluation.confidence, "heads": heads,
-        "comparison": comparison, "blessed": not failures, "failures": failures,
+        "comparison": comparison, "blessed": not failures, "failures": failures, "notes": skipped,
     }
-    if config.features.request_id:
+    if config.features.request_id and SINGLE_CANDIDATE_NOTE not in skipped:
         result["ranking"] = ranking(config, scored)
     return result

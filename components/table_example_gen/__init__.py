@@ -1,4 +1,4 @@
-"""TableExampleGen: rows of CSV files → typed, labelled tf.Examples in seeded splits.
+"""TableExampleGen: rows of CSV or Parquet files → typed, labelled tf.Examples in seeded splits.
 
 The TFX-facing names load lazily, so that `parsing` can be imported without pulling in
 TFX's component machinery.

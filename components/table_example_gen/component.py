@@ -1,4 +1,4 @@
-"""TableExampleGen: a FileBasedExampleGen for CSV tables (any tabular multi-task data).
+"""TableExampleGen: a FileBasedExampleGen for CSV or Parquet tables (any tabular multi-task data).
 
 TFX's FileBasedDriver fingerprints the matched files, so the component is a cache hit
 until the table changes. Outputs `examples` (splits train/eval and, when configured,
@@ -36,7 +36,7 @@ class TableExampleGenSpec(RejectingExampleGenSpec):
 
 
 class TableExampleGen(RejectingExampleGen):
-    """Reads CSV files into typed, labelled tf.Examples split by a seeded hash of (file, line)."""
+    """Reads CSV or Parquet files into typed, labelled tf.Examples split by a seeded hash of (file, line)."""
 
     SPEC_CLASS = TableExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)

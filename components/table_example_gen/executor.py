@@ -1,4 +1,4 @@
-"""TableExampleGen's executor: CSV rows → typed, labelled tf.Examples in seeded splits.
+"""TableExampleGen's executor: CSV or Parquet rows → typed, labelled tf.Examples in seeded splits.
 
 Like LogExampleGen's, it stands on the ExampleGen base (example_gen/executor.py: TFX's
 BaseExampleGenExecutor with the rejected records, counts.json and the rejection limit) and

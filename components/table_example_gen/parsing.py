@@ -1,4 +1,4 @@
-"""One CSV row → typed features, derived labels and a split, without Beam.
+"""One CSV or Parquet row → typed features, derived labels and a split, without Beam.
 
 Everything here is a pure function of a row and a `TableSpec`, so the rules can be read
 and tested alone; transforms.py only reads files and routes what these functions return.
@@ -13,6 +13,12 @@ Rules:
   percentages: the same seed always gives the same split, a new seed a new one, and
   moving the file to another folder changes nothing.
 A row that breaks a rule is rejected with a reason (REJECTION_REASONS), never dropped.
+
+A Parquet file (name ending in .parquet or .pq) takes the CSV path after its first step:
+each row becomes the list of its column values as strings (`parquet_fields`: null → "",
+numbers by `str`, text stripped), so the same rules, reasons and tf.Examples follow from
+the same data. Its columns come by name from the file's schema (data.table.columns, when
+set, picks them), and a row's "line" is its row number in the file, from 1.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
 import math
 import os
@@ -37,7 +44,8 @@ ROWS = "rows"
 
 # Why a row is rejected: {reason code: meaning}, rendered into the README.
 REJECTION_REASONS: dict[str, str] = {
-    "malformed_row": "The line is not UTF-8, or the csv module cannot split it (e.g. an unclosed quote).",
+    "malformed_row": "The line is not UTF-8, or the csv module cannot split it (e.g. an unclosed quote); "
+                     "a Parquet value is nested (a list or a struct) or not UTF-8.",
     "wrong_column_count": "The row has more or fewer fields than the table has columns.",
     "missing_number": "A numeric column is empty.",
     "not_a_number": "A numeric column does not parse as a number.",
@@ -47,8 +55,19 @@ REJECTION_REASONS: dict[str, str] = {
 MALFORMED_ROW, WRONG_COLUMN_COUNT, MISSING_NUMBER, NOT_A_NUMBER, NON_FINITE = REJECTION_REASONS
 
 
+# File names read as Parquet (any other name is CSV, gzip'd when it ends in .gz).
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# The first bytes of every Parquet file: a CSV name on such a file is a naming mistake.
+PARQUET_MAGIC = b"PAR1"
+
+
 class TableError(BadInputData, ValueError):
-    """A whole file cannot be read as the table (no header, missing columns, corrupt gzip)."""
+    """A whole file cannot be read as the table (no header, missing columns, corrupt gzip or Parquet)."""
+
+
+def is_parquet(path: str) -> bool:
+    """Whether the table file is read as Parquet: chosen by its name, as LogExampleGen chooses."""
+    return os.path.basename(path).lower().endswith(PARQUET_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -84,16 +103,96 @@ def read_table_file(path: str) -> Iterator[tuple[int, bytes | None]]:
     """(line number from 1, raw line without its end) for every line; None for a blank one.
 
     Gzip'd when the name ends in .gz. Lines stay bytes so a bad byte is a rejected row,
-    not a crash of the whole read.
+    not a crash of the whole read. A Parquet file under a CSV name is a TableError that
+    says so, rather than a rejection of every "line" of binary data.
     """
     try:
         with fileio.open(path, "rb") as raw:
             f = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
             for number, line in enumerate(f, start=1):
+                if number == 1 and line.startswith(PARQUET_MAGIC):
+                    raise TableError(f"{path}: is a Parquet file but is read as CSV: name it *.parquet "
+                                     "(or *.pq)")
                 line = line.rstrip(b"\r\n")
                 yield number, (line if line.strip() else None)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise TableError(f"{path}: cannot be read: {e}") from e
+
+
+def open_parquet(path: str) -> Any:
+    """A pyarrow ParquetFile; TableError naming the file when it is not Parquet.
+
+    pyarrow cannot read through tf.io.gfile's GFile (no `.closed`): local files are opened
+    by path, remote ones (gs://, …) read into memory.
+    """
+    import pyarrow.parquet as pq
+
+    source: Any = path
+    try:
+        if "://" in path:
+            with fileio.open(path, "rb") as f:
+                source = io.BytesIO(f.read())
+        return pq.ParquetFile(source)
+    except Exception as e:  # pyarrow raises its own error types (ArrowInvalid, …) for a corrupt file
+        if isinstance(e, OSError) or type(e).__module__.startswith("pyarrow"):
+            raise TableError(f"{path}: cannot be read as Parquet: {e}") from e
+        raise
+
+
+def read_parquet_file(path: str, spec: TableSpec) -> tuple[tuple[str, ...], Iterator[tuple[int, dict]]]:
+    """(the table's columns, an iterator of (row number from 1, row dict)) of one Parquet file.
+
+    The columns are spec.columns when set (each must be in the file's schema), else the
+    schema's names, checked as a CSV header is (`check_columns`).
+    """
+    parquet = open_parquet(path)
+    names = list(parquet.schema_arrow.names)
+    if spec.columns:
+        missing = [c for c in spec.columns if c not in names]
+        if missing:
+            raise TableError(f"{path}: the Parquet file has no column {missing} (named in "
+                             f"data.table.columns); it has {names}")
+        columns = tuple(spec.columns)
+    else:
+        columns = check_columns(names, spec, path, "the Parquet schema")
+
+    def rows() -> Iterator[tuple[int, dict]]:
+        number = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=10000, columns=list(columns)):
+                for record in batch.to_pylist():
+                    number += 1
+                    yield number, record
+        except Exception as e:
+            if isinstance(e, OSError) or type(e).__module__.startswith("pyarrow"):
+                raise TableError(f"{path}: cannot be read as Parquet (after row {number}): {e}") from e
+            raise
+
+    return columns, rows()
+
+
+def parquet_fields(record: dict, columns: Sequence[str]) -> tuple[list[str] | None, Invalid | None]:
+    """A Parquet row's values as the stripped strings a CSV line of the same data splits into.
+
+    null → "" (a numeric column then is `missing_number`, as an empty CSV field); numbers by
+    `str` (which round-trips a float); bytes must be UTF-8; a list or struct is malformed.
+    """
+    fields = []
+    for name in columns:
+        value = record[name]
+        if value is None:
+            fields.append("")
+        elif isinstance(value, bytes):
+            try:
+                fields.append(value.decode("utf-8").strip())
+            except UnicodeDecodeError as e:
+                return None, Invalid(MALFORMED_ROW, name, f"not UTF-8: {e}")
+        elif isinstance(value, (list, dict, tuple)):
+            return None, Invalid(MALFORMED_ROW, name, f"a nested value ({type(value).__name__}), "
+                                                      "not a scalar")
+        else:
+            fields.append(str(value).strip())
+    return fields, None
 
 
 def split_fields(payload: bytes, delimiter: str) -> tuple[list[str] | None, Invalid | None]:
@@ -117,12 +216,18 @@ def header_columns(payload: bytes, spec: TableSpec, path: str) -> tuple[str, ...
     if invalid is not None or not names:
         raise TableError(f"{path}: line 1 should be the header row (data.table.columns is empty): "
                          f"{invalid.detail if invalid else 'empty'}")
+    return check_columns(names, spec, path, "the header")
+
+
+def check_columns(names: Sequence[str], spec: TableSpec, path: str, what: str) -> tuple[str, ...]:
+    """The column names of a header or Parquet schema, when they hold what the config needs."""
+    names = list(names)
     missing = [c for c in spec.required if c not in names]
     if missing:
-        raise TableError(f"{path}: the header has no column {missing} (needed by features or heads in the "
+        raise TableError(f"{path}: {what} has no column {missing} (needed by features or heads in the "
                          f"config); it has {names}")
     if len(set(names)) != len(names):
-        raise TableError(f"{path}: the header repeats column names: {names}")
+        raise TableError(f"{path}: {what} repeats column names: {names}")
     clash = [label for label, (source, _) in spec.labels.items() if label in names and label != source]
     if clash:
         raise TableError(f"{path}: derived label(s) {clash} are also columns of the table; rename the heads' "

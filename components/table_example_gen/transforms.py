@@ -3,8 +3,9 @@
     ReadTable(files, spec, split_names, buckets) → {split: serialized tf.Examples,
                                                     rejected: dicts, counts: (key, n)}
 
-Each file is read by one DoFn call, line by line, so a rejected row keeps its file and
-line (Beam's text sources do not report them; see log_example_gen/reading.py). Count
+Each file is read by one DoFn call, line by line (row by row for Parquet), so a rejected
+row keeps its file and line (Beam's text sources do not report them; see
+log_example_gen/reading.py). Count
 keys: `rows.read`, `rows.blank_lines`, `rows.header_lines`, `rows.rejected.<reason>`,
 `labels.<label>.positive`; the executor adds `examples.<split>` by counting what reaches
 each writer. Counting, the rejected-records format and the writers are the ExampleGen
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
 from watchnext.components.table_example_gen import parsing
-from watchnext.core.records import raw_text, rejection
+from watchnext.core.records import Invalid, raw_text, rejection
 
 import apache_beam as beam
 
@@ -40,6 +42,11 @@ class _ReadTableFile(CountingDoFn):
         self._buckets = list(buckets)
 
     def process(self, path: str):
+        rows = yield from (self._parquet_rows(path) if parsing.is_parquet(path) else self._csv_rows(path))
+        log.info("read %d rows from %s", rows, path)
+
+    def _csv_rows(self, path: str):
+        """Every line of a CSV file: blank lines and the header counted, data rows parsed; returns rows."""
         spec = self._spec
         columns = spec.columns
         rows = 0
@@ -52,21 +59,37 @@ class _ReadTableFile(CountingDoFn):
                 self.count(count_key(parsing.ROWS, "header_lines"))
                 continue
             rows += 1
-            self.count(count_key(parsing.ROWS, "read"))
             fields, invalid = parsing.split_fields(payload, spec.delimiter)
-            record = None
-            if invalid is None:
-                record, invalid = parsing.parse_row(fields, columns, spec)
-            if invalid is not None:
-                self.count(count_key(parsing.ROWS, "rejected", invalid.reason))
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(
-                    parsing.ROWS, path, line, invalid, raw_text(payload)))
-                continue
-            for label in spec.labels:
-                self.count(count_key("labels", label, "positive"), record[label])
-            split = parsing.split_index(spec.split_seed, path, line, self._buckets)
-            yield beam.pvalue.TaggedOutput(self._split_names[split], parsing.to_example(record, spec))
-        log.info("read %d rows from %s", rows, path)
+            yield from self._row(path, line, columns, fields, invalid, payload)
+        return rows
+
+    def _parquet_rows(self, path: str):
+        """Every row of a Parquet file, its row number (from 1) as its line. Returns rows read."""
+        columns, records = parsing.read_parquet_file(path, self._spec)
+        rows = 0
+        for line, record in records:
+            rows += 1
+            fields, invalid = parsing.parquet_fields(record, columns)
+            yield from self._row(path, line, columns, fields, invalid, record)
+        return rows
+
+    def _row(self, path: str, line: int, columns: Sequence[str], fields: list[str] | None,
+             invalid: Invalid | None, payload: Any):
+        """One data row, read and counted: a tf.Example in its split, or a rejected record."""
+        spec = self._spec
+        self.count(count_key(parsing.ROWS, "read"))
+        record = None
+        if invalid is None:
+            record, invalid = parsing.parse_row(fields, columns, spec)
+        if invalid is not None:
+            self.count(count_key(parsing.ROWS, "rejected", invalid.reason))
+            yield beam.pvalue.TaggedOutput(REJECTED, rejection(parsing.ROWS, path, line, invalid,
+                                                               raw_text(payload)))
+            return
+        for label in spec.labels:
+            self.count(count_key("labels", label, "positive"), record[label])
+        split = parsing.split_index(spec.split_seed, path, line, self._buckets)
+        yield beam.pvalue.TaggedOutput(self._split_names[split], parsing.to_example(record, spec))
 
 
 class ReadTable(beam.PTransform):

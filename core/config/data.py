@@ -12,17 +12,18 @@ DATA_SOURCES = ("logs", "table")
 
 @dataclass(frozen=True)
 class TableSection:
-    """A table of rows in CSV files (`data.source: table`): any tabular multi-task data.
+    """A table of rows in CSV or Parquet files (`data.source: table`): any tabular multi-task data.
 
     Column types follow from how the config uses each column, so no name is listed
     twice: columns in `features.numeric` and the label (and presence) columns of heads
     without `label_from` are numbers; every other column is kept as a string.
     """
 
-    # A CSV file or glob (gzip'd when the name ends in .gz). `watchnext run --logs PATH` sets it.
+    # A file or glob: Parquet when the name ends in .parquet or .pq, else CSV (gzip'd when the
+    # name ends in .gz). `watchnext run --logs PATH` sets it.
     path: str = ""
-    # Column names in file order, for files without a header row. Empty: the first line of
-    # each file is its header.
+    # Column names in file order, for CSV files without a header row. Empty: the first line of
+    # each CSV file is its header. A Parquet file names its columns; this list, if set, picks them.
     columns: tuple[str, ...] = ()
     delimiter: str = ","
     # Percentages of rows per split; a row's split is a hash of (split_seed, file name, line
@@ -49,7 +50,7 @@ class DataSection:
     """Which data feed the pipeline and how they are ingested."""
 
     # logs: impression and event logs, one folder per daily span (LogExampleGen);
-    # table: rows of CSV files described by `table` (TableExampleGen).
+    # table: rows of CSV or Parquet files described by `table` (TableExampleGen).
     source: Literal["logs", "table"] = "logs"
     # Folder of impression/event logs (see README, "Log schema"). Empty: simulate.
     logs_dir: str = ""

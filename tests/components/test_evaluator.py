@@ -192,7 +192,7 @@ def tiny(tmp_path_factory):
     return root, spans, models
 
 
-def _run(tmp_path, spans, model, baseline):
+def _run(tmp_path, spans, model, baseline, config: Config = CONFIG):
     from tfx.types import standard_artifacts
 
     evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
@@ -202,7 +202,7 @@ def _run(tmp_path, spans, model, baseline):
     component.Executor().Do(
         {"examples": spans, "model": [model], **({"baseline_model": [baseline]} if baseline else {})},
         {"evaluation": [evaluation], "blessing": [blessing]},
-        {component.EVAL_CONFIG_KEY: evaluator_view(CONFIG).to_json()})
+        {component.EVAL_CONFIG_KEY: evaluator_view(config).to_json()})
     return component.read_metrics(evaluation.uri), blessing
 
 
@@ -242,18 +242,27 @@ def test_executor_first_run_has_no_baseline_properties(tiny, tmp_path):
     assert blessing.get_int_custom_property("current_model_id") == 11
 
 
-def test_a_missing_column_is_named(tiny, tmp_path):
+def test_a_missing_slice_column_is_skipped_with_a_note_and_a_missing_label_is_named(tiny, tmp_path):
     _, spans, models = tiny
-    broken = CONFIG.replace(features=dataclasses.replace(CONFIG.features, slices=("country",)))
-    from watchnext.pipeline.cache_keys import evaluator_view
-
-    from tfx.types import standard_artifacts
-
-    outputs = {"evaluation": [standard_artifacts.ModelEvaluation()],
-               "blessing": [standard_artifacts.ModelBlessing()]}
+    config = CONFIG.replace(features=dataclasses.replace(CONFIG.features, slices=("country",)))
+    result, _ = _run(tmp_path, spans, models["good"], None, config=config)
+    assert result["notes"] == ["slice `country` skipped: the eval data have no column 'country'"]
+    assert not any(name.startswith("country") for name in result["heads"]["click"]["slices"])
+    assert "overall" in result["ranking"]
+    files = component.eval_files(spans)
+    assert set(component._column_spec(files, ["click", "country"], optional=("country",))) == {"click"}
     with pytest.raises(ValueError, match="no column 'country'"):
-        component.Executor().Do({"examples": spans, "model": [models["good"]]}, outputs,
-                                {component.EVAL_CONFIG_KEY: evaluator_view(broken).to_json()})
+        component._column_spec(files, ["click", "country"])
+
+
+def test_ndcg_is_skipped_with_a_note_when_every_request_has_one_candidate():
+    single = metrics.evaluate(CONFIG, _scored(_rows(300, slate=1), "signal", "noise"))
+    assert "ranking" not in single and single["notes"] == [metrics.SINGLE_CANDIDATE_NOTE]
+    assert single["heads"]["click"]["slices"]["overall"]["n"] == 300  # the heads are still evaluated
+    slates = metrics.evaluate(CONFIG, _scored(_rows(300, slate=10), "signal", "noise"))
+    assert slates["notes"] == [] and slates["ranking"]["overall"]
+    assert metrics.has_slates(np.array([0, 1, 2, 2])) and not metrics.has_slates(np.array([0, 1, 2]))
+    assert not metrics.has_slates(np.array([], dtype=np.int64))
 
 
 def test_pipeline_evaluates_the_training_window_by_default(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 CONFIG = Config().replace(heads=tuple(dataclasses.replace(h, value_threshold=0.0) for h in DEFAULT_HEADS))
 
 
-def _metrics(baseline: bool) -> dict:
+def _metrics(baseline: bool, slate: int = 10, config: Config = CONFIG) -> dict:
     rng = np.random.default_rng(0)
     n = 400  # 40 requests of 10 on two devices: positions 0-9, so no 10+ bucket
     x = rng.normal(size=n)
@@ -22,10 +22,10 @@ def _metrics(baseline: bool) -> dict:
                "dismiss": (rng.random(n) < 0.1).astype(int), "watch_time": 20 * p,
                "rating": 1 + 4 * p, "rating_present": (np.arange(n) % 4 == 0).astype(int),
                "device": np.repeat(np.array(["mobile", "tv"] * 20, dtype=object), 10),
-               "position": np.arange(n) % 10, "request": np.arange(n) // 10}
+               "position": np.arange(n) % 10, "request": np.arange(n) // slate}
     served = {"click": p, "like": p / 2, "dismiss": np.full(n, 0.1), "watch_time": 20 * p,
               "rating": 1 + 4 * p, "score": p}
-    return evaluate(CONFIG, Scored(columns, served, served if baseline else None))
+    return evaluate(config, Scored(columns, served, served if baseline else None))
 
 
 def test_report_shows_the_comparison_slices_and_ranking():
@@ -103,3 +103,13 @@ def test_the_position_curve_stops_at_the_last_position_the_logs_hold(tmp_path, m
     curve = {"positions": list(range(20)), "bias": {"mobile": [float(-p) for p in range(20)]}}
     assert report_plots.position_plot(str(tmp_path), curve, last_seen=9)
     assert drawn == [(list(range(10)), [float(-p) for p in range(10)])]  # never-shown 10-19 left out
+
+
+def test_one_candidate_per_request_and_a_missing_slice_column_are_notes_not_tables():
+    config = CONFIG.replace(features=dataclasses.replace(CONFIG.features, slices=("country",)))
+    metrics = _metrics(baseline=True, slate=1, config=config)
+    text = render(config, metrics, "blessed")
+    assert "> NDCG skipped: every request has one candidate." in text
+    assert "> slice `country` skipped: the eval data have no column 'country'." in text
+    assert "## Ranking by `score`" not in text and "country=" not in text
+    assert "## Ranking by `score`" in render(CONFIG, _metrics(baseline=True), "blessed")

@@ -166,3 +166,81 @@ def test_too_many_rejected_rows_fail_the_run_naming_the_limit(tmp_path, table):
 def test_a_missing_table_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no files match .*nothing\.csv.*data\.table\.path"):
         run(tmp_path, table_config(str(tmp_path / "nothing.csv")), "missing")
+
+
+# The same rows as a CSV with a header and as Parquet: ids, an int age (None: missing, NaN:
+# non-finite), a string column with spaces and a quoted comma, the label source.
+SAME_ROWS = [{"row_id": f"s{i}", "age": (None if i == 7 else float("nan") if i == 11 else float(20 + i % 50)),
+              "job": "Not in universe, or children" if i % 5 == 0 else " Private ",
+              "status": "Never married" if i % 3 == 0 else "Married",
+              "income_band": "50000+." if i % 10 == 0 else "- 50000."} for i in range(60)]
+
+
+def _write_same_table(tmp_path, name: str) -> str:
+    """SAME_ROWS as `name` (.csv: a header row and CSV quoting; .parquet: typed columns)."""
+    path = str(tmp_path / name)
+    if name.endswith(".csv"):
+        def cell(value):
+            text = "" if value is None else str(value)
+            return f'"{text}"' if "," in text else text
+        lines = [", ".join(COLUMNS)] + [", ".join(cell(row[c]) for c in COLUMNS) for row in SAME_ROWS]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(SAME_ROWS), path, row_group_size=16)
+    return path
+
+
+def _all_examples(examples) -> dict[str, tf.train.Example]:
+    return {k: v for split in rows_by_split(examples).values() for k, v in split.items()}
+
+
+def _rejected_records(rejected) -> list[dict]:
+    records = []
+    for path in glob.glob(os.path.join(rejected.uri, "rejected-*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            records += [json.loads(line) for line in f]
+    return records
+
+
+def test_a_parquet_table_gives_the_examples_and_counts_of_the_same_csv(tmp_path):
+    runs = {}
+    for name in ("same.csv", "same.parquet"):
+        (tmp_path / "data").mkdir(exist_ok=True)
+        path = _write_same_table(tmp_path / "data", name)
+        examples, rejected, counts = run(tmp_path, table_config(path, header=True), f"run-{name}")
+        runs[name] = (_all_examples(examples), _rejected_records(rejected), counts)
+    (csv_examples, csv_rejected, csv_counts), (pq_examples, pq_rejected, pq_counts) = runs.values()
+    assert len(pq_examples) == len(SAME_ROWS) - 2
+    assert pq_examples == csv_examples  # equal tf.Examples, row by row (the split follows the file name)
+    for counts in (csv_counts, pq_counts):
+        rows = counts["rows"]
+        assert rows["read"] == len(SAME_ROWS) == counts["examples"]["total"] + rows["rejected"]
+        assert counts["rows"]["rejected_by_reason"] == {"missing_number": 1, "non_finite": 1}
+        assert counts["accounting_errors"] == []
+    assert pq_counts["label_positives"] == csv_counts["label_positives"]
+    assert pq_counts["rows"]["header_lines"] == 0 and csv_counts["rows"]["header_lines"] == 1
+    # A Parquet row's line is its row number from 1 (s7 is row 8); the CSV's counts the header.
+    assert sorted((r["line"], r["reason"], r["field"]) for r in pq_rejected) == [
+        (8, "missing_number", "age"), (12, "non_finite", "age")]
+    assert sorted(r["line"] for r in csv_rejected) == [9, 13]
+    assert all(r["source"].endswith("same.parquet") and '"row_id": "s' in r["raw"] for r in pq_rejected)
+
+
+def test_a_parquet_table_lacking_a_column_or_not_parquet_is_one_error_naming_the_file(tmp_path):
+    from watchnext.core.errors import EXIT_BAD_INPUT
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = str(tmp_path / "short.pq")
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in SAME_ROWS[1].items() if k != "job"}]), path)
+    with pytest.raises(parsing.TableError, match=r"short\.pq: the Parquet schema has no column \['job'\]"):
+        run(tmp_path, table_config(path, header=True), "short")
+    (tmp_path / "broken.parquet").write_bytes(b"row_id,age\nr1,40\n")
+    with pytest.raises(parsing.TableError, match=r"broken\.parquet: cannot be read as Parquet") as e:
+        run(tmp_path, table_config(str(tmp_path / "broken.parquet"), header=True), "broken")
+    assert e.value.exit_code == EXIT_BAD_INPUT  # 5: the README's "unreadable input data"

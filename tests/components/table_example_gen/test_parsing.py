@@ -98,3 +98,33 @@ def test_files_are_read_line_by_line_with_numbers_gzip_or_not(tmp_path):
     (tmp_path / "bad.csv.gz").write_bytes(b"not gzip")
     with pytest.raises(parsing.TableError, match="cannot be read"):
         list(parsing.read_table_file(str(tmp_path / "bad.csv.gz")))
+
+
+def test_parquet_values_become_the_fields_a_csv_line_of_the_same_data_splits_into():
+    record = {"age": 38, "job": b" Private ", "status": None, "income_band": 1.5}
+    assert parsing.parquet_fields(record, COLUMNS) == (["38", "Private", "", "1.5"], None)
+    fields, invalid = parsing.parquet_fields({**record, "job": [1, 2]}, COLUMNS)
+    assert fields is None and (invalid.reason, invalid.field) == (parsing.MALFORMED_ROW, "job")
+    assert parsing.parquet_fields({**record, "job": b"\xff"}, COLUMNS)[1].reason == parsing.MALFORMED_ROW
+    record, invalid = parsing.parse_row(parsing.parquet_fields(
+        {"age": None, "job": "x", "status": "s", "income_band": "b"}, COLUMNS)[0], COLUMNS, SPEC)
+    assert (invalid.reason, invalid.field) == (parsing.MISSING_NUMBER, "age")
+
+
+def test_the_format_follows_the_name_and_a_parquet_file_named_csv_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert parsing.is_parquet("gs://b/t/part-0.parquet") and parsing.is_parquet("T.PQ")
+    assert not parsing.is_parquet("t.csv.gz") and not parsing.is_parquet("t.tsv")
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(pa.Table.from_pylist([{"age": 1.0, "income_band": "x"}, {"age": 2.0, "income_band": "y"}]),
+                   path)
+    spec = TableSpec(numeric=("age",), required=("age",))
+    columns, rows = parsing.read_parquet_file(path, spec)
+    assert columns == ("age", "income_band")
+    assert list(rows) == [(1, {"age": 1.0, "income_band": "x"}), (2, {"age": 2.0, "income_band": "y"})]
+    assert parsing.read_parquet_file(path, TableSpec(columns=("income_band",)))[0] == ("income_band",)
+    (tmp_path / "t.csv").write_bytes(open(path, "rb").read())
+    with pytest.raises(parsing.TableError, match=r"t\.csv: is a Parquet file but is read as CSV"):
+        list(parsing.read_table_file(str(tmp_path / "t.csv")))
