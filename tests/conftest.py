@@ -110,3 +110,31 @@ def pytest_itemcollected(item):
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: SHARED_RUN_GROUP not in item.fixturenames)  # stable: order kept otherwise
+
+
+# Packages a fast CLI path must not import (checked in a fresh interpreter).
+HEAVY_MODULES = ("tensorflow", "tfx", "apache_beam", "tensorflow_transform")
+
+
+def _main_in_fresh_process(argv: list[str], cwd: str) -> dict:
+    """Run `watchnext.cli.main(argv)` in a new interpreter; its exit status, its stderr and which
+    heavy packages it imported (a fresh process, since the test's may have TensorFlow loaded)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom watchnext.cli import main\n"
+            f"status = main({argv!r})\n"
+            f"heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
+            "print(json.dumps({'status': status, 'heavy': heavy}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["stderr"] = done.stderr
+    return result
+
+
+@pytest.fixture()
+def cli_in_fresh_process():
+    """`(argv, cwd) -> {"status", "heavy", "stderr"}`: the CLI run in a new interpreter."""
+    return _main_in_fresh_process

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 
 from watchnext import cli
 from watchnext.core import errors
@@ -14,27 +12,13 @@ from watchnext.core import errors
 import pytest
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
-HEAVY = ("tensorflow", "tfx", "apache_beam", "tensorflow_transform")
 
 
-def _main_in_fresh_process(argv: list[str], cwd: str) -> dict:
-    """Run `watchnext.cli.main(argv)` in a new interpreter; its exit status and which heavy
-    packages it imported (a fresh process, since this one may have TensorFlow loaded already)."""
-    code = ("import json, sys\nfrom watchnext.cli import main\n"
-            f"status = main({argv!r})\n"
-            f"print(json.dumps({{'status': status, 'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["stderr"] = done.stderr
-    return result
-
-
-def test_a_config_typo_is_answered_before_tensorflow_is_imported(tmp_path):
+def test_a_config_typo_is_answered_before_tensorflow_is_imported(tmp_path, cli_in_fresh_process):
     bad = tmp_path / "bad.yaml"
     bad.write_text("training:\n  train_stepz: 3\n")
     argv = ["run", "--config", str(bad), "--output", str(tmp_path / "o")]
-    result = _main_in_fresh_process(argv, str(tmp_path))
+    result = cli_in_fresh_process(argv, str(tmp_path))
     assert result["status"] == errors.EXIT_USAGE
     assert result["heavy"] == []
     assert "training.train_stepz" in result["stderr"] and "did you mean 'train_steps'" in result["stderr"]
@@ -45,28 +29,29 @@ def test_a_config_typo_is_answered_before_tensorflow_is_imported(tmp_path):
     (lambda tmp: str(tmp / "missing"), "no such folder"),
     (lambda tmp: (tmp / "empty").mkdir() or str(tmp / "empty"), "no spans in"),
 ])
-def test_missing_logs_are_answered_before_tensorflow_is_imported(tmp_path, make_logs, message):
+def test_missing_logs_are_answered_before_tensorflow_is_imported(tmp_path, make_logs, message,
+                                                                 cli_in_fresh_process):
     logs = make_logs(tmp_path)
-    result = _main_in_fresh_process(["run", "--logs", logs, "--output", str(tmp_path / "o")], str(tmp_path))
+    result = cli_in_fresh_process(["run", "--logs", logs, "--output", str(tmp_path / "o")], str(tmp_path))
     assert result["status"] == errors.EXIT_USAGE
     assert result["heavy"] == []
     assert message in result["stderr"] and logs in result["stderr"]
 
 
-def test_a_busy_output_folder_is_refused_before_tensorflow_is_imported(tmp_path):
+def test_a_busy_output_folder_is_refused_before_tensorflow_is_imported(tmp_path, cli_in_fresh_process):
     from watchnext.pipeline.output_lock import output_lock
 
     out = tmp_path / "o"
     with output_lock(str(out)):
-        result = _main_in_fresh_process(["run", "--output", str(out)], str(tmp_path))
+        result = cli_in_fresh_process(["run", "--output", str(out)], str(tmp_path))
     assert result["status"] == errors.EXIT_USAGE
     assert result["heavy"] == []
     assert f"pid {os.getpid()}" in result["stderr"] and "another watchnext run" in result["stderr"]
 
 
-def test_simulate_does_not_import_tensorflow(tmp_path):
+def test_simulate_does_not_import_tensorflow(tmp_path, cli_in_fresh_process):
     argv = ["simulate", "--out", str(tmp_path / "logs"), "--impressions-per-day", "50"]
-    result = _main_in_fresh_process(argv, str(tmp_path))
+    result = cli_in_fresh_process(argv, str(tmp_path))
     assert result["status"] == errors.EXIT_OK
     assert result["heavy"] == []
     assert os.path.isdir(tmp_path / "logs" / "impressions")
