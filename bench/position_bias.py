@@ -43,9 +43,24 @@ CUTOFF = 10
 CLICK_HEAD = "click"
 
 
+# An arm is a position_mode, or "shallow_tower:<model.position_bias_form>" for the shallow tower
+# with another form than the paper's additive logit.
+LOG_EXAMINATION_ARM = "shallow_tower:log_examination"
+
+
+def arm_model(arm: str) -> dict[str, str]:
+    """The `model` section fields of an arm ("none", "shallow_tower:log_examination", ...)."""
+    mode, _, form = arm.partition(":")
+    return {"position_mode": mode, **({"position_bias_form": form} if form else {})}
+
+
+def has_tower(arm: str) -> bool:
+    return arm_model(arm)["position_mode"] == "shallow_tower"
+
+
 @dataclass(frozen=True)
 class Sizes(common.TrainingSizes):
-    modes: tuple[str, ...] = POSITION_MODES
+    modes: tuple[str, ...] = (*POSITION_MODES, LOG_EXAMINATION_ARM)
     random_orders: int = 20
     # Logging policies, as SimulatorParams.policy_popularity: 0 ranks by relevance; 1 also
     # promotes popular videos, confounding popularity with position (see the notes).
@@ -53,7 +68,8 @@ class Sizes(common.TrainingSizes):
 
 
 SIZES = {
-    "smoke": Sizes(impressions=400, steps=2, seeds=1, batch_size=32, modes=("shallow_tower", "none"),
+    "smoke": Sizes(impressions=400, steps=2, seeds=1, batch_size=32,
+                   modes=("shallow_tower", LOG_EXAMINATION_ARM, "none"),
                    random_orders=2, run_eagerly=True),
     "quick": Sizes(impressions=10000, steps=300, seeds=1),
     "full": Sizes(impressions=40000, steps=600, seeds=3),
@@ -90,7 +106,8 @@ def ndcg_at(scores: np.ndarray, gains: np.ndarray, requests: np.ndarray, k: int)
 
 
 def learned_bias(model: Any, positions: np.ndarray, device_ids: np.ndarray) -> np.ndarray:
-    """The shallow tower's bias for each (position, device id) pair, at inference."""
+    """The shallow tower's bias for each (position, device id) pair, at inference (with
+    position_bias_form log_examination: the learned log examination itself)."""
     return model.shallow_tower(tf.constant(positions, tf.int64), tf.constant(device_ids, tf.int64),
                                training=False).numpy()
 
@@ -114,6 +131,13 @@ def bias_fit(cells: list[tuple[int, str]], bias: np.ndarray, true_log_e: np.ndar
     out["pearson_r_relative"] = float(np.corrcoef(rel_b, rel_e)[0, 1]) if len(rel_b) > 2 else float("nan")
     out["eta"] = eta
     return out
+
+
+def arm_label(arm: str) -> str:
+    """How tables name an arm: "position_mode none", "shallow_tower, log_examination form"."""
+    fields = arm_model(arm)
+    form = fields.get("position_bias_form")
+    return f"position_mode {fields['position_mode']}" + (f", {form} form" if form else "")
 
 
 def world_label(weight: float) -> str:
@@ -150,22 +174,22 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
         baselines[subset] = {"logged_order": logged, "random_order": float(random)}
 
     runs: list[dict[str, Any]] = []
-    bias_tables: list[dict[str, Any]] = []
+    bias_tables: dict[str, list[dict[str, Any]]] = {}
     for mode in sizes.modes:
-        config = common.with_model(base, position_mode=mode)
+        config = common.with_model(base, **arm_model(mode))
         for seed in range(sizes.seeds):
-            log.info("position_bias: %s, position_mode %s, seed %d", world_label(weight), mode, seed)
+            log.info("position_bias: %s, arm %s, seed %d", world_label(weight), mode, seed)
             trained = common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly)
             served = oracle_scores.predict(trained.model, served_inputs)[head]
             row: dict[str, Any] = {"position_mode": mode, "seed": seed, "train_seconds": trained.seconds,
                                    "served_click_auc": oracle_scores.auc(served, sim.eval_labels[head]),
                                    "ndcg": {s: ndcg_at(served[m], relevance[m], requests[m], CUTOFF)
                                             for s, m in subsets.items() if m.any()}}
-            if mode == "shallow_tower":
+            if has_tower(mode):
                 bias = learned_bias(trained.model, np.array([p for p, _ in cells]),
                                     np.array([device_id[d] for _, d in cells]))
                 row["bias_fit"] = bias_fit(cells, bias, cell_log_e)
-                bias_tables.append({"seed": seed, "bias": bias.tolist()})
+                bias_tables.setdefault(mode, []).append({"seed": seed, "bias": bias.tolist()})
             runs.append(row)
 
     summary: dict[str, Any] = {}
@@ -173,7 +197,7 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
         mine = [r for r in runs if r["position_mode"] == mode]
         summary[mode] = {"ndcg": {s: mean_sd([r["ndcg"][s] for r in mine]) for s in baselines},
                          "served_click_auc": mean_sd([r["served_click_auc"] for r in mine])}
-        if mode == "shallow_tower":
+        if has_tower(mode):
             fits = [r["bias_fit"] for r in mine]
             summary[mode]["pearson_r"] = mean_sd([f["pearson_r"] for f in fits])
             summary[mode]["pearson_r_relative"] = mean_sd([f["pearson_r_relative"] for f in fits])
@@ -202,7 +226,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                        ["ranking", *columns, *(f"served click AUC ({world_label(w['policy_popularity'])})"
                                                for w in worlds)])
     for mode in sizes.modes:
-        ndcg_table.rows.append([f"position_mode {mode}",
+        ndcg_table.rows.append([arm_label(mode),
                                 *(fmt(w["summary"][mode]["ndcg"][s]) for w in worlds for s in subsets),
                                 *(fmt(w["summary"][mode]["served_click_auc"]) for w in worlds)])
     for name in ("logged_order", "random_order"):
@@ -210,16 +234,21 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                                 *(f"{w['baselines'][s][name]:.3f}" for w in worlds for s in subsets),
                                 *("—" for _ in worlds)])
     tables = [ndcg_table]
-    if "shallow_tower" in sizes.modes:
+    towers = [m for m in sizes.modes if has_tower(m)]
+    if towers:
         rows = []
         for w in worlds:
-            st, label = w["summary"]["shallow_tower"], world_label(w["policy_popularity"])
-            rows += [[f"{label}: Pearson r over (position, device) cells", fmt(st["pearson_r"])],
+            label = world_label(w["policy_popularity"])
+            summaries = [w["summary"][m] for m in towers]
+            rows += [[f"{label}: Pearson r over (position, device) cells",
+                      *(fmt(st["pearson_r"]) for st in summaries)],
                      [f"{label}: Pearson r, relative to position 0 per device",
-                      fmt(st["pearson_r_relative"])]]
-            rows += [[f"{label}: eta {d} fitted (true)", f"{fmt(v['fitted'], 2)} ({v['true']:.2f})"]
-                     for d, v in st["eta"].items()]
-        tables.append(Table("Shallow-tower bias vs the true log examination", ["figure", "value"], rows))
+                      *(fmt(st["pearson_r_relative"]) for st in summaries)]]
+            rows += [[f"{label}: eta {d} fitted (true {v['true']:.2f})",
+                      *(fmt(st["eta"][d]["fitted"], 2) if d in st["eta"] else "—" for st in summaries)]
+                     for d, v in summaries[0]["eta"].items()]
+        tables.append(Table("Shallow-tower bias vs the true log examination",
+                            ["figure", *(arm_label(m) for m in towers)], rows))
 
     first = worlds[0]
     notes = [
@@ -237,40 +266,46 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
         "Slates have 10 candidates, so NDCG@10 ranks the whole slate: it measures order, not retrieval.",
         "The served ranking of position_mode none is the plain click model (position bias absorbed into "
         "whatever features correlate with position); input_feature serves with position 'missing'.",
+        "position_bias_form: logit (the paper) adds the tower's output b to the click and watch-time "
+        "logits; log_examination makes the tower output log P(examined) = log sigmoid(b) and predicts "
+        "P(click) = P(examined) · sigmoid(click logit), the simulator's own form. For the logit form the "
+        "bias is compared with log examination as it is (logit ≈ log for rare clicks).",
     ]
 
     plots = []
     if first["learned_bias"]:
         cells, cell_log_e = first["cells"], first["cell_true_log_examination"]
-        bias0 = np.asarray(first["learned_bias"][0]["bias"])
+        learned = {arm: np.asarray(tables_[0]["bias"]) for arm, tables_ in first["learned_bias"].items()}
 
         def draw_bias(fig: Any) -> None:
-            ax1, ax2 = fig.subplots(1, 2)
-            for device in sorted({d for _, d in cells}):
-                idx = [i for i, (_, d) in enumerate(cells) if d == device]
-                zero = [i for i in idx if cells[i][0] == 0]
-                if not zero:
-                    continue
-                ps = [cells[i][0] for i in idx]
-                line = ax1.plot(ps, cell_log_e[idx] - cell_log_e[zero[0]], "-", label=f"{device} true")[0]
-                ax1.plot(ps, bias0[idx] - bias0[zero[0]], "o", color=line.get_color(),
-                         label=f"{device} learned")
-            ax1.set_xlabel("position")
-            ax1.set_ylabel("relative to position 0")
-            ax1.set_title("log examination (lines) vs shallow-tower bias (dots)")
-            ax1.legend(fontsize=7, ncol=2)
-            ax2.scatter(cell_log_e, bias0, s=12)
-            ax2.set_xlabel("true log examination")
-            ax2.set_ylabel("learned bias (logit)")
-            ax2.set_title(f"r = {bias_fit(cells, bias0, cell_log_e)['pearson_r']:.3f} (seed 0)")
+            axes = np.atleast_2d(fig.subplots(len(learned), 2, squeeze=False))
+            for (arm, bias0), (ax1, ax2) in zip(learned.items(), axes, strict=True):
+                for device in sorted({d for _, d in cells}):
+                    idx = [i for i, (_, d) in enumerate(cells) if d == device]
+                    zero = [i for i in idx if cells[i][0] == 0]
+                    if not zero:
+                        continue
+                    ps = [cells[i][0] for i in idx]
+                    line = ax1.plot(ps, cell_log_e[idx] - cell_log_e[zero[0]], "-", label=f"{device} true")[0]
+                    ax1.plot(ps, bias0[idx] - bias0[zero[0]], "o", color=line.get_color(),
+                             label=f"{device} learned")
+                ax1.set_xlabel("position")
+                ax1.set_ylabel("relative to position 0")
+                ax1.set_title(f"{arm_label(arm)}: log examination (lines), learned (dots)", fontsize=9)
+                ax1.legend(fontsize=7, ncol=2)
+                ax2.scatter(cell_log_e, bias0, s=12)
+                ax2.set_xlabel("true log examination")
+                ax2.set_ylabel("learned bias")
+                r = bias_fit(cells, bias0, cell_log_e)["pearson_r"]
+                ax2.set_title(f"r = {r:.3f} (seed 0)", fontsize=9)
 
         caption = ("Shallow-tower bias vs true log examination per position and device "
                    f"({world_label(first['policy_popularity'])}, seed 0)")
-        plots.append(Plot("bias", caption, draw_bias, size=(11.0, 4.5)))
+        plots.append(Plot("bias", caption, draw_bias, size=(11.0, 4.5 * len(learned))))
 
     def draw_ndcg(fig: Any) -> None:
         axes = np.atleast_1d(fig.subplots(1, len(worlds), sharey=True))
-        labels = [*sizes.modes, "logged order", "random order"]
+        labels = [*(arm_label(m) for m in sizes.modes), "logged order", "random order"]
         width = 0.8 / max(1, len(subsets))
         x = np.arange(len(labels))
         for ax, w in zip(axes, worlds, strict=True):

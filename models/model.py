@@ -30,6 +30,7 @@ from watchnext.models.layers import (
     FeatureEncoder,
     ShallowTower,
     Tower,
+    apply_position_bias,
     device_feature,
     id_input_dim,
     mixing_layer_from_config,
@@ -84,7 +85,8 @@ class WatchNextModel(tfrs.Model):
         if m.position_mode == "shallow_tower":
             self.shallow_tower = ShallowTower(
                 config.features.max_position, id_input_dim(device_feature(config), self.vocab_sizes),
-                m.position_embedding_dim, m.shallow_tower_units, m.position_dropout, name="shallow_tower")
+                m.position_embedding_dim, m.shallow_tower_units, m.position_dropout,
+                form=m.position_bias_form, name="shallow_tower")
         self.combined_score = CombinedScore.from_heads(config.heads, name="combined_score")
         self.tasks = [ranking_task(h) for h in config.heads]
         # Per-head loss averages, so training logs show which objective moves.
@@ -100,7 +102,8 @@ class WatchNextModel(tfrs.Model):
         outputs = [tower(t) for tower, t in zip(self.towers, task_inputs, strict=True)]
         bias = self._position_bias(features, training)
         if bias is not None:
-            outputs = [o + bias if h.position_bias else o
+            form = self.config.model.position_bias_form
+            outputs = [apply_position_bias(o, bias, form, h.type == "binary") if h.position_bias else o
                        for h, o in zip(self.config.heads, outputs, strict=True)]
         return outputs, gates
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
 from typing import Any
 
 from watchnext.components.example_gen import executor as base
@@ -41,6 +42,8 @@ _SPLIT_URIS = "_split_uris"
 # level 1 compresses in 0.35 CPU-s, the default (6, what TFX's WriteSplit used) in 1.0 s,
 # for files 24% larger (6.3 vs 5.1 MB); at level 6 compression is ~15% of ingestion.
 TFRECORD_GZIP_LEVEL = 1
+# Prefix of a split file being written (see write_tfrecords); none is left after a run.
+INCOMPLETE_PREFIX = ".incomplete-"
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,9 @@ class SplitBatch(CountingDoFn):
     request_id, computed once per request), so split semantics match every other
     ExampleGen. With `split_uris`, each split of the batch is written here as one gzip'd
     TFRecord file, `data_tfrecord-<shard>-of-<shards>.gz` (TFX's file name pattern; a retried
-    shard overwrites its own files), instead of one Beam element per example through TFX's
-    WriteSplit (a reshuffle and a Beam write costing more than the whole join). Without
-    them, each example goes to its split's tagged output.
+    or duplicated shard replaces its own files whole: see write_tfrecords), instead of one
+    Beam element per example through TFX's WriteSplit (a reshuffle and a Beam write costing
+    more than the whole join). Without them, each example goes to its split's tagged output.
     """
 
     def __init__(self, split_names: list[str], buckets: list[int], split_config: example_gen_pb2.SplitConfig,
@@ -144,13 +147,35 @@ def tfrecord_file_name(shard: int, shards: int) -> str:
 
 
 def write_tfrecords(path: str, records: list[bytes]) -> None:
-    """A gzip'd TFRecord file (TensorFlow's C++ writer: any filesystem tf.io.gfile knows)."""
+    """A gzip'd TFRecord file (TensorFlow's C++ writer: any filesystem tf.io.gfile knows).
+
+    Written under a temporary name in the same folder, then renamed onto `path`. A
+    distributed runner may run a shard twice (a retry, or a speculative duplicate of a
+    slow worker), and both attempts write the same file name: with a rename, each attempt
+    writes its own file and the one that finishes last replaces the other whole, so no
+    reader ever sees a file cut short or interleaved. (On object stores a rename is a copy
+    then a delete, still whole-file.) An attempt killed mid-write leaves its temporary
+    file, which `remove_incomplete` deletes once the pipeline has finished.
+    """
     import tensorflow as tf
 
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f"{INCOMPLETE_PREFIX}{uuid.uuid4().hex}-{name}")
     options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=TFRECORD_GZIP_LEVEL)
-    with tf.io.TFRecordWriter(path, options) as writer:
+    with tf.io.TFRecordWriter(temporary, options) as writer:
         for record in records:
             writer.write(record)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def remove_incomplete(folder: str) -> int:
+    """Delete the temporary files that killed write attempts left in `folder`; how many.
+
+    They must go before anyone reads the split: TFX reads every file of a split folder."""
+    leftovers = fileio.glob(os.path.join(folder, f"{INCOMPLETE_PREFIX}*"))
+    for path in leftovers:
+        fileio.remove(path)
+    return len(leftovers)
 
 
 class Executor(base.RejectingExecutor):
@@ -200,8 +225,12 @@ class Executor(base.RejectingExecutor):
         return {_LOG_FILES: files, _SPLIT_URIS: split_uris}
 
     def after_beam(self, exec_properties: dict[str, Any]) -> None:
-        for uri in exec_properties[_SPLIT_URIS].values():  # an empty split still gets a (readable) file
-            if not fileio.glob(os.path.join(uri, "*")):
+        for uri in exec_properties[_SPLIT_URIS].values():
+            removed = remove_incomplete(uri)
+            if removed:
+                log.info("LogExampleGen: removed %d incomplete file(s) of killed write attempts from %s",
+                         removed, uri)
+            if not fileio.glob(os.path.join(uri, "*")):  # an empty split still gets a (readable) file
                 write_tfrecords(os.path.join(uri, tfrecord_file_name(0, 1)), [])
 
     def summarize(self, flat: dict[str, int], split_names: list[str], exec_properties: dict[str, Any]

@@ -27,7 +27,7 @@ from watchnext.models.layers.gates import ExpertGate
 from watchnext.models.layers.mixing import MixingLayer, MixingOutput
 from watchnext.models.layers.mixture import MMoE, OMoE
 from watchnext.models.layers.score import CombinedScore
-from watchnext.models.layers.shallow_tower import ShallowTower
+from watchnext.models.layers.shallow_tower import ShallowTower, apply_position_bias
 from watchnext.models.layers.sharing import SharedBottom, SingleTask
 from watchnext.models.layers.tensors import as_batch_vector, drop_position, no_autograph
 from watchnext.models.layers.towers import Tower
@@ -49,6 +49,7 @@ __all__ = [
     "SharedBottom",
     "SingleTask",
     "Tower",
+    "apply_position_bias",
     "as_batch_vector",
     "device_feature",
     "drop_position",

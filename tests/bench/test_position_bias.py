@@ -42,6 +42,14 @@ def test_bias_fit_recovers_the_examination_slope_per_device():
     assert fit["pearson_r"] < 1.0  # the per-device constants are not examination
 
 
+def test_arms_name_the_position_mode_and_the_bias_form():
+    assert pb.arm_model("none") == {"position_mode": "none"}
+    assert pb.arm_model(pb.LOG_EXAMINATION_ARM) == {"position_mode": "shallow_tower",
+                                                     "position_bias_form": "log_examination"}
+    assert pb.arm_label(pb.LOG_EXAMINATION_ARM) == "position_mode shallow_tower, log_examination form"
+    assert pb.has_tower("shallow_tower") and not pb.has_tower("input_feature")
+
+
 def test_world_labels_name_the_policy():
     assert pb.world_label(0.0) == "relevance policy"
     assert pb.world_label(1.0) == "popularity policy 1"
@@ -58,6 +66,9 @@ def test_smoke_run_reports_each_logging_policy(tmp_path):
         assert set(world["summary"]) == set(pb.SIZES["smoke"].modes)
         assert {r["position_mode"] for r in world["runs"]} == set(pb.SIZES["smoke"].modes)
         assert "pearson_r" in world["summary"]["shallow_tower"]
+        # The log-examination tower's learned bias is a log probability: ≤ 0 in every cell.
+        learned = world["learned_bias"][pb.LOG_EXAMINATION_ARM][0]["bias"]
+        assert len(learned) == len(world["cells"]) and max(learned) <= 0.0
     # The two policies simulate different worlds: the logged order differs.
     assert worlds[0]["baselines"]["all"]["logged_order"] != worlds[1]["baselines"]["all"]["logged_order"]
     markdown = (out / "position_bias.md").read_text()

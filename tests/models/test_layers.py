@@ -308,6 +308,46 @@ def test_shallow_tower_drops_positions_to_missing_in_training() -> None:
     np.testing.assert_array_equal(L.drop_position(position, rate, training=False).numpy(), position.numpy())
 
 
+def test_log_examination_tower_outputs_a_log_probability_and_zero_when_missing() -> None:
+    tower = L.ShallowTower(max_position=5, num_devices=2, embedding_dim=2, units=[], form="log_examination")
+    position = tf.constant([-1, 0, 1, 4], tf.int64)
+    device = tf.constant([0, 0, 1, 1], tf.int64)
+    log_e = tower(position, device, training=False).numpy()
+    assert log_e[0] == 0.0
+    assert np.all(log_e[1:] < 0.0)
+    # It is log sigmoid of what the logit form would output from the same weights.
+    logit = L.ShallowTower(max_position=5, num_devices=2, embedding_dim=2, units=[])
+    logit(position, device)
+    logit.set_weights(tower.get_weights())
+    b = logit(position, device, training=False).numpy()
+    np.testing.assert_allclose(log_e[1:], -np.log1p(np.exp(-b[1:])), rtol=1e-5)
+    with pytest.raises(ValueError, match="form"):
+        L.ShallowTower(5, 2, 2, [], form="multiplicative")
+
+
+def test_apply_position_bias_logit_form_adds_and_log_examination_multiplies_probabilities() -> None:
+    output = tf.constant([-3.0, 0.0, 2.5, 8.0, -20.0])
+    log_e = tf.math.log(tf.constant([0.5, 0.2, 0.9, 1.0, 0.3]))
+    # The paper's form: the bias is added to any head.
+    np.testing.assert_allclose(L.apply_position_bias(output, log_e, "logit", binary=True).numpy(),
+                               (output + log_e).numpy())
+    # log_examination: a binary head's probability is e · sigmoid(output), returned as a logit.
+    logit = L.apply_position_bias(output, log_e, "log_examination", binary=True).numpy()
+    expected = np.exp(log_e.numpy()) / (1 + np.exp(-output.numpy()))
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), expected, rtol=1e-5)
+    # e = 1 (log e exactly 0: position missing) leaves a binary logit exactly as it is.
+    assert logit[3] == 8.0
+    # Regression heads (weighted logistic: exp(logit) is the expectation) add log e in both forms.
+    regression = L.apply_position_bias(output, log_e, "log_examination", binary=False)
+    np.testing.assert_allclose(regression.numpy(), (output + log_e).numpy())
+    # Gradients stay finite at the extremes.
+    x = tf.constant([-30.0, 0.0, 30.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = L.apply_position_bias(x, tf.constant([0.0, -1e-9, -5.0]), "log_examination", binary=True)
+    assert np.all(np.isfinite(tape.gradient(y, x).numpy()))
+
+
 # ---------------------------------------------------------------------------
 # CombinedScore
 
@@ -362,6 +402,7 @@ def test_combined_score_weights_can_be_overridden() -> None:
     L.ExtractionLevel(TASKS, 1, 2, [3], 0.1, shared_gate=True),
     L.Tower([3], output_bias=0.7),
     L.ShallowTower(5, 2, 2, [3], 0.1),
+    L.ShallowTower(5, 2, 2, [3], 0.1, form="log_examination"),
     L.CombinedScore(["identity", "log1p"], [1.0, 0.5]),
 ], ids=lambda layer: type(layer).__name__)
 def test_every_layer_round_trips_through_get_config(layer: tf_keras.layers.Layer) -> None:

@@ -197,8 +197,9 @@ def test_model_outputs_serving_scale_predictions_and_score() -> None:
     np.testing.assert_allclose(only_click, click, rtol=1e-5)
 
 
-def test_served_predictions_carry_no_position_bias() -> None:
-    config = tiny_config()
+@pytest.mark.parametrize("form", ["logit", "log_examination"])
+def test_served_predictions_carry_no_position_bias(form: str) -> None:
+    config = tiny_config(position_bias_form=form)
     model = M.build_model(config, VOCAB_SIZES)
     batch = make_batch(config, 32)
     position = config.features.position
