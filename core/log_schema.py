@@ -16,7 +16,7 @@ Layout on disk, one folder per daily span (YYYYMMDD):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from watchnext.core.records import markdown_cell, markdown_reasons
 
@@ -128,9 +128,9 @@ class Field:
     """One column of a log record: its name, type, whether it must be present, and its bounds."""
 
     name: str
-    type: FieldType
-    required: bool
-    meaning: str
+    type: FieldType = "string"
+    required: bool = True
+    meaning: str = ""
     # Bounds for numbers (inclusive unless exclusive_minimum), allowed values for strings,
     # and the longest accepted list.
     minimum: float | None = None
@@ -142,6 +142,17 @@ class Field:
     nullable: bool = False
     # The rejection reason for a string outside `allowed`.
     unknown_reason: str = OUT_OF_RANGE
+    # An optional field's value when a record lacks it (None: the type's empty value, see
+    # `fill_value`): a missing optional field is filled, never a rejection.
+    default: Any = None
+
+    @property
+    def fill_value(self) -> Any:
+        """What an example holds when the record lacks this optional field: `default`, else the
+        type's empty value ("" is an id Transform's vocabulary maps like any other, 0, 0.0, [])."""
+        if self.default is not None:
+            return list(self.default) if self.type == "string_list" else self.default
+        return {"string": "", "int": 0, "float": 0.0, "string_list": []}[self.type]
 
     @property
     def constraint(self) -> str:
