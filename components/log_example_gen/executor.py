@@ -232,7 +232,8 @@ class Executor(base.RejectingExecutor):
                   ) -> dict[str, Any]:
         span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
         return counts_lib.summarize(flat, split_names, span, exec_properties.get(utils.VERSION_PROPERTY_NAME),
-                                    exec_properties[_LOG_FILES], base.max_rejected_fraction(exec_properties))
+                                    exec_properties[_LOG_FILES], base.max_rejected_fraction(exec_properties),
+                                    uses_events=log_schema_of(exec_properties).uses_events)
 
     def properties(self, summary: dict[str, Any], split_names: list[str]) -> dict[str, Any]:
         imp, ev = summary[schema.IMPRESSIONS_LOG], summary[schema.EVENTS_LOG]
