@@ -33,8 +33,8 @@ def test_a_ratings_log_trains_evaluates_and_reports_without_meaningless_rows(tmp
     assert result.blessed is not None, result.message
 
     # The examples hold the four fields and the derived label, nothing fabricated.
-    files = glob.glob(os.path.join(config.pipeline.output_dir, "tfx", "**", "Split-train", "*.gz"),
-                      recursive=True)
+    files = glob.glob(os.path.join(config.pipeline.output_dir, "tfx", "LogExampleGen", "**", "Split-train",
+                                   "*.gz"), recursive=True)
     record = next(iter(tf.data.TFRecordDataset(files[:1], compression_type="GZIP")))
     example = tf.train.Example.FromString(record.numpy())
     features = example.features.feature
