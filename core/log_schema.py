@@ -42,8 +42,8 @@ LIKE_EVENT = "like"
 DISMISS_EVENT = "dismiss"
 SURVEY_EVENT = "survey"
 EVENT_TYPES = (CLICK_EVENT, WATCH_EVENT, LIKE_EVENT, DISMISS_EVENT, SURVEY_EVENT)
-# Matches config `features.max_position` (slots 0..19) and the watch_history
-# feature's `max_length` (20).
+# The default of config `features.max_position` (slots 0..19; LogExampleGen receives the
+# configured value) and the watch_history feature's `max_length` (20).
 MAX_POSITION = 20
 MAX_HISTORY = 20
 # A watch longer than a day, or than this many times the video, is a logging bug.
@@ -55,7 +55,7 @@ MIN_RATING, MAX_RATING = 1.0, 5.0
 # rejected unparsed, so that one bad line cannot make a worker hold gigabytes.
 MAX_LINE_BYTES = 1 << 20
 
-# Label names: must equal the defaults of the heads in core/config/heads.py.
+# Label names of the default schema; the default heads (core/config/heads.py) read them.
 CLICK = "click"
 WATCH_TIME = "watch_time"
 LIKE = "like"

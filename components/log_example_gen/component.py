@@ -199,7 +199,8 @@ def _check_patterns(input_config: example_gen_pb2.Input, events_pattern: str) ->
                          "{SPAN}/date/{VERSION} specs")
 
 
-def make_output_config(eval_percent: int, partition_feature: str = "request_id") -> example_gen_pb2.Output:
+def make_output_config(eval_percent: int, partition_feature: str = DEFAULT_LOG_SCHEMA.partition_feature
+                       ) -> example_gen_pb2.Output:
     """train:eval = (100 - eval_percent):eval_percent hash buckets of request_id, so all
     candidates of a request land in the same split (`partition_feature`: the log schema's
     LogSchema.partition_feature; without a request id, the row key: each row by itself)."""

@@ -24,7 +24,7 @@ from watchnext.components.log_example_gen import counts as counts_lib
 from watchnext.components.log_example_gen import reading, transforms
 from watchnext.core import log_schema as schema
 from watchnext.core.config.logs import log_schema_from_json
-from watchnext.core.log_schema_spec import LogSchema
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 
 import apache_beam as beam
 from tfx import types
@@ -97,7 +97,7 @@ class SplitBatch(CountingDoFn):
 
     def __init__(self, split_names: list[str], buckets: list[int], split_config: example_gen_pb2.SplitConfig,
                  split_uris: dict[str, str] | None = None, shards: int = transforms.JOIN_SHARDS,
-                 partition_feature: str = "request_id"):
+                 partition_feature: str = DEFAULT_LOG_SCHEMA.partition_feature):
         super().__init__()
         self._names = split_names
         self._buckets = buckets
@@ -110,7 +110,7 @@ class SplitBatch(CountingDoFn):
     @classmethod
     def from_split_config(cls, split_config: example_gen_pb2.SplitConfig,
                           split_uris: dict[str, str] | None = None,
-                          partition_feature: str = "request_id") -> SplitBatch:
+                          partition_feature: str = DEFAULT_LOG_SCHEMA.partition_feature) -> SplitBatch:
         """The split of an output config's hash-bucket `split_config`: split k takes buckets
         [Σ_{j<k} hash_buckets_j, Σ_{j≤k} hash_buckets_j), as in every TFX ExampleGen."""
         if not split_config.splits:
