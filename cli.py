@@ -302,7 +302,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     else:
         backend = InProcessBackend(args.model or latest_pushed(config))
     try:
-        ranked = rank(request, backend, config.head_names, [h.score_weight for h in config.heads])
+        ranked = rank(request, backend, config.head_names, [h.score_weight for h in config.heads],
+                      config.log_schema.example_feature_types())
     except RankRequestError as e:
         print(f"watchnext rank: INVALID_ARGUMENT: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ identified by (user_id, item_id), and the train/eval split hashes that key (see
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,10 +108,11 @@ class LogSchema:
     # The slot field (bounded by features.max_position); empty: the log has no position.
     position: str = "position"
 
-    @property
+    @functools.cached_property
     def is_default(self) -> bool:
         """The shipped YouTube-shaped schema: its extra checks (watch bounds, watch ≤ 10×
-        video_duration) and the vectorised ingestion path apply only to it."""
+        video_duration) and the vectorised ingestion path apply only to it. (Cached: the
+        per-record path asks for every record.)"""
         return self == DEFAULT_LOG_SCHEMA
 
     @property
@@ -169,6 +171,10 @@ class LogSchema:
     def example_fields(self) -> tuple[Field, ...]:
         """Every tf.Example feature LogExampleGen writes, in order: the impression fields, then the
         labels not named like an impression field (a `field` label may keep its field's name)."""
+        return self._example_fields
+
+    @functools.cached_property
+    def _example_fields(self) -> tuple[Field, ...]:
         names = set(self.field_names)
         return self.impressions + tuple(f for f in self.label_fields if f.name not in names)
 

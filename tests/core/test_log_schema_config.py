@@ -105,3 +105,13 @@ def test_optional_fields_fill_with_their_default():
     assert schema.Field("n", "int", required=False).fill_value == 0
     assert schema.Field("h", "string_list", required=False).fill_value == []
     assert LogSchema().impression_field("nope") is None
+
+
+def test_a_log_without_position_cannot_have_a_shallow_tower():
+    with pytest.raises(ConfigError) as e:
+        load_config(RATINGS, {"model": {"position_mode": "shallow_tower"}})
+    assert "model.position_mode: 'shallow_tower' needs features.position" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # naming a position the log lacks fails too, with the fix
+        load_config(RATINGS, {"features": {"position": "position"}, "model": {"position_mode": "none"}})
+    assert "features.position: 'position' is not a field of log_schema.impressions" in str(e.value)
+    assert "set features.position: '' if the log has none" in str(e.value)
