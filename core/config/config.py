@@ -19,7 +19,7 @@ from watchnext.core.config.data import DataSection
 from watchnext.core.config.evaluation import EvaluationSection
 from watchnext.core.config.features import FeaturesSection
 from watchnext.core.config.heads import DEFAULT_HEADS, Head, LabelFrom, derived_labels
-from watchnext.core.config.logs import config_names_exist, validate_log_schema
+from watchnext.core.config.logs import validate_log_schema
 from watchnext.core.config.model import ModelSection
 from watchnext.core.config.pipeline import PipelineSection
 from watchnext.core.config.sections import Sections
@@ -93,7 +93,6 @@ class Config(Sections):
         rules.table_has_the_columns(self.data, self.features, self.heads)
         if self.data.source == "logs":
             validate_log_schema(self.log_schema, "log_schema")
-            config_names_exist(self.log_schema, self.features, self.heads)
         self.evaluation.validate("evaluation")
         self.validation.validate("validation")
         self.tuning.validate("tuning")

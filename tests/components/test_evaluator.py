@@ -284,7 +284,7 @@ def test_pipeline_evaluates_the_training_window_by_default(tmp_path):
 
 def test_a_model_without_a_configured_head_is_named(tiny):
     _, spans, models = tiny
-    share = dataclasses.replace(CONFIG.heads[0], name="share")  # its label must be one the logs have
+    share = dataclasses.replace(CONFIG.heads[0], name="share", label="share")
     extra = CONFIG.replace(heads=(*CONFIG.heads, share))
     files = component.eval_files(spans)
     with pytest.raises(ValueError, match=r"good/Format-Serving: serving_default has no output \['share'\]"):

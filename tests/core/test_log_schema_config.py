@@ -43,8 +43,9 @@ def test_the_schema_round_trips_through_json():
     ({"features": {"slices": ["countri"]}}, "features.slices: 'countri' is not a field"),
     ({"heads": [{"name": "c", "type": "binary", "label": "clik"}]},
      "config key heads[0] (c).label: 'clik' is not a label of log_schema.labels (did you mean 'click'?)"),
-    ({"heads": [{"name": "r", "type": "regression", "label": "rating", "presence": "rating_presnt"}]},
-     "heads[0] (r).presence: 'rating_presnt'"),
+    ({"heads": [{"name": "c", "type": "binary", "label": "click"},
+                {"name": "r", "type": "regression", "label": "rating", "presence": "rating_presnt"}]},
+     "heads[1] (r).presence: 'rating_presnt'"),
     ({"log_schema": {"labels": [{"name": "x", "rule": "any", "event": "clik"}]}},
      "log_schema.labels[0] (x).event: 'clik' is not one of event_types"),
     ({"log_schema": {"labels": [{"name": "x", "rule": "field", "field": "country"}]}},
@@ -71,6 +72,15 @@ def test_a_schema_without_position_needs_features_without_position():
     with pytest.raises(ConfigError) as e:
         load_config(RATINGS, {"features": {"position": "timestamp"}, "model": {"position_mode": "none"}})
     assert "features.position: 'timestamp' is not log_schema.position" in str(e.value)
+
+
+def test_in_memory_configs_are_not_checked_against_the_logs():
+    """Only load_config checks the names: a Config built in memory (model tests, a component's JSON)
+    may describe examples that never came from the logs."""
+    from watchnext.core.config import from_dict
+
+    config = from_dict({"features": {"numeric": ["duration"], "log1p_numeric": []}})
+    assert config.features.numeric == ("duration",)
 
 
 def test_a_table_config_ignores_the_log_schema():
