@@ -131,6 +131,9 @@ def _check_inputs(config: Any, command: str) -> str:
         raise UsageError("data.source is table but no table is given: pass --logs PATH (the CSV "
                          "file or glob) or set data.table.path in the config")
     path = config.data_path
+    if not path and config.data.source == "logs" and not config.log_schema.is_default:
+        raise UsageError("the config declares its own log_schema but no logs are given: pass --logs PATH "
+                         "(the simulator writes the default schema's logs only)")
     if path and config.data.source == "logs":
         if not os.path.isdir(path):
             raise UsageError(f"--logs {path}: no such folder (expected {path}/impressions/span=YYYYMMDD/...)")
@@ -302,7 +305,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     else:
         backend = InProcessBackend(args.model or latest_pushed(config))
     try:
-        ranked = rank(request, backend, config.head_names, [h.score_weight for h in config.heads])
+        ranked = rank(request, backend, config.head_names, [h.score_weight for h in config.heads],
+                      config.log_schema.example_feature_types())
     except RankRequestError as e:
         print(f"watchnext rank: INVALID_ARGUMENT: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ Layout on disk, one folder per daily span (YYYYMMDD):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from watchnext.core.records import markdown_cell, markdown_reasons
 
@@ -42,8 +42,8 @@ LIKE_EVENT = "like"
 DISMISS_EVENT = "dismiss"
 SURVEY_EVENT = "survey"
 EVENT_TYPES = (CLICK_EVENT, WATCH_EVENT, LIKE_EVENT, DISMISS_EVENT, SURVEY_EVENT)
-# Matches config `features.max_position` (slots 0..19) and the watch_history
-# feature's `max_length` (20).
+# The default of config `features.max_position` (slots 0..19; LogExampleGen receives the
+# configured value) and the watch_history feature's `max_length` (20).
 MAX_POSITION = 20
 MAX_HISTORY = 20
 # A watch longer than a day, or than this many times the video, is a logging bug.
@@ -55,7 +55,7 @@ MIN_RATING, MAX_RATING = 1.0, 5.0
 # rejected unparsed, so that one bad line cannot make a worker hold gigabytes.
 MAX_LINE_BYTES = 1 << 20
 
-# Label names: must equal the defaults of the heads in core/config/heads.py.
+# Label names of the default schema; the default heads (core/config/heads.py) read them.
 CLICK = "click"
 WATCH_TIME = "watch_time"
 LIKE = "like"
@@ -128,9 +128,9 @@ class Field:
     """One column of a log record: its name, type, whether it must be present, and its bounds."""
 
     name: str
-    type: FieldType
-    required: bool
-    meaning: str
+    type: FieldType = "string"
+    required: bool = True
+    meaning: str = ""
     # Bounds for numbers (inclusive unless exclusive_minimum), allowed values for strings,
     # and the longest accepted list.
     minimum: float | None = None
@@ -142,6 +142,17 @@ class Field:
     nullable: bool = False
     # The rejection reason for a string outside `allowed`.
     unknown_reason: str = OUT_OF_RANGE
+    # An optional field's value when a record lacks it (None: the type's empty value, see
+    # `fill_value`): a missing optional field is filled, never a rejection.
+    default: Any = None
+
+    @property
+    def fill_value(self) -> Any:
+        """What an example holds when the record lacks this optional field: `default`, else the
+        type's empty value ("" is an id Transform's vocabulary maps like any other, 0, 0.0, [])."""
+        if self.default is not None:
+            return list(self.default) if self.type == "string_list" else self.default
+        return {"string": "", "int": 0, "float": 0.0, "string_list": []}[self.type]
 
     @property
     def constraint(self) -> str:

@@ -78,7 +78,7 @@ def ingest_window(config: Config, logs_dir: str, paths: RunPaths, newest: int | 
         example_gen = make_log_example_gen(
             logs_dir, eval_percent=config.data.eval_percent,
             max_rejected_fraction=config.data.max_rejected_fraction, span=span,
-            max_position=config.features.max_position)
+            max_position=config.features.max_position, log_schema=config.log_schema)
         tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
             pipeline_name=config.pipeline.name, pipeline_root=paths.pipeline_root,
             components=[example_gen], enable_cache=config.pipeline.enable_cache,

@@ -83,11 +83,14 @@ def _feature(name: str, value: Any, kind: str, where: str) -> Any:
 
 
 def request_to_examples(request: dict[str, Any], head_names: Sequence[str] | None = None,
-                        default_weights: Sequence[float] | None = None) -> list[bytes]:
+                        default_weights: Sequence[float] | None = None,
+                        feature_types: dict[str, str] | None = None) -> list[bytes]:
     """Serialized tf.Examples, one per candidate, in the order given.
 
     `score_weights` (a mapping head → weight) is written into every example when
     given; heads it does not name keep `default_weights` (needs `head_names`).
+    `feature_types`: the examples' features and types (a declared log schema's
+    `LogSchema.example_feature_types()`); None: the default log schema's.
     """
     import tensorflow as tf
 
@@ -96,7 +99,7 @@ def request_to_examples(request: dict[str, Any], head_names: Sequence[str] | Non
     candidates = request.get(CANDIDATES_KEY)
     if not isinstance(candidates, list):
         raise RankRequestError(f"request.{CANDIDATES_KEY}: expected a list of candidate objects")
-    types = example_feature_types()
+    types = feature_types if feature_types is not None else example_feature_types()
     shared = {k: v for k, v in request.items() if k not in (CANDIDATES_KEY, SCORE_WEIGHTS_FEATURE)}
     weights = _weights(request.get(SCORE_WEIGHTS_FEATURE), head_names, default_weights)
     # The request-level features are the same in every example: build them once.
@@ -281,9 +284,10 @@ class RestBackend:
 
 
 def rank(request: dict[str, Any], backend: Any, head_names: Sequence[str] | None = None,
-         default_weights: Sequence[float] | None = None) -> list[RankedCandidate]:
+         default_weights: Sequence[float] | None = None, feature_types: dict[str, str] | None = None
+         ) -> list[RankedCandidate]:
     """Score the request's candidates and return them best first (stable for ties)."""
-    examples = request_to_examples(request, head_names, default_weights)
+    examples = request_to_examples(request, head_names, default_weights, feature_types)
     if not examples:
         return []
     outputs = backend.predict(examples)

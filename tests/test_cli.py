@@ -38,6 +38,22 @@ def test_missing_logs_are_answered_before_tensorflow_is_imported(tmp_path, make_
     assert message in result["stderr"] and logs in result["stderr"]
 
 
+def test_a_feature_the_log_schema_lacks_and_a_declared_schema_without_logs_are_answered_at_once(
+        tmp_path, cli_in_fresh_process):
+    """Issue 17: names are checked against the declared log when the config loads."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("features:\n  numeric: [video_durration]\n  log1p_numeric: []\n")
+    argv = ["run", "--config", str(bad), "--output", str(tmp_path / "o")]
+    result = cli_in_fresh_process(argv, str(tmp_path))
+    assert result["status"] == errors.EXIT_USAGE and result["heavy"] == []
+    assert "features.numeric" in result["stderr"] and "did you mean 'video_duration'" in result["stderr"]
+    ratings = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "item_ratings.yaml")
+    argv = ["run", "--config", ratings, "--output", str(tmp_path / "o")]
+    result = cli_in_fresh_process(argv, str(tmp_path))
+    assert result["status"] == errors.EXIT_USAGE and result["heavy"] == []
+    assert "declares its own log_schema but no logs are given" in result["stderr"]
+
+
 def test_a_busy_output_folder_is_refused_before_tensorflow_is_imported(tmp_path, cli_in_fresh_process):
     from watchnext.pipeline.output_lock import output_lock
 

@@ -14,6 +14,10 @@ column, so that Python runs per block and per shard rather than per record:
 - `shard_of` and `Block`: the join shard of each row, and what one file gives one shard;
   columnar_join.py joins a shard's blocks by column.
 
+Only the default (YouTube-shaped) log schema is vectorised: a declared schema (LogSchema other
+than the default) takes the per-line path for every record (transforms.py logs it), its valid
+records still travel as Arrow tables (`records_table`, `arrow_schema` take the schema).
+
 The per-line path stays the reference: `transforms.JoinLogsToExamples(..., vectorised=False)`
 runs it for every record, and tests check that both give the same examples, rejections and
 counts on the bad-input fixtures.
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchnext.core import log_schema as schema
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 
 import numpy as np
 import pyarrow as pa
@@ -43,9 +48,14 @@ _ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(),
 FIELDS = {schema.IMPRESSIONS_LOG: schema.IMPRESSION_FIELDS, schema.EVENTS_LOG: schema.EVENT_FIELDS}
 
 
-def arrow_schema(log_name: str) -> pa.Schema:
+def log_fields(log_name: str, log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> tuple[schema.Field, ...]:
+    """The fields of one log (impressions or events) under `log_schema`."""
+    return log_schema.impressions if log_name == schema.IMPRESSIONS_LOG else log_schema.event_fields
+
+
+def arrow_schema(log_name: str, log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> pa.Schema:
     """The log's fields as Arrow types (ints int64, floats float64, lists of strings), plus LINE."""
-    return pa.schema([pa.field(f.name, _ARROW_TYPES[f.type]) for f in FIELDS[log_name]]
+    return pa.schema([pa.field(f.name, _ARROW_TYPES[f.type]) for f in log_fields(log_name, log_schema)]
                      + [pa.field(LINE, pa.int64())])
 
 
@@ -136,12 +146,14 @@ def clean_events(table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("value"), "value", value)
 
 
-def records_table(log_name: str, records: list[dict[str, Any]], lines: list[int]) -> pa.Table:
-    """Clean records from the per-line path (validation.validate_*) as a table of the same schema."""
-    names = [f.name for f in FIELDS[log_name]]
+def records_table(log_name: str, records: list[dict[str, Any]], lines: list[int],
+                  log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> pa.Table:
+    """Clean records from the per-line path (validation.validate_*) as a table of the same schema
+    (a missing optional field is null)."""
+    names = [f.name for f in log_fields(log_name, log_schema)]
     columns = {name: [r[name] for r in records] for name in names}
     columns[LINE] = lines
-    return pa.Table.from_pydict(columns, schema=arrow_schema(log_name))
+    return pa.Table.from_pydict(columns, schema=arrow_schema(log_name, log_schema))
 
 
 def shard_of(request_ids: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
@@ -159,7 +171,8 @@ def shard_of(request_ids: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray
 @dataclass
 class Block:
     """What one file contributes to one join shard: its valid records as a table, and the
-    (request_id, candidate_video_id, line) of impressions rejected while parsing (tombstones)."""
+    (key fields..., line) of impressions rejected while parsing (tombstones; the key is
+    (request_id, candidate_video_id) for the default schema)."""
 
     log: str
     source: str

@@ -16,15 +16,16 @@ from typing import Any
 
 from watchnext.components.log_example_gen import join
 from watchnext.components.log_example_gen.columnar import (
-    FIELDS,
     LINE,
     SOURCE,
     Block,
     arrow_schema,
     as_bool,
     as_numpy,
+    log_fields,
 )
 from watchnext.core import log_schema as schema
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 
 import numpy as np
 import pyarrow as pa
@@ -41,23 +42,24 @@ class ShardResult:
     counts: collections.Counter = field(default_factory=collections.Counter)
 
 
-def _concat(blocks: list[Block], log_name: str, source_index: dict[str, int]) -> pa.Table:
+def _concat(blocks: list[Block], log_name: str, source_index: dict[str, int], log_schema: LogSchema
+            ) -> pa.Table:
     tables = []
     for b in blocks:
         if b.log == log_name and b.table.num_rows:
             tables.append(b.table.append_column(SOURCE, pa.array(
                 np.full(b.table.num_rows, source_index[b.source], dtype=np.int64))))
     if not tables:
-        return arrow_schema(log_name).append(pa.field(SOURCE, pa.int64())).empty_table()
+        return arrow_schema(log_name, log_schema).append(pa.field(SOURCE, pa.int64())).empty_table()
     return pa.concat_tables(tables)
 
 
-def _located(table: pa.Table, rows: list[int], sources: list[str], log_name: str
+def _located(table: pa.Table, rows: list[int], sources: list[str], log_name: str, log_schema: LogSchema
              ) -> dict[int, join.Located]:
     """Rows (by index) as (source, line, clean record) for join.join_key, converted in one go."""
     if not rows:
         return {}
-    names = [f.name for f in FIELDS[log_name]]
+    names = [f.name for f in log_fields(log_name, log_schema)]
     picked = table.take(pa.array(rows, pa.int64())).to_pydict()
     return {row: (sources[picked[SOURCE][i]], picked[LINE][i], {name: picked[name][i] for name in names})
             for i, row in enumerate(rows)}
@@ -102,11 +104,11 @@ def encode_examples(impressions: pa.Table, labels: dict[str, np.ndarray]) -> lis
     return _encoder().encode(pa.RecordBatch.from_arrays(columns, names))
 
 
-def _keys(table: pa.Table, rows: np.ndarray) -> list[tuple[str, str]]:
-    """The join keys (request_id, candidate_video_id) of some rows, as Python tuples."""
+def _keys(table: pa.Table, rows: np.ndarray, key: tuple[str, str]) -> list[tuple[str, str]]:
+    """The join keys (e.g. request_id, candidate_video_id) of some rows, as Python tuples."""
     if not len(rows):
         return []
-    picked = table.select(["request_id", "candidate_video_id"]).take(pa.array(rows))
+    picked = table.select(list(key)).take(pa.array(rows))
     return list(zip(picked.column(0).to_pylist(), picked.column(1).to_pylist(), strict=True))
 
 
@@ -115,9 +117,9 @@ def _key_string(request_id: str, candidate_video_id: str) -> str:
     return f"{len(request_id)}:{request_id}{candidate_video_id}"
 
 
-def _key_strings(table: pa.Table) -> pa.Array:
+def _key_strings(table: pa.Table, key: tuple[str, str]) -> pa.Array:
     """_key_string of every row, by column (utf8_length counts code points, as len() does)."""
-    rid, cid = table.column("request_id"), table.column("candidate_video_id")
+    rid, cid = table.column(key[0]), table.column(key[1])
     keys = pc.binary_join_element_wise(pc.cast(pc.utf8_length(rid), pa.string()), ":", rid, cid, "")
     return keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
 
@@ -132,23 +134,27 @@ def _event_rows(imp_key: pa.Array, simple: np.ndarray, ev_key: pa.Array) -> np.n
     return np.where(found >= 0, rows[np.maximum(found, 0)], -1)
 
 
-def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
+def join_shard(blocks: list[Block], vectorised: bool = True, log_schema: LogSchema = DEFAULT_LOG_SCHEMA
+               ) -> ShardResult:
     """Join every record of one shard (all records of a key are in the same shard).
 
-    vectorised=False sends every key through join.join_key and join.to_example (the reference).
+    vectorised=False sends every key through join.join_key and join.to_example (the reference);
+    a declared schema other than the default always does.
     """
+    vectorised = vectorised and log_schema.is_default
+    key = log_schema.key
     out = ShardResult()
     sources = sorted({b.source for b in blocks})
     source_index = {s: i for i, s in enumerate(sources)}
-    imp = _concat(blocks, schema.IMPRESSIONS_LOG, source_index)
-    ev = _concat(blocks, schema.EVENTS_LOG, source_index)
+    imp = _concat(blocks, schema.IMPRESSIONS_LOG, source_index, log_schema)
+    ev = _concat(blocks, schema.EVENTS_LOG, source_index, log_schema)
     tombstones: dict[tuple[str, str], list[tuple[str, int]]] = collections.defaultdict(list)
     for b in blocks:
         for rid, cid, line in b.tombstones:
             tombstones[(rid, cid)].append((b.source, line))
 
     # Keys as strings "<len(request_id)>:<request_id><candidate_video_id>" (unambiguous), by column.
-    imp_key, ev_key = _key_strings(imp), _key_strings(ev)
+    imp_key, ev_key = _key_strings(imp, key), _key_strings(ev, key)
     simple = np.zeros(imp.num_rows, dtype=bool)  # impressions labelled by column
     if vectorised and imp.num_rows:
         codes = as_numpy(pc.dictionary_encode(imp_key).indices)
@@ -161,13 +167,13 @@ def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
     values = as_numpy(ev.column("value")).astype(np.float64)  # null → nan
     if vectorised and ev.num_rows:
         # Keys with an exact duplicate event or a watch over the duration bound take join_key.
-        identity = ["request_id", "candidate_video_id", "event", "timestamp", "value"]
+        identity = [*key, "event", "timestamp", "value"]
         copies = ev.select([*identity, LINE]).group_by(identity).aggregate([(LINE, "count")])
         duplicated = copies.filter(pc.greater(copies.column(f"{LINE}_count"), 1))
         over = (ev_index >= 0) & kinds[schema.WATCH_EVENT]
         duration = as_numpy(imp.column("video_duration"))
         over[over] = values[over] > schema.MAX_WATCH_DURATION_RATIO * duration[ev_index[over]]
-        complicated = pa.concat_arrays([_key_strings(duplicated), ev_key.filter(pa.array(over))])
+        complicated = pa.concat_arrays([_key_strings(duplicated, key), ev_key.filter(pa.array(over))])
         if len(complicated):
             simple &= ~as_bool(pc.is_in(imp_key, value_set=complicated))
             ev_index = _event_rows(imp_key, simple, ev_key)
@@ -175,24 +181,25 @@ def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
     # The reference join for every key not labelled by column.
     slow_imp: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     slow_rows = np.flatnonzero(~simple)
-    for i, k in zip(slow_rows.tolist(), _keys(imp, slow_rows), strict=True):
+    for i, k in zip(slow_rows.tolist(), _keys(imp, slow_rows, key), strict=True):
         slow_imp[k].append(i)
     slow_ev: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     slow_rows = np.flatnonzero(ev_index < 0)
-    for i, k in zip(slow_rows.tolist(), _keys(ev, slow_rows), strict=True):
+    for i, k in zip(slow_rows.tolist(), _keys(ev, slow_rows, key), strict=True):
         slow_ev[k].append(i)
     imp_records = _located(imp, [i for rows in slow_imp.values() for i in rows], sources,
-                           schema.IMPRESSIONS_LOG)
-    ev_records = _located(ev, [i for rows in slow_ev.values() for i in rows], sources, schema.EVENTS_LOG)
-    for key in sorted(set(slow_imp) | set(slow_ev) | set(tombstones)):
-        located = [imp_records[i] for i in slow_imp.get(key, [])]
-        located += [(s, line, None) for s, line in tombstones.get(key, [])]
-        result = join.join_key(located, [ev_records[i] for i in slow_ev.get(key, [])])
+                           schema.IMPRESSIONS_LOG, log_schema)
+    ev_records = _located(ev, [i for rows in slow_ev.values() for i in rows], sources, schema.EVENTS_LOG,
+                          log_schema)
+    for k in sorted(set(slow_imp) | set(slow_ev) | set(tombstones)):
+        located = [imp_records[i] for i in slow_imp.get(k, [])]
+        located += [(s, line, None) for s, line in tombstones.get(k, [])]
+        result = join.join_key(located, [ev_records[i] for i in slow_ev.get(k, [])], log_schema)
         out.rejected += result.rejected
         out.counts.update(result.counts)
         if result.features is not None:
-            out.examples.append(join.to_example(result.features).SerializeToString())
-            out.request_ids.append(result.features["request_id"])
+            out.examples.append(join.to_example(result.features, log_schema).SerializeToString())
+            out.request_ids.append(log_schema.partition_value(result.features))
     if not simple.any():
         return out
 
@@ -237,5 +244,5 @@ def join_shard(blocks: list[Block], vectorised: bool = True) -> ShardResult:
         out.counts["examples.watch_without_click"] += without_click
     picked = imp.take(pa.array(rows))
     out.examples += encode_examples(picked, labels)
-    out.request_ids += picked.column("request_id").to_pylist()
+    out.request_ids += picked.column(log_schema.request_id).to_pylist()  # vectorised: default schema
     return out

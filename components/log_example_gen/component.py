@@ -18,6 +18,8 @@ from watchnext.components.example_gen.component import RejectingExampleGen, Reje
 from watchnext.components.example_gen.executor import DEFAULT_MAX_REJECTED_FRACTION
 from watchnext.components.log_example_gen import executor
 from watchnext.core import log_schema as schema
+from watchnext.core.config.logs import log_schema_to_json
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 from watchnext.core.records import is_marker_file
 
 from tfx.components.example_gen import driver, utils
@@ -31,12 +33,14 @@ from tfx.utils import io_utils, proto_utils
 
 
 class LogExampleGenSpec(RejectingExampleGenSpec):
-    """The ExampleGen base's spec plus the events pattern and the position bound."""
+    """The ExampleGen base's spec plus the events pattern, the position bound and the declared
+    log schema (JSON; absent for the default schema, so that default runs keep their cache keys)."""
 
     PARAMETERS: ClassVar[dict[str, ExecutionParameter]] = {
         **RejectingExampleGenSpec.PARAMETERS,
         executor.EVENTS_PATTERN_KEY: ExecutionParameter(type=str),
         executor.MAX_POSITION_KEY: ExecutionParameter(type=int),
+        executor.LOG_SCHEMA_KEY: ExecutionParameter(type=str, optional=True),
     }
 
 
@@ -75,6 +79,8 @@ class LogDriver(driver.FileBasedDriver):
             if newest > span:
                 raise FileNotFoundError(_missing_impressions(base, impressions, events_pattern, newest)
                                         + f" The newest span with impressions is {span}.")
+        if not executor.log_schema_of(exec_properties).uses_events:
+            return exec_properties  # no label reads events: the events log is not needed
         events = executor.resolve_pattern(exec_properties[executor.EVENTS_PATTERN_KEY], span,
                                           exec_properties[utils.VERSION_PROPERTY_NAME])
         pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], events)
@@ -153,6 +159,7 @@ class LogExampleGen(RejectingExampleGen):
         max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
         max_position: int = schema.MAX_POSITION,
         output_file_format: int = example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        log_schema: LogSchema = DEFAULT_LOG_SCHEMA,
     ):
         """Args:
         input_base: the logs folder (holding impressions/ and events/).
@@ -163,16 +170,20 @@ class LogExampleGen(RejectingExampleGen):
         events_pattern: the events' pattern under input_base, with the same span spec.
         max_rejected_fraction: fail when more than this fraction of either log is rejected.
         max_position: positions must be < this (the position feature's vocabulary size).
+        log_schema: the declared log (fields, event types, label rules, key fields).
         """
         input_config = input_config or example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name=schema.IMPRESSIONS_LOG, pattern=schema.IMPRESSIONS_PATTERN)])
-        output_config = output_config or make_output_config(eval_percent=33)
+        output_config = output_config or make_output_config(
+            eval_percent=33, partition_feature=log_schema.partition_feature)
         _check_patterns(input_config, events_pattern)
         if max_position < 1:
             raise ValueError(f"LogExampleGen: max_position={max_position} must be >= 1")
         super().__init__(input_base, input_config, output_config, max_rejected_fraction,
                          range_config=range_config, output_file_format=output_file_format,
-                         events_pattern=events_pattern, max_position=int(max_position))
+                         events_pattern=events_pattern, max_position=int(max_position),
+                         **({} if log_schema.is_default
+                            else {executor.LOG_SCHEMA_KEY: log_schema_to_json(log_schema)}))
 
 
 def _check_patterns(input_config: example_gen_pb2.Input, events_pattern: str) -> None:
@@ -188,20 +199,22 @@ def _check_patterns(input_config: example_gen_pb2.Input, events_pattern: str) ->
                          "{SPAN}/date/{VERSION} specs")
 
 
-def make_output_config(eval_percent: int) -> example_gen_pb2.Output:
+def make_output_config(eval_percent: int, partition_feature: str = DEFAULT_LOG_SCHEMA.partition_feature
+                       ) -> example_gen_pb2.Output:
     """train:eval = (100 - eval_percent):eval_percent hash buckets of request_id, so all
-    candidates of a request land in the same split."""
+    candidates of a request land in the same split (`partition_feature`: the log schema's
+    LogSchema.partition_feature; without a request id, the row key: each row by itself)."""
     if not 0 < eval_percent < 100:
         raise ValueError(f"eval_percent={eval_percent} must be in (0, 100)")
     return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
         splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
                 example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent)],
-        partition_feature_name="request_id"))
+        partition_feature_name=partition_feature))
 
 
 def make_log_example_gen(logs_dir: str, eval_percent: int, max_rejected_fraction: float,
-                         span: int | None = None, *, max_position: int = schema.MAX_POSITION
-                         ) -> LogExampleGen:
+                         span: int | None = None, *, max_position: int = schema.MAX_POSITION,
+                         log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> LogExampleGen:
     """The ExampleGen for `logs_dir` laid out as in schema.py (impressions/span=YYYYMMDD/…).
 
     span: the span to ingest as an int (e.g. 20260102); None takes the latest one on disk.
@@ -214,9 +227,10 @@ def make_log_example_gen(logs_dir: str, eval_percent: int, max_rejected_fraction
             start_span_number=span, end_span_number=span))
     return LogExampleGen(
         input_base=logs_dir,
-        output_config=make_output_config(eval_percent),
+        output_config=make_output_config(eval_percent, log_schema.partition_feature),
         range_config=range_config,
         events_pattern=schema.EVENTS_PATTERN,
         max_rejected_fraction=max_rejected_fraction,
         max_position=max_position,
+        log_schema=log_schema,
     )

@@ -18,8 +18,10 @@ LOGS = (schema.IMPRESSIONS_LOG, schema.EVENTS_LOG)
 
 
 def summarize(flat: dict[str, int], split_names: list[str], span: int, version: int | None,
-              files: dict[str, list[str]], max_rejected_fraction: float) -> dict[str, Any]:
-    """The structured summary of one run from its flat {count key: n}."""
+              files: dict[str, list[str]], max_rejected_fraction: float, uses_events: bool = True
+              ) -> dict[str, Any]:
+    """The structured summary of one run from its flat {count key: n}. `uses_events`: whether
+    a label of the log schema reads events (otherwise the events log is not read at all)."""
     examples = {name: int(flat.get(f"examples.{name}", 0)) for name in split_names}
     summary: dict[str, Any] = {
         "span": span,
@@ -28,6 +30,7 @@ def summarize(flat: dict[str, int], split_names: list[str], span: int, version: 
         "examples": {**examples, "total": sum(examples.values()),
                      "watch_without_click": int(flat.get("examples.watch_without_click", 0))},
         "max_rejected_fraction": max_rejected_fraction,
+        "uses_events": uses_events,
         "rejected_fraction": {},
     }
     for log in LOGS:
@@ -84,7 +87,7 @@ def failure(summary: dict[str, Any], rejected_uri: str) -> str | None:
         return (f"LogExampleGen: span {summary['span']} has no impression records in "
                 f"{summary['files'][schema.IMPRESSIONS_LOG]}. {where}")
     # Like a span without event files (refused by the driver): every label would be 0.
-    if summary[schema.EVENTS_LOG]["read"] == 0:
+    if summary[schema.EVENTS_LOG]["read"] == 0 and summary.get("uses_events", True):
         return (f"LogExampleGen: span {summary['span']} has impressions but no event records in "
                 f"{summary['files'][schema.EVENTS_LOG]} (every label would be 0). {where}")
     over = [log for log in LOGS if summary["rejected_fraction"][log] > limit]

@@ -24,6 +24,8 @@ from watchnext.components.example_gen.transforms import COUNTS, CountingDoFn
 from watchnext.components.log_example_gen import counts as counts_lib
 from watchnext.components.log_example_gen import reading, transforms
 from watchnext.core import log_schema as schema
+from watchnext.core.config.logs import log_schema_from_json
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 
 import apache_beam as beam
 from tfx import types
@@ -34,6 +36,8 @@ from tfx.types import artifact_utils, standard_component_specs
 
 EVENTS_PATTERN_KEY = "events_pattern"
 MAX_POSITION_KEY = "max_position"
+# The declared log schema as JSON (core/config/logs.py: log_schema_to_json); empty: the default.
+LOG_SCHEMA_KEY = "log_schema"
 # Private exec-property keys that Do hands to GenerateExamplesByBeam (the base class
 # passes the same dict through, as it does for '_beam_pipeline_args').
 _LOG_FILES = "_log_files"
@@ -55,8 +59,14 @@ def resolve_pattern(pattern: str, span: int, version: int | None) -> str:
     return utils.get_pattern_for_span_version(pattern, is_span, is_date, is_version, span, version)
 
 
+def log_schema_of(exec_properties: dict[str, Any]) -> LogSchema:
+    """The declared log schema the exec properties carry (the default when absent)."""
+    return log_schema_from_json(exec_properties.get(LOG_SCHEMA_KEY) or "")
+
+
 def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
-    """The concrete (span-resolved) glob of each log, joined to input_base."""
+    """The concrete (span-resolved) glob of each log, joined to input_base; no events pattern when
+    no label of the declared schema reads events (the events log is then not read at all)."""
     input_config = base.input_config(exec_properties)
     if len(input_config.splits) != 1:
         raise ValueError(f"LogExampleGen reads one impressions pattern; input_config has "
@@ -68,17 +78,20 @@ def log_file_patterns(exec_properties: dict[str, Any]) -> dict[str, str]:
     if re.search(utils.SPAN_FULL_REGEX, impressions):
         # Not resolved by a driver (e.g. Do called directly): resolve with the given span.
         impressions = resolve_pattern(impressions, span, version)
-    events = resolve_pattern(exec_properties[EVENTS_PATTERN_KEY], span, version)
-    return {schema.IMPRESSIONS_LOG: os.path.join(input_base, impressions),
-            schema.EVENTS_LOG: os.path.join(input_base, events)}
+    patterns = {schema.IMPRESSIONS_LOG: os.path.join(input_base, impressions)}
+    if log_schema_of(exec_properties).uses_events:
+        events = resolve_pattern(exec_properties[EVENTS_PATTERN_KEY], span, version)
+        patterns[schema.EVENTS_LOG] = os.path.join(input_base, events)
+    return patterns
 
 
 class SplitBatch(CountingDoFn):
     """Splits each (shard, request_ids, serialized examples) batch and counts `examples.<split>`.
 
     The split is TFX's own partition function applied to the partition feature (for
-    request_id, computed once per request), so split semantics match every other
-    ExampleGen. With `split_uris`, each split of the batch is written here as one gzip'd
+    the log schema's partition feature, request_id or the row key, computed once per value from
+    the batch's `request_ids`), so split semantics match every other ExampleGen. With
+    `split_uris`, each split of the batch is written here as one gzip'd
     TFRecord file, `data_tfrecord-<shard>-of-<shards>.gz` (TFX's file name pattern; a retried
     or duplicated shard replaces its own files whole: see write_tfrecords), instead of one
     Beam element per example through TFX's WriteSplit (a reshuffle and a Beam write costing
@@ -86,18 +99,21 @@ class SplitBatch(CountingDoFn):
     """
 
     def __init__(self, split_names: list[str], buckets: list[int], split_config: example_gen_pb2.SplitConfig,
-                 split_uris: dict[str, str] | None = None, shards: int = transforms.JOIN_SHARDS):
+                 split_uris: dict[str, str] | None = None, shards: int = transforms.JOIN_SHARDS,
+                 partition_feature: str = DEFAULT_LOG_SCHEMA.partition_feature):
         super().__init__()
         self._names = split_names
         self._buckets = buckets
         self._split_config = split_config
-        self._by_request = split_config.partition_feature_name == "request_id"
+        self._partition_feature = partition_feature
+        self._by_request = split_config.partition_feature_name == partition_feature
         self._split_uris = split_uris
         self._shards = shards
 
     @classmethod
     def from_split_config(cls, split_config: example_gen_pb2.SplitConfig,
-                          split_uris: dict[str, str] | None = None) -> SplitBatch:
+                          split_uris: dict[str, str] | None = None,
+                          partition_feature: str = DEFAULT_LOG_SCHEMA.partition_feature) -> SplitBatch:
         """The split of an output config's hash-bucket `split_config`: split k takes buckets
         [Σ_{j<k} hash_buckets_j, Σ_{j≤k} hash_buckets_j), as in every TFX ExampleGen."""
         if not split_config.splits:
@@ -106,7 +122,8 @@ class SplitBatch(CountingDoFn):
         buckets: list[int] = []
         for split in split_config.splits:
             buckets.append((buckets[-1] if buckets else 0) + split.hash_buckets)
-        return cls([s.name for s in split_config.splits], buckets, split_config, split_uris)
+        return cls([s.name for s in split_config.splits], buckets, split_config, split_uris,
+                   partition_feature=partition_feature)
 
     @property
     def split_names(self) -> list[str]:
@@ -117,7 +134,7 @@ class SplitBatch(CountingDoFn):
 
         if self._by_request:
             example = example_pb2.Example()
-            example.features.feature["request_id"].bytes_list.value.append(request_id.encode())
+            example.features.feature[self._partition_feature].bytes_list.value.append(request_id.encode())
         else:  # another feature, or the whole example: TFX's function on the example itself
             example = example_pb2.Example.FromString(serialized)
         return base_example_gen_executor._PartitionFn(example, len(self._buckets), self._buckets,
@@ -191,11 +208,14 @@ class Executor(base.RejectingExecutor):
             log_name: reading.list_log_files(pattern) for log_name, pattern in
             log_file_patterns(exec_properties).items()}
         max_position = int(exec_properties.get(MAX_POSITION_KEY) or schema.MAX_POSITION)
+        log_schema = log_schema_of(exec_properties)
 
         joined = pipeline | "JoinLogs" >> transforms.JoinLogsToExampleBatches(
-            files[schema.IMPRESSIONS_LOG], files[schema.EVENTS_LOG], max_position)
+            files[schema.IMPRESSIONS_LOG], files.get(schema.EVENTS_LOG, []), max_position,
+            log_schema=log_schema)
         split_uris = exec_properties.get(_SPLIT_URIS)
-        split = SplitBatch.from_split_config(output_config.split_config, split_uris)
+        split = SplitBatch.from_split_config(output_config.split_config, split_uris,
+                                             partition_feature=log_schema.partition_feature)
         split_names = split.split_names
         splits = joined[transforms.EXAMPLES] | "SplitByRequest" >> beam.ParDo(split).with_outputs(
             COUNTS, *split_names)
@@ -217,6 +237,10 @@ class Executor(base.RejectingExecutor):
             except FileNotFoundError:
                 raise FileNotFoundError(f"LogExampleGen: span {span}: no {log_name} log files match "
                                         f"{pattern}") from None
+        if schema.EVENTS_LOG not in files:
+            log.info("LogExampleGen: no label of the declared log schema reads events: the events log "
+                     "is not read")
+            files[schema.EVENTS_LOG] = []
         log.info("LogExampleGen: span %s: %d impression files, %d event files", span,
                  len(files[schema.IMPRESSIONS_LOG]), len(files[schema.EVENTS_LOG]))
         split_uris = _split_uris(output_dict, exec_properties)
@@ -237,7 +261,8 @@ class Executor(base.RejectingExecutor):
                   ) -> dict[str, Any]:
         span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
         return counts_lib.summarize(flat, split_names, span, exec_properties.get(utils.VERSION_PROPERTY_NAME),
-                                    exec_properties[_LOG_FILES], base.max_rejected_fraction(exec_properties))
+                                    exec_properties[_LOG_FILES], base.max_rejected_fraction(exec_properties),
+                                    uses_events=log_schema_of(exec_properties).uses_events)
 
     def properties(self, summary: dict[str, Any], split_names: list[str]) -> dict[str, Any]:
         imp, ev = summary[schema.IMPRESSIONS_LOG], summary[schema.EVENTS_LOG]

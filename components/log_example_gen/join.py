@@ -4,7 +4,8 @@ Everything here is a pure function over the records of one (request_id,
 candidate_video_id) key, so the label rules can be read and tested in isolation;
 transforms.py only groups the records by key and calls `join_key`.
 
-Label rules (schema.LABEL_FIELDS): click, like and dismiss are 1 when at least one such
+Label rules (the LogSchema's `labels`; for the default schema, schema.LABEL_FIELDS): click,
+like and dismiss are 1 when at least one such
 event exists; watch_time sums the watch events' seconds; rating is the latest survey's
 value (latest by timestamp, then by file and line) and rating_present flags it. A click
 is not implied by a watch: a watch without a click is kept as is and counted
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchnext.core import log_schema as schema
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LabelRule, LogSchema
 from watchnext.core.records import Invalid, rejection
 
 # One record as it travels to the join: where it came from and its clean fields
@@ -48,7 +50,8 @@ def _raw(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True)
 
 
-def join_key(impressions: list[Located], events: list[Located]) -> JoinResult:
+def join_key(impressions: list[Located], events: list[Located], log_schema: LogSchema = DEFAULT_LOG_SCHEMA
+             ) -> JoinResult:
     """Resolve duplicates, match events to the impression and compute its labels."""
     out = JoinResult()
     impression, state = _pick_impression(sorted(impressions, key=lambda r: (r[0], r[1])), out)
@@ -68,7 +71,9 @@ def join_key(impressions: list[Located], events: list[Located]) -> JoinResult:
         for source, line, event in kept:
             _reject_event(out, source, line, event, reason, detail)
         return out
-    limit = schema.MAX_WATCH_DURATION_RATIO * impression["video_duration"]
+    # The default schema only: a watch longer than 10× the video is a logging bug.
+    limit = (schema.MAX_WATCH_DURATION_RATIO * impression["video_duration"] if log_schema.is_default
+             else float("inf"))
     merged = []
     for source, line, event in kept:
         if event["event"] == schema.WATCH_EVENT and event["value"] > limit:
@@ -79,8 +84,8 @@ def join_key(impressions: list[Located], events: list[Located]) -> JoinResult:
         merged.append((source, line, event))
         out.counts += [counter_name(schema.EVENTS_LOG, "merged"),
                        counter_name(schema.EVENTS_LOG, "merged", event["event"])]
-    out.features = {**impression, **labels(merged)}
-    if out.features[schema.WATCH_TIME] > 0 and not out.features[schema.CLICK]:
+    out.features = {**impression, **labels(merged, log_schema, impression)}
+    if log_schema.is_default and out.features[schema.WATCH_TIME] > 0 and not out.features[schema.CLICK]:
         out.counts.append("examples.watch_without_click")
     return out
 
@@ -111,31 +116,43 @@ def _reject_event(out: JoinResult, source: str, line: int, event: dict[str, Any]
                                   _raw(event)))
 
 
-def labels(events: list[tuple[str, int, dict[str, Any]]]) -> dict[str, Any]:
-    """The label features of one impression from its (deduplicated, valid) events."""
-    kinds = {e["event"] for _, _, e in events}
-    watch = sum(e["value"] for _, _, e in events if e["event"] == schema.WATCH_EVENT)
-    surveys = sorted(((e["timestamp"], s, ln, e["value"]) for s, ln, e in events
-                      if e["event"] == schema.SURVEY_EVENT))
-    return {
-        schema.CLICK: int(schema.CLICK_EVENT in kinds),
-        schema.WATCH_TIME: float(watch),
-        schema.LIKE: int(schema.LIKE_EVENT in kinds),
-        schema.DISMISS: int(schema.DISMISS_EVENT in kinds),
-        schema.RATING: float(surveys[-1][3]) if surveys else 0.0,
-        schema.RATING_PRESENT: int(bool(surveys)),
-    }
+def labels(events: list[tuple[str, int, dict[str, Any]]], log_schema: LogSchema = DEFAULT_LOG_SCHEMA,
+           impression: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The label features of one impression from its (deduplicated, valid) events and, for
+    `field` rules, its own fields."""
+    fields = set(log_schema.field_names)  # a label named like its field is that field, as read
+    return {rule.name: _label(rule, events, log_schema, impression or {}) for rule in log_schema.labels
+            if rule.name not in fields}
 
 
-def to_example(features: dict[str, Any]) -> Any:
-    """A tf.train.Example with every impression field and label, typed by the schema."""
+def _label(rule: LabelRule, events: list[tuple[str, int, dict[str, Any]]], log_schema: LogSchema,
+           impression: dict[str, Any]) -> Any:
+    if rule.rule == "field":
+        value = impression.get(rule.field)
+        if value is None:  # an optional field the record lacks
+            f = log_schema.impression_field(rule.field)
+            value = f.fill_value if f is not None else 0.0
+        return int(value >= rule.threshold) if rule.threshold is not None else float(value)
+    mine = [(e["timestamp"], s, ln, e["value"]) for s, ln, e in events if e["event"] == rule.event]
+    if rule.rule == "any":
+        return int(bool(mine))
+    if rule.rule == "sum":
+        return float(sum(v for _, _, _, v in mine))
+    return float(sorted(mine)[-1][3]) if mine else 0.0  # last: by timestamp, then file and line
+
+
+def to_example(features: dict[str, Any], log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> Any:
+    """A tf.train.Example with every impression field and label, typed by the schema (a missing
+    optional field holds its `fill_value`)."""
     from tensorflow.core.example import example_pb2
 
     example = example_pb2.Example()
     feature = example.features.feature
     # Filling the message in place is about twice as fast as building Feature objects.
-    for f in schema.IMPRESSION_FIELDS + schema.LABEL_FIELDS:
+    for f in log_schema.example_fields():
         value = features[f.name]
+        if value is None:
+            value = f.fill_value
         if f.type == "string":
             feature[f.name].bytes_list.value.append(value.encode())
         elif f.type == "string_list":

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from watchnext.components.example_gen.transforms import COUNTS, REJECTED, CountingDoFn
 from watchnext.components.log_example_gen import columnar, columnar_join, join, reading, validation
 from watchnext.core import log_schema as schema
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 from watchnext.core.records import Invalid
 
 import apache_beam as beam
@@ -38,7 +39,8 @@ BLOCK_RECORDS = 20_000
 JOIN_SHARDS = 16
 
 
-def parse_line(log_name: str, source: str, line: int, payload: Any, max_position: int
+def parse_line(log_name: str, source: str, line: int, payload: Any, max_position: int,
+               log_schema: LogSchema = DEFAULT_LOG_SCHEMA
                ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, tuple[str, str] | None]:
     """The per-line path for one record: (clean record, None, None) or (None, rejection, key of a
     rejected impression whose key is usable, so that its events are not counted as orphans)."""
@@ -51,19 +53,19 @@ def parse_line(log_name: str, source: str, line: int, payload: Any, max_position
         invalid = Invalid(schema.MALFORMED_JSON, "", error)
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), None
     if log_name == schema.IMPRESSIONS_LOG:
-        record, invalid = validation.validate_impression(value, max_position)
+        record, invalid = validation.validate_impression(value, max_position, log_schema)
     else:
-        record, invalid = validation.validate_event(value)
+        record, invalid = validation.validate_event(value, log_schema)
     if invalid is not None:
-        key = _usable_key(value) if log_name == schema.IMPRESSIONS_LOG else None
+        key = _usable_key(value, log_schema) if log_name == schema.IMPRESSIONS_LOG else None
         return None, join.rejection(log_name, source, line, invalid, reading.raw_text(payload)), key
     return record, None, None
 
 
-def _usable_key(value: Any) -> tuple[str, str] | None:
+def _usable_key(value: Any, log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> tuple[str, str] | None:
     if not isinstance(value, dict):
         return None
-    rid, cid = value.get("request_id"), value.get("candidate_video_id")
+    rid, cid = (value.get(name) for name in log_schema.key)
     return (rid, cid) if isinstance(rid, str) and isinstance(cid, str) and rid and cid else None
 
 
@@ -76,9 +78,11 @@ class _ReadBlocks(CountingDoFn):
     per-line path (parse_line), which names each rejected line's reason.
     """
 
-    def __init__(self, log_name: str, max_position: int, shards: int, vectorised: bool):
+    def __init__(self, log_name: str, max_position: int, shards: int, vectorised: bool,
+                 log_schema: LogSchema = DEFAULT_LOG_SCHEMA):
         super().__init__()
         self._log = log_name
+        self._schema = log_schema
         self._max_position = max_position
         self._shards = shards
         self._vectorised = vectorised
@@ -113,7 +117,8 @@ class _ReadBlocks(CountingDoFn):
                 slow += [(n, p) for n, p in block if not isinstance(p, bytes)]
         clean, lines, tombstones = [], [], []
         for line, payload in slow:
-            record, rejected, key = parse_line(self._log, path, line, payload, self._max_position)
+            record, rejected, key = parse_line(self._log, path, line, payload, self._max_position,
+                                               self._schema)
             if rejected is not None:
                 yield beam.pvalue.TaggedOutput(REJECTED, rejected)
                 if key is not None:
@@ -122,11 +127,13 @@ class _ReadBlocks(CountingDoFn):
                 clean.append(record)
                 lines.append(line)
         if clean:
-            tables.append(columnar.records_table(self._log, clean, lines))
-        table = pa.concat_tables(tables) if tables else columnar.arrow_schema(self._log).empty_table()
-        if self._log == schema.EVENTS_LOG:
+            tables.append(columnar.records_table(self._log, clean, lines, self._schema))
+        table = (pa.concat_tables(tables) if tables
+                 else columnar.arrow_schema(self._log, self._schema).empty_table())
+        if self._log == schema.EVENTS_LOG and self._schema.is_default:
             table = columnar.clean_events(table)
-        shard = columnar.shard_of(table.column("request_id"), self._shards)
+        # Every record of a key shares its first key field (request_id), hence its shard.
+        shard = columnar.shard_of(table.column(self._schema.key[0]), self._shards)
         tomb_shard = [zlib.crc32(rid.encode()) % self._shards for rid, _, _ in tombstones]
         for s in sorted(set(shard.tolist()) | set(tomb_shard)):
             yield s, columnar.Block(self._log, path, table.filter(pa.array(shard == s)),
@@ -134,7 +141,8 @@ class _ReadBlocks(CountingDoFn):
 
 
 class ExampleBatch(NamedTuple):
-    """One join shard's serialized tf.Examples and the request_id of each."""
+    """One join shard's serialized tf.Examples and the split's hash input of each (its request_id,
+    or for a schema without one, its key: LogSchema.partition_value)."""
 
     shard: int
     request_ids: list[str]
@@ -144,13 +152,14 @@ class ExampleBatch(NamedTuple):
 class _JoinShard(CountingDoFn):
     """Joins one shard's blocks (columnar_join.join_shard); emits its examples as one ExampleBatch."""
 
-    def __init__(self, vectorised: bool):
+    def __init__(self, vectorised: bool, log_schema: LogSchema = DEFAULT_LOG_SCHEMA):
         super().__init__()
         self._vectorised = vectorised
+        self._schema = log_schema
 
     def process(self, element: tuple[int, list[columnar.Block]]):
         shard, blocks = element
-        result = columnar_join.join_shard(list(blocks), self._vectorised)
+        result = columnar_join.join_shard(list(blocks), self._vectorised, self._schema)
         for rejected in result.rejected:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
         for key, n in result.counts.items():
@@ -165,16 +174,23 @@ class JoinLogsToExampleBatches(beam.PTransform):
     Returns a dict of PCollections: `examples` (an ExampleBatch per join shard), `rejected`
     (dicts, see join.rejection) and `counts` ((count key, n) pairs, rejections included).
     vectorised=False runs the per-line reference path for every record (same outputs, slower).
+    A declared log schema other than the default always takes the per-line path (columnar.py
+    vectorises the default schema only); its events log may be empty (no label reads events).
     """
 
     def __init__(self, impression_files: list[str], event_files: list[str],
                  max_position: int = schema.MAX_POSITION, *, vectorised: bool = True,
-                 shards: int = JOIN_SHARDS):
+                 shards: int = JOIN_SHARDS, log_schema: LogSchema = DEFAULT_LOG_SCHEMA):
         super().__init__()
         self._files = {schema.IMPRESSIONS_LOG: impression_files, schema.EVENTS_LOG: event_files}
         self._max_position = max_position
+        if vectorised and not log_schema.is_default:
+            log.info("LogExampleGen: a declared log schema takes the per-record path "
+                     "(only the default schema is vectorised)")
+            vectorised = False
         self._vectorised = vectorised
         self._shards = shards
+        self._schema = log_schema
 
     def expand(self, pipeline: beam.Pipeline):
         blocks, rejected, counts = [], [], []
@@ -184,7 +200,8 @@ class JoinLogsToExampleBatches(beam.PTransform):
                     | f"List{name}" >> beam.Create(files)
                     | f"Reshuffle{name}" >> beam.Reshuffle()
                     | f"Read{name}" >> beam.ParDo(_ReadBlocks(
-                        log_name, self._max_position, self._shards, self._vectorised)).with_outputs(
+                        log_name, self._max_position, self._shards, self._vectorised,
+                        self._schema)).with_outputs(
                         REJECTED, COUNTS, main="blocks"))
             blocks.append(read.blocks)
             rejected.append(read[REJECTED])
@@ -192,7 +209,7 @@ class JoinLogsToExampleBatches(beam.PTransform):
         joined = (blocks
                   | "FlattenBlocks" >> beam.Flatten()
                   | "GroupByShard" >> beam.GroupByKey()
-                  | "JoinAndLabel" >> beam.ParDo(_JoinShard(self._vectorised)).with_outputs(
+                  | "JoinAndLabel" >> beam.ParDo(_JoinShard(self._vectorised, self._schema)).with_outputs(
                       REJECTED, COUNTS, main=EXAMPLES))
         all_rejected = [*rejected, joined[REJECTED]] | "FlattenRejected" >> beam.Flatten()
         rejected_counts = all_rejected | "CountRejected" >> beam.Map(
@@ -209,10 +226,11 @@ class JoinLogsToExamples(beam.PTransform):
     consumers that want examples; the executor writes the serialized batches directly)."""
 
     def __init__(self, impression_files: list[str], event_files: list[str],
-                 max_position: int = schema.MAX_POSITION, *, vectorised: bool = True):
+                 max_position: int = schema.MAX_POSITION, *, vectorised: bool = True,
+                 log_schema: LogSchema = DEFAULT_LOG_SCHEMA):
         super().__init__()
         self._batches = JoinLogsToExampleBatches(impression_files, event_files, max_position,
-                                                 vectorised=vectorised)
+                                                 vectorised=vectorised, log_schema=log_schema)
 
     def expand(self, pipeline: beam.Pipeline):
         out = pipeline | "JoinBatches" >> self._batches

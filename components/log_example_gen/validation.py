@@ -13,7 +13,6 @@ from typing import Any
 from watchnext.core.log_schema import (
     ABSURD_WATCH_TIME,
     EVENT_FIELDS,
-    IMPRESSION_FIELDS,
     MAX_POSITION,
     MAX_RATING,
     MAX_WATCH_SECONDS,
@@ -28,6 +27,7 @@ from watchnext.core.log_schema import (
     WRONG_TYPE,
     Field,
 )
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 from watchnext.core.records import Invalid
 
 
@@ -93,22 +93,29 @@ def validate_record(raw: Any, fields: tuple[Field, ...]) -> tuple[dict[str, Any]
     return clean, None
 
 
-def validate_impression(raw: Any, max_position: int = MAX_POSITION) -> tuple[dict | None, Invalid | None]:
+def validate_impression(raw: Any, max_position: int = MAX_POSITION, log_schema: LogSchema = DEFAULT_LOG_SCHEMA
+                        ) -> tuple[dict | None, Invalid | None]:
     """An impression record → (clean record, None) or (None, why). Positions ≥ max_position
-    are out of range (the position feature's vocabulary is 0..max_position-1)."""
-    record, invalid = validate_record(raw, IMPRESSION_FIELDS)
-    if record is not None and record["position"] >= max_position:
-        return None, Invalid(OUT_OF_RANGE, "position", f"{record['position']} is not < {max_position}")
+    are out of range (the position feature's vocabulary is 0..max_position-1). A missing
+    optional field is None in the clean record (to_example writes its `fill_value`)."""
+    record, invalid = validate_record(raw, log_schema.impressions)
+    position = log_schema.position
+    if record is not None and position and record[position] is not None and record[position] >= max_position:
+        return None, Invalid(OUT_OF_RANGE, position, f"{record[position]} is not < {max_position}")
     return record, invalid
 
 
-def validate_event(raw: Any) -> tuple[dict | None, Invalid | None]:
+def validate_event(raw: Any, log_schema: LogSchema = DEFAULT_LOG_SCHEMA
+                   ) -> tuple[dict | None, Invalid | None]:
     """An event record → (clean record, None) or (None, why).
 
-    `value` is required for watch (seconds, 0 ≤ v ≤ 24 h) and survey (rating 1–5), and
-    ignored (set to None) for click, like and dismiss. The bound relative to the video's
-    duration needs the impression and is checked by the join.
+    `value` is required for the events a sum or last label reads, and ignored (set to None)
+    for the others. The default schema also bounds them: watch (seconds, 0 ≤ v ≤ 24 h) and
+    survey (rating 1–5); the bound relative to the video's duration needs the impression and
+    is checked by the join.
     """
+    if not log_schema.is_default:
+        return _validate_declared_event(raw, log_schema)
     record, invalid = validate_record(raw, EVENT_FIELDS)
     if record is None:
         return None, invalid
@@ -125,4 +132,17 @@ def validate_event(raw: Any) -> tuple[dict | None, Invalid | None]:
             return None, Invalid(ABSURD_WATCH_TIME, "value", f"{value} s is more than 24 h")
     elif not MIN_RATING <= value <= MAX_RATING:
         return None, Invalid(OUT_OF_RANGE, "value", f"rating {value} is not in [{MIN_RATING}, {MAX_RATING}]")
+    return record, None
+
+
+def _validate_declared_event(raw: Any, log_schema: LogSchema) -> tuple[dict | None, Invalid | None]:
+    """validate_event for a declared schema: the value is needed only by sum and last labels."""
+    record, invalid = validate_record(raw, log_schema.event_fields)
+    if record is None:
+        return None, invalid
+    valued = {rule.event for rule in log_schema.labels if rule.needs_value}
+    if record["event"] not in valued:
+        record["value"] = None
+    elif record["value"] is None:
+        return None, Invalid(MISSING_VALUE, "value", f"a {record['event']} event needs a value")
     return record, None

@@ -11,8 +11,9 @@ onto `Config()` and validated: an unknown key, a wrong type or an inconsistent
 value raises `ConfigError` naming the dotted path of the offending key.
 
 One module per concern: each section is a frozen dataclass that validates its own
-fields (`pipeline`, `data`, `features`, `heads`, `model`, `training`, `evaluation`,
-`validation`, `serving`, `tuning`); `config` composes them and checks what spans
+fields (`pipeline`, `data`, `log_schema`, `features`, `heads`, `model`, `training`, `evaluation`,
+`validation`, `serving`, `tuning`; `log_schema` is a core.log_schema_spec.LogSchema, checked by
+`logs`); `config` composes them and checks what spans
 sections, with `rules` for what ties two sections; `views` holds the narrower types
 Transform, the Trainer/Tuner and the Evaluator receive (their cache keys); `build` turns
 mappings into typed dataclasses; `loading` reads YAML.

@@ -19,6 +19,7 @@ from watchnext.core.config.data import DataSection
 from watchnext.core.config.evaluation import EvaluationSection
 from watchnext.core.config.features import FeaturesSection
 from watchnext.core.config.heads import DEFAULT_HEADS, Head, LabelFrom, derived_labels
+from watchnext.core.config.logs import validate_log_schema
 from watchnext.core.config.model import ModelSection
 from watchnext.core.config.pipeline import PipelineSection
 from watchnext.core.config.sections import Sections
@@ -26,6 +27,7 @@ from watchnext.core.config.serving import ServingSection
 from watchnext.core.config.training import TrainingSection
 from watchnext.core.config.tuning import TuningSection
 from watchnext.core.config.validation import ValidationSection
+from watchnext.core.log_schema_spec import LogSchema
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Config(Sections):
 
     pipeline: PipelineSection = field(default_factory=PipelineSection)
     data: DataSection = field(default_factory=DataSection)
+    # The declared log (data.source logs): fields, event types, label rules, key fields.
+    log_schema: LogSchema = field(default_factory=LogSchema)
     features: FeaturesSection = field(default_factory=FeaturesSection)
     heads: tuple[Head, ...] = DEFAULT_HEADS
     model: ModelSection = field(default_factory=ModelSection)
@@ -87,6 +91,8 @@ class Config(Sections):
         self.serving.validate("serving")
         rules.derived_labels_fit(self.data, self.features, self.heads)
         rules.table_has_the_columns(self.data, self.features, self.heads)
+        if self.data.source == "logs":
+            validate_log_schema(self.log_schema, "log_schema")
         self.evaluation.validate("evaluation")
         self.validation.validate("validation")
         self.tuning.validate("tuning")

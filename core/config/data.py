@@ -56,7 +56,8 @@ class DataSection:
     logs_dir: str = ""
     # How many of the newest daily spans to train on.
     window_spans: int = 1
-    # Percentage of requests (by hash of request_id) that go to the eval split.
+    # Percentage of requests (by hash of request_id) that go to the eval split; without a request
+    # id (log_schema.request_id ""), of rows, by hash of each row's key (user_id, item_id).
     eval_percent: int = 20
     # The ExampleGen fails when more than this fraction of records is rejected.
     max_rejected_fraction: float = 0.01

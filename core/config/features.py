@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from watchnext.core.config.checks import check, one_of
+from watchnext.core.log_schema import MAX_POSITION
 
 NUMERIC_ENCODINGS = ("buckets", "piecewise_linear")
 
@@ -85,7 +86,7 @@ class FeaturesSection:
     # (e.g. a table); model.position_mode must then be "none".
     position: str = "position"
     device: str = "device"
-    max_position: int = 20
+    max_position: int = MAX_POSITION
     # Identifies the request a candidate was shown in (query metrics). Empty: no NDCG.
     request_id: str = "request_id"
     # Extra features to slice evaluation by, besides device and position.

@@ -8,6 +8,7 @@ from typing import Literal
 
 from watchnext.core.config.checks import check
 from watchnext.core.contract import SCORE_OUTPUT
+from watchnext.core.log_schema import CLICK, DISMISS, LIKE, RATING, RATING_PRESENT, WATCH_TIME
 
 HEAD_TYPES = ("binary", "regression")
 HEAD_GROUPS = ("engagement", "satisfaction")
@@ -110,15 +111,16 @@ class Head:
               "it needs label_transform 'none'")
 
 
+# Each head is named after the default log schema's label it reads (core/log_schema.py).
 DEFAULT_HEADS: tuple[Head, ...] = (
-    Head("click", "binary", "click", "engagement", score_weight=1.0,
+    Head(CLICK, "binary", CLICK, "engagement", score_weight=1.0,
          position_bias=True, value_threshold=0.55),
-    Head("watch_time", "regression", "watch_time", "engagement", loss_weight=0.5,
+    Head(WATCH_TIME, "regression", WATCH_TIME, "engagement", loss_weight=0.5,
          score_weight=0.5, score_form="log1p", position_bias=True, regression_loss="weighted_logistic"),
-    Head("like", "binary", "like", "satisfaction", score_weight=0.5, value_threshold=0.52),
-    Head("dismiss", "binary", "dismiss", "satisfaction", score_weight=1.0, score_form="complement"),
-    Head("rating", "regression", "rating", "satisfaction", loss_weight=0.5,
-         score_weight=0.25, presence="rating_present"),
+    Head(LIKE, "binary", LIKE, "satisfaction", score_weight=0.5, value_threshold=0.52),
+    Head(DISMISS, "binary", DISMISS, "satisfaction", score_weight=1.0, score_form="complement"),
+    Head(RATING, "regression", RATING, "satisfaction", loss_weight=0.5,
+         score_weight=0.25, presence=RATING_PRESENT),
 )
 
 
