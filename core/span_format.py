@@ -23,6 +23,9 @@ import re
 DEFAULT_SPAN_FORMAT = "YYYYMMDD"
 # Named formats and the TFX span spec each stands for.
 NAMED_SPAN_FORMATS = {"YYYYMMDD": "{SPAN:8}", "YYYYMMDDHH": "{SPAN:10}", "integer": "{SPAN}"}
+# Formats whose spans are dates: a span number always has all the digits (no zero-padding), so
+# a daily 20260101 passed as an hourly span is refused instead of naming `span=0020260101`.
+DATE_SPAN_FORMATS = ("YYYYMMDD", "YYYYMMDDHH")
 # The folder of one span is SPAN_PREFIX + the spec, e.g. `span={SPAN:8}`.
 SPAN_PREFIX = "span="
 # TFX's RangeConfig holds span numbers as int32: wider spans could not be re-ingested by number.
@@ -60,7 +63,9 @@ def log_pattern(log_name: str, span_format: str = DEFAULT_SPAN_FORMAT) -> str:
 def span_folder(span: int, span_format: str = DEFAULT_SPAN_FORMAT) -> str:
     """The folder name of `span` (zero-padded to the width); ValueError if it cannot be one."""
     width = span_width(span_format)
-    if span < 0 or span > MAX_SPAN or (width is not None and len(str(span)) > width):
+    digits = len(str(span))
+    if (span < 0 or span > MAX_SPAN or (width is not None and digits > width)
+            or (span_format in DATE_SPAN_FORMATS and digits != width)):
         raise ValueError(f"span {span} cannot be a {describe(span_format)} folder "
                          f"(data.span_format {span_format!r})")
     return SPAN_PREFIX + (str(span).zfill(width) if width else str(span))
@@ -74,6 +79,8 @@ def parse_span_folder(name: str, span_format: str = DEFAULT_SPAN_FORMAT) -> int 
     width = span_width(span_format)
     if width is not None and len(digits) != width:
         return None
+    if span_format in DATE_SPAN_FORMATS and digits.startswith("0"):
+        return None
     if width is None and digits != str(int(digits)):  # leading zeros: not found again by number
         return None
     return int(digits) if int(digits) <= MAX_SPAN else None
@@ -81,7 +88,7 @@ def parse_span_folder(name: str, span_format: str = DEFAULT_SPAN_FORMAT) -> int 
 
 def describe(span_format: str = DEFAULT_SPAN_FORMAT) -> str:
     """The folder layout in words for messages, e.g. `span=YYYYMMDD` or `span=<integer>`."""
-    if span_format in ("YYYYMMDD", "YYYYMMDDHH"):
+    if span_format in DATE_SPAN_FORMATS:
         return SPAN_PREFIX + span_format
     width = span_width(span_format)
     return SPAN_PREFIX + (f"<{width} digits>" if width else "<integer>")
