@@ -78,3 +78,24 @@ def test_a_span_the_format_cannot_name_is_refused():
     # Hours are zero-padded as TFX pads {SPAN:10}: span 2026010100 is hour 00.
     gen = make_log_example_gen("/logs", 20, 0.01, span=2026010100, span_format="YYYYMMDDHH")
     assert "2026010100" in str(gen.exec_properties["range_config"])
+
+
+@pytest.mark.slow
+def test_a_window_of_two_hourly_spans_ingests_the_older_one(tmp_path, tiny):
+    from watchnext.core.config import load_config
+    from watchnext.pipeline.local_runner import RunPaths, ingest_window
+    from watchnext.pipeline.metadata import ingested_spans
+    from watchnext.pipeline.spans import RollingWindowStrategy
+
+    logs = str(tmp_path / "logs")
+    _write(tiny, logs, HOURLY)
+    config = load_config(None, {"pipeline": {"output_dir": str(tmp_path / "out")},
+                                "data": {"logs_dir": logs, "window_spans": 2, "span_format": "YYYYMMDDHH"}})
+    paths = RunPaths(config.pipeline.output_dir)
+    # The newest two are 23h and the next day's 00h (spans compare as numbers, not dates).
+    assert ingest_window(config, logs, paths) == [HOURLY[1]]
+    assert ingested_spans(paths.metadata_path) == {HOURLY[1]}
+    assert ingest_window(config, logs, paths, newest=HOURLY[1]) == [HOURLY[0]]
+    by_span = {s: f"examples of {s}" for s in HOURLY}
+    assert RollingWindowStrategy(2).choose(by_span, HOURLY[2]) == ["examples of 2026010200",
+                                                                   "examples of 2026010123"]
