@@ -124,7 +124,8 @@ def _check_inputs(config: Any, command: str) -> str:
     Returns the data path (the simulated log's folder is made later, by `cmd_run`). The
     pipeline checks the same again; these checks only make the common mistakes answer at once.
     """
-    from watchnext.components.log_example_gen.layout import spans_on_disk
+    from watchnext.components.log_example_gen.layout import no_spans_message, spans_on_disk
+    from watchnext.core.span_format import DEFAULT_SPAN_FORMAT, describe
     from watchnext.pipeline.output_lock import output_lock
 
     if config.data.source == "table" and not config.data_path:
@@ -134,12 +135,17 @@ def _check_inputs(config: Any, command: str) -> str:
     if not path and config.data.source == "logs" and not config.log_schema.is_default:
         raise UsageError("the config declares its own log_schema but no logs are given: pass --logs PATH "
                          "(the simulator writes the default schema's logs only)")
+    span_format = config.data.span_format
     if path and config.data.source == "logs":
         if not os.path.isdir(path):
-            raise UsageError(f"--logs {path}: no such folder (expected {path}/impressions/span=YYYYMMDD/...)")
-        if not spans_on_disk(path):
-            raise UsageError(f"no spans in {path}: expected folders like "
-                             f"{os.path.join(path, 'impressions', 'span=20260101')}")
+            raise UsageError(f"--logs {path}: no such folder (expected "
+                             f"{path}/impressions/{describe(span_format)}/...)")
+        if not spans_on_disk(path, span_format):
+            raise UsageError(no_spans_message(path, span_format))
+    if not path and config.data.source == "logs" and span_format != DEFAULT_SPAN_FORMAT:
+        raise UsageError(f"config key data.span_format: {span_format!r}, but no logs are given and the "
+                         f"simulator writes daily {describe(DEFAULT_SPAN_FORMAT)} spans: pass --logs PATH "
+                         f"(or set data.logs_dir), or keep data.span_format {DEFAULT_SPAN_FORMAT}")
     with output_lock(config.pipeline.output_dir):
         pass  # free now; the run takes it for good (a run that starts meanwhile is refused there)
     _log_to_file(config.pipeline.output_dir, command)
@@ -388,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", parents=[run_flags],
                               help="run the daily job over a range of spans, in order, resumably")
     backfill.add_argument("--logs", required=True, help="folder of impression/event logs")
-    backfill.add_argument("--from", dest="first", type=int, required=True, help="first span, e.g. 20260101")
+    backfill.add_argument("--from", dest="first", type=int, required=True,
+                          help="first span, e.g. 20260101 (a number in data.span_format; hourly: 2026010100)")
     backfill.add_argument("--to", dest="last", type=int, required=True, help="last span, e.g. 20260107")
     backfill.add_argument("--train-steps", type=int, help="override training.train_steps")
     backfill.set_defaults(func=cmd_backfill)

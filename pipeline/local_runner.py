@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.components.atomic_pusher import version_dirs
-from watchnext.components.log_example_gen.layout import spans_on_disk
+from watchnext.components.log_example_gen.layout import no_spans_message, spans_on_disk
 from watchnext.core.config import Config
 from watchnext.pipeline import beam, metadata
 from watchnext.pipeline.output_lock import output_lock
@@ -70,7 +70,7 @@ def ingest_window(config: Config, logs_dir: str, paths: RunPaths, newest: int | 
     """
     from watchnext.components.log_example_gen import make_log_example_gen
 
-    spans = [s for s in spans_on_disk(logs_dir) if newest is None or s <= newest]
+    spans = [s for s in spans_on_disk(logs_dir, config.data.span_format) if newest is None or s <= newest]
     window = spans[-config.data.window_spans:]
     missing = [s for s in window[:-1] if s not in metadata.ingested_spans(paths.metadata_path)]
     for i, span in enumerate(missing, 1):
@@ -78,7 +78,8 @@ def ingest_window(config: Config, logs_dir: str, paths: RunPaths, newest: int | 
         example_gen = make_log_example_gen(
             logs_dir, eval_percent=config.data.eval_percent,
             max_rejected_fraction=config.data.max_rejected_fraction, span=span,
-            max_position=config.features.max_position, log_schema=config.log_schema)
+            max_position=config.features.max_position, log_schema=config.log_schema,
+            span_format=config.data.span_format)
         tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
             pipeline_name=config.pipeline.name, pipeline_root=paths.pipeline_root,
             components=[example_gen], enable_cache=config.pipeline.enable_cache,
@@ -107,9 +108,10 @@ def backfill(config: Config, logs_dir: str, first: int, last: int) -> list[tuple
     is kept in `<output>/backfill.json`, so a backfill that failed part-way resumes at the
     first unfinished span when run again; TFX's cache makes any repeated step cheap.
     """
-    spans = [s for s in spans_on_disk(logs_dir) if first <= s <= last]
+    spans = [s for s in spans_on_disk(logs_dir, config.data.span_format) if first <= s <= last]
     if not spans:
-        raise FileNotFoundError(f"no spans between {first} and {last} in {logs_dir}")
+        raise FileNotFoundError(f"no spans between {first} and {last} in {logs_dir} "
+                                f"(data.span_format {config.data.span_format!r})")
     state_path = os.path.join(config.pipeline.output_dir, "backfill.json")
     done: list[int] = []
     if os.path.exists(state_path):
@@ -137,9 +139,8 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None,
     push_root = os.path.join(config.serving_dir, config.serving.model_name)
     before = set(version_dirs(push_root))
     # A table (data.source table) has no spans: `logs_dir` is its file or glob.
-    if config.data.source == "logs" and not spans_on_disk(logs_dir):
-        raise FileNotFoundError(f"no spans in {logs_dir}: expected folders like "
-                                f"{os.path.join(logs_dir, 'impressions', 'span=20260101')}")
+    if config.data.source == "logs" and not spans_on_disk(logs_dir, config.data.span_format):
+        raise FileNotFoundError(no_spans_message(logs_dir, config.data.span_format))
     if config.data.window_spans > 1:
         ingest_window(config, logs_dir, paths, newest=span)
     pipeline = create_pipeline(

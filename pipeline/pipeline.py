@@ -90,7 +90,8 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         example_gen = make_log_example_gen(
             logs_dir, eval_percent=config.data.eval_percent,
             max_rejected_fraction=config.data.max_rejected_fraction,
-            max_position=config.features.max_position, span=span, log_schema=config.log_schema)
+            max_position=config.features.max_position, span=span, log_schema=config.log_schema,
+            span_format=config.data.span_format)
     components.append(example_gen)
 
     # Train on a rolling window of the newest spans ingested so far (logs only: a table

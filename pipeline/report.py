@@ -81,7 +81,8 @@ def _ranking_lines(ranking: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     names = sorted({m for per_slice in ranking.values() for m in per_slice})
     paired = any("diff" in v for per_slice in ranking.values() for v in per_slice.values())
     lines = ["## Ranking by `score` within each request (NDCG@k, gain = label)", "",
-             "Averaged over the requests with some gain (NDCG is undefined without)"
+             "Averaged over the requests with two or more candidates and some gain (NDCG is undefined "
+             "without gain, and 1 by construction for a single candidate)"
              + ("; Δ is the candidate minus the served model, ± its standard error." if paired else "."), "",
              "| slice | requests | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for s in sorted(ranking, key=_sort_key):

@@ -194,3 +194,21 @@ def test_a_finished_run_ends_with_the_summary(pipeline_runs, tmp_path, capsys):
     assert f"watchnext rank --request serving/sample_request.json --output {out}" in captured.err
     assert "tensorboard --logdir " in captured.err
     assert os.listdir(os.path.join(out, "logs"))  # the run's log file
+
+
+def test_span_format_mistakes_are_answered_before_the_run(tmp_path, monkeypatch):
+    from watchnext.core.config import load_config
+
+    monkeypatch.setattr(cli, "_log_to_file", lambda output_dir, command: "")  # no root log handler
+
+    def config(**data):
+        return load_config(None, {"pipeline": {"output_dir": str(tmp_path / "o")}, "data": data})
+
+    # The simulator writes daily spans only: another format needs the user's logs.
+    with pytest.raises(errors.UsageError, match=r"data\.span_format: 'YYYYMMDDHH', but no logs are given"):
+        cli._check_inputs(config(span_format="YYYYMMDDHH"), "run")
+    hourly = tmp_path / "logs" / "impressions" / "span=2026010113"
+    hourly.mkdir(parents=True)
+    with pytest.raises(errors.UsageError, match=r"no spans in .*span=YYYYMMDD\); found span=2026010113"):
+        cli._check_inputs(config(logs_dir=str(tmp_path / "logs")), "run")
+    assert cli._check_inputs(config(logs_dir=str(tmp_path / "logs"), span_format="YYYYMMDDHH"), "run")

@@ -12,14 +12,18 @@ heads × 7 metrics; issue 15 §2); here each metric is one vectorized pass per s
   position buckets (`evaluation.position_buckets`, e.g. 0, 1, 2-4, 5-9, 10+) and each
   value of the `features.slices` columns. A slice without rows is not reported.
 - Ranking: NDCG@k per request of the combined `score`, with each engagement label as
-  the gain (linear gain, log2 discount), averaged over the requests whose ideal DCG is
-  positive (NDCG is undefined without any gain). Overall and per device (a request is
-  shown on one device); never per position: a position slice cuts requests apart. When
-  no request has two or more candidates (an item-rating log) NDCG is 1 by construction:
-  it is skipped, with a note, rather than reported as a perfect ranking. A table source
-  has no `request_id`, so it has no ranking at all.
+  the gain (linear gain, log2 discount), averaged over the requests with two or more
+  candidates whose ideal DCG is positive (NDCG is undefined without any gain). A
+  one-candidate request is left out: its NDCG is 1 by construction, whatever the model,
+  so counting it would pull the mean towards a perfect ranking in data that mix single
+  items and slates (`ranking_requests` in metrics.json: how many were counted and left
+  out). Overall and per device (a request is shown on one device); never per position:
+  a position slice cuts requests apart. When no request has two or more candidates (an
+  item-rating log) there is nothing to rank: NDCG is skipped, with a note. A table
+  source has no `request_id`, so it has no ranking at all.
 - Notes (`notes` in metrics.json, shown in report.md): what was skipped and why (NDCG
-  without slates, a `features.slices` column the eval data do not hold).
+  without slates, one-candidate requests left out of NDCG, a `features.slices` column
+  the eval data do not hold).
 - Comparison with the baseline on the same rows (components/evaluator/paired.py): binary heads by
   DeLong's AUC difference, regression heads by the MSE ratio, NDCG by the per-request
   paired difference (reported, not gated).
@@ -167,10 +171,11 @@ def _weights(head: Head, columns: Mapping[str, np.ndarray], n: int) -> np.ndarra
 
 def ndcg_per_request(request: np.ndarray, score: np.ndarray, gain: np.ndarray,
                      k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(request codes, NDCG@k) of every request with a positive ideal DCG, in code order.
+    """(request codes, NDCG@k) of every request with 2+ candidates and a positive ideal DCG, in code order.
 
-    Rows are sorted by (request, -score) and by (request, -gain); a row's rank is its
-    offset from its request's first row, its discount 1/log2(rank + 2) within the top k.
+    A one-candidate request is left out: its NDCG is 1 whatever the score, not a measure
+    of ranking. Rows are sorted by (request, -score) and by (request, -gain); a row's rank
+    is its offset from its request's first row, its discount 1/log2(rank + 2) within the top k.
     """
     def dcg(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         req = request[order]
@@ -181,7 +186,8 @@ def ndcg_per_request(request: np.ndarray, score: np.ndarray, gain: np.ndarray,
 
     codes, actual = dcg(np.lexsort((-score, request)))
     _, ideal = dcg(np.lexsort((-gain, request)))
-    defined = ideal > 0
+    _, sizes = np.unique(request, return_counts=True)  # in code order, like `codes`
+    defined = (ideal > 0) & (sizes >= 2)
     return codes[defined], actual[defined] / ideal[defined]
 
 
@@ -190,12 +196,30 @@ def has_slates(request: np.ndarray) -> bool:
     return bool(len(request)) and int(np.unique(request, return_counts=True)[1].max()) >= 2
 
 
+def ranking_requests(request: np.ndarray) -> dict[str, int]:
+    """How many requests NDCG can rank (2+ candidates) and how many it leaves out (one candidate).
+
+    Gain-independent: a ranked request without any gain is further left out per gain
+    label (see each NDCG entry's `requests`).
+    """
+    sizes = np.unique(request, return_counts=True)[1]
+    single = int((sizes == 1).sum())
+    return {"requests": len(sizes), "ranked": len(sizes) - single, "single_candidate": single}
+
+
 def notes(config: Config, columns: Mapping[str, np.ndarray]) -> list[str]:
     """What the evaluation skips and why, in the words report.md prints."""
     out = [f"slice `{name}` skipped: the eval data have no column {name!r}"
            for name in config.features.slices if name and name not in columns]
-    if config.features.request_id and not has_slates(columns["request"]):
-        out.append(SINGLE_CANDIDATE_NOTE)
+    if config.features.request_id:
+        if not has_slates(columns["request"]):
+            out.append(SINGLE_CANDIDATE_NOTE)
+        else:
+            counts = ranking_requests(columns["request"])
+            if counts["single_candidate"]:
+                out.append(f"NDCG averaged over the {counts['ranked']:,} requests with two or more "
+                           f"candidates: {counts['single_candidate']:,} of {counts['requests']:,} "
+                           "requests have one candidate (NDCG 1 by construction) and are left out")
     return out
 
 
@@ -311,4 +335,5 @@ def evaluate(config: Config, scored: Scored) -> dict:
     }
     if config.features.request_id and SINGLE_CANDIDATE_NOTE not in skipped:
         result["ranking"] = ranking(config, scored)
+        result["ranking_requests"] = ranking_requests(scored.columns["request"])
     return result

@@ -4,6 +4,8 @@ Built the TFX way so that span handling is TFX's own: the FileBasedDriver finds 
 newest span matching the impressions pattern `impressions/span={SPAN:8}/*` under
 `input_base` (or the one a static RangeConfig names), one run ingests one span, and
 the Examples artifact carries `span` for a downstream Resolver to build a window.
+`data.span_format` picks another span spec (hourly `{SPAN:10}`, a plain `{SPAN}`;
+core/span_format.py) for both logs' patterns.
 Beside `examples` it outputs `rejected` (RejectedRecords: every refused record with
 its reason, and the run's counts).
 """
@@ -21,6 +23,13 @@ from watchnext.core import log_schema as schema
 from watchnext.core.config.logs import log_schema_to_json
 from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 from watchnext.core.records import is_marker_file
+from watchnext.core.span_format import (
+    DEFAULT_SPAN_FORMAT,
+    SPAN_PREFIX,
+    log_pattern,
+    parse_span_folder,
+    span_folder,
+)
 
 from tfx.components.example_gen import driver, utils
 from tfx.dsl.components.base import executor_spec
@@ -52,7 +61,10 @@ class LogDriver(driver.FileBasedDriver):
     missing (only its events have landed, or its impressions folder is empty) would be
     invisible: a static range naming it fails with TFX's bare "Cannot find matching", and
     the latest-span default silently ingests an older span instead. Both are refused
-    here with an error naming the span and what its folders hold.
+    here with an error naming the span and what its folders hold. A span folder in
+    another format than the pattern's (hourly `span=2026010113` under `{SPAN:8}`) makes
+    TFX fail with "Glob pattern does not match regex pattern": that is refused naming
+    the folder and `data.span_format`.
     """
 
     def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info: Any,
@@ -66,6 +78,8 @@ class LogDriver(driver.FileBasedDriver):
         try:
             exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
         except ValueError as e:
+            if _FOREIGN_FOLDER_ERRORS.search(str(e)):
+                raise ValueError(_foreign_span_folders(base, impressions, str(e))) from e
             span = static_span if static_span is not None else _newest_span(base, events_pattern)
             if "Cannot find matching" not in str(e) or span is None:
                 raise
@@ -91,6 +105,25 @@ class LogDriver(driver.FileBasedDriver):
         exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = (
             fingerprint + "\n" + io_utils.generate_fingerprint(schema.EVENTS_LOG, pattern))
         return exec_properties
+
+
+# TFX's errors for a file its glob matches but its span regex does not (another width), or
+# whose span is not a number.
+_FOREIGN_FOLDER_ERRORS = re.compile("Glob pattern does not match regex pattern|Cannot find span number")
+
+
+def _foreign_span_folders(base: str, pattern: str, tfx_error: str) -> str:
+    """Why TFX could not read the spans: the span folders beside `pattern`'s that its spec does not name."""
+    parent = os.path.join(base, os.path.dirname(os.path.dirname(pattern)))
+    spec = re.search(utils.SPAN_FULL_REGEX, pattern)
+    found: list[str] = []
+    if spec and os.path.basename(os.path.dirname(pattern)) == SPAN_PREFIX + spec[0] and fileio.isdir(parent):
+        names = [name.rstrip("/") for name in fileio.listdir(parent) if name.startswith(SPAN_PREFIX)]
+        found = sorted(n for n in names if parse_span_folder(n, spec[0]) is None)
+    where = f"{', '.join(found[:3])}{' ...' if len(found) > 3 else ''} in {parent}" if found else parent
+    return (f"LogExampleGen: span folders that do not match the pattern {pattern!r} ({where}): set "
+            f"data.span_format to the logs' layout (YYYYMMDD, YYYYMMDDHH, integer or {{SPAN:N}}), or move "
+            f"the other folders away. TFX: {tfx_error}")
 
 
 def _static_span(range_config_json: str | None) -> int | None:
@@ -214,22 +247,27 @@ def make_output_config(eval_percent: int, partition_feature: str = DEFAULT_LOG_S
 
 def make_log_example_gen(logs_dir: str, eval_percent: int, max_rejected_fraction: float,
                          span: int | None = None, *, max_position: int = schema.MAX_POSITION,
-                         log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> LogExampleGen:
+                         log_schema: LogSchema = DEFAULT_LOG_SCHEMA,
+                         span_format: str = DEFAULT_SPAN_FORMAT) -> LogExampleGen:
     """The ExampleGen for `logs_dir` laid out as in schema.py (impressions/span=YYYYMMDD/…).
 
     span: the span to ingest as an int (e.g. 20260102); None takes the latest one on disk.
+    span_format: how span folders are named (`data.span_format`, core/span_format.py).
     """
     range_config = None
     if span is not None:
         if isinstance(span, bool) or not isinstance(span, int) or span < 0:
             raise ValueError(f"span={span!r} must be a non-negative int such as 20260102, or None")
+        span_folder(span, span_format)  # a span the format cannot name would match nothing
         range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
             start_span_number=span, end_span_number=span))
     return LogExampleGen(
         input_base=logs_dir,
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
+            name=schema.IMPRESSIONS_LOG, pattern=log_pattern(schema.IMPRESSIONS_LOG, span_format))]),
         output_config=make_output_config(eval_percent, log_schema.partition_feature),
         range_config=range_config,
-        events_pattern=schema.EVENTS_PATTERN,
+        events_pattern=log_pattern(schema.EVENTS_LOG, span_format),
         max_rejected_fraction=max_rejected_fraction,
         max_position=max_position,
         log_schema=log_schema,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from watchnext.core.config.checks import check, one_of
+from watchnext.core.span_format import DEFAULT_SPAN_FORMAT, span_spec
 
 DATA_SOURCES = ("logs", "table")
 
@@ -56,6 +57,9 @@ class DataSection:
     logs_dir: str = ""
     # How many of the newest daily spans to train on.
     window_spans: int = 1
+    # How span folders are named: YYYYMMDD (span=20260101), YYYYMMDDHH (hourly), integer
+    # (span=42), or a TFX span spec {SPAN:N} (N digits). The simulator writes YYYYMMDD only.
+    span_format: str = DEFAULT_SPAN_FORMAT
     # Percentage of requests (by hash of request_id) that go to the eval split; without a request
     # id (log_schema.request_id ""), of rows, by hash of each row's key (user_id, item_id).
     eval_percent: int = 20
@@ -73,6 +77,10 @@ class DataSection:
         check(self.window_spans >= 1, f"{path}.window_spans", "must be >= 1")
         check(0 <= self.max_rejected_fraction <= 1, f"{path}.max_rejected_fraction", "must be in [0, 1]")
         one_of(self.source, DATA_SOURCES, f"{path}.source")
+        try:
+            span_spec(self.span_format)
+        except ValueError as e:
+            check(False, f"{path}.span_format", str(e))
         if self.source != "table":
             return
         check(self.window_spans == 1, f"{path}.window_spans", "a table has no daily spans: must be 1")

@@ -71,6 +71,35 @@ def test_ndcg_per_request_by_hand():
     np.testing.assert_allclose(ndcg, [d / (1 + d), d])
 
 
+def test_ndcg_leaves_out_one_candidate_requests_in_mixed_data():
+    # Request 0: a slate of 2, badly ranked (gain on the lower score): NDCG 1/log2(3).
+    # Requests 1 and 2: one candidate each, with gain: NDCG 1 by construction.
+    # The old mean over all three was (d + 2) / 3; over the slate alone it is d.
+    request = np.array([0, 0, 1, 2])
+    score = np.array([0.9, 0.1, 0.5, 0.5])
+    gain = np.array([0.0, 1.0, 1.0, 1.0])
+    codes, ndcg = metrics.ndcg_per_request(request, score, gain, k=10)
+    d = 1 / math.log2(3)
+    assert codes.tolist() == [0]
+    np.testing.assert_allclose(ndcg, [d])
+    assert metrics.ranking_requests(request) == {"requests": 3, "ranked": 1, "single_candidate": 2}
+
+
+def test_mixed_data_rank_only_slates_and_say_so():
+    rows = _rows(300, slate=10)
+    singles = _rows(40, seed=1, slate=1)
+    singles["request_id"] = np.array([f"single{i}" for i in range(40)], dtype=object)
+    mixed = {k: np.concatenate([rows[k], singles[k]]) for k in rows}
+    result = metrics.evaluate(CONFIG, _scored(mixed, "signal", "noise"))
+    slates_only = metrics.evaluate(CONFIG, _scored(rows, "signal", "noise"))
+    assert result["ranking"] == slates_only["ranking"]  # the 40 single items change nothing
+    assert result["ranking_requests"] == {"requests": 70, "ranked": 30, "single_candidate": 40}
+    assert result["notes"] == ["NDCG averaged over the 30 requests with two or more candidates: "
+                               "40 of 70 requests have one candidate (NDCG 1 by construction) "
+                               "and are left out"]
+    assert slates_only["notes"] == []
+
+
 def test_head_metrics_weight_the_presence_head():
     rows = _rows()
     result = metrics.evaluate(CONFIG, _scored(rows, "signal", None))
