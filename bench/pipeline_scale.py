@@ -16,10 +16,13 @@ samples the resident set size of the child and all its descendants every
 `sample_seconds` on a background thread (psutil) and attributes each sample to the phase
 running at that time; a phase's peak is the largest sample inside it.
 
-Training runs a fixed number of steps at every size, so the Trainer's time measures the
-fixed cost of building, training and exporting the model, not data growth; the growth
-exponents of the other components (log-log slope of seconds vs impressions between
-sizes) say how the data-bound stages scale.
+Training runs a fixed number of steps at every size (`steps` > 0), so the Trainer's time
+measures the fixed cost of building, training and exporting the model, not data growth; or,
+with `steps` 0 (`--steps 0`), the pipeline's own budget (training.epochs with early stopping,
+the default batch), so the model trains on all the data and its time grows with it. Each
+size reports the model it trained: steps, epochs, best step, why training stopped, and the
+Evaluator's overall AUC (MSE) per head. The growth exponents of the other components
+(log-log slope of seconds vs impressions between sizes) say how the data-bound stages scale.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ log = logging.getLogger("watchnext.benchmarks")
 class Sizes:
     # Impressions of the one simulated day, one pipeline run each (smallest first).
     impression_sizes: tuple[int, ...]
-    # training.train_steps, the same at every size so the Trainer's time stays comparable.
+    # training.train_steps, the same at every size so the Trainer's time stays comparable; 0: the
+    # config's epochs with early stopping (and batch_size 0: the config's batch).
     steps: int
     batch_size: int = 256
     eval_steps: int = 50
@@ -237,11 +241,13 @@ def child_config(output_dir: str, impressions: int, sizes: Sizes) -> Any:
     """
     from watchnext.core.config import load_config
 
+    training: dict[str, Any] = {"train_steps": sizes.steps, "eval_steps": sizes.eval_steps}
+    if sizes.batch_size:
+        training["batch_size"] = sizes.batch_size
     return load_config(None, {
         "pipeline": {"output_dir": output_dir},
         "data": {"simulate_impressions_per_day": impressions, "simulate_seed": sizes.sim_seed},
-        "training": {"train_steps": sizes.steps, "eval_steps": sizes.eval_steps,
-                     "batch_size": sizes.batch_size},
+        "training": training,
         "heads": [dict(dataclasses.asdict(h), value_threshold=0.0) for h in DEFAULT_HEADS],
     })
 
@@ -303,11 +309,30 @@ def child_main(spec_path: str) -> int:
     timeline["components"] = component_windows(events)
     counts = metadata.latest_counts(paths.metadata_path)  # what LogExampleGen read and wrote
     timeline["ingestion"] = counts[0] if counts else None
+    timeline["model"] = trained_model(paths.metadata_path)
     timeline["artifact_bytes"] = directory_bytes(paths.pipeline_root)
     timeline["finish"] = time.time()
     with open(spec["timeline_path"], "w", encoding="utf-8") as f:
         json.dump(timeline, f, indent=1)
     return 0
+
+
+def trained_model(metadata_path: str) -> dict[str, Any]:
+    """What the run trained: the Trainer's training.json and the Evaluator's overall metric per head."""
+    from watchnext.components.evaluator.metrics import OVERALL
+    from watchnext.models import run_summary
+    from watchnext.pipeline import metadata
+
+    run = metadata.latest_model_run(metadata_path)
+    training = run_summary.read(run) if run else None
+    evaluation = metadata.latest_evaluation(metadata_path) or {}
+    heads = {}
+    for name, head in (evaluation.get("heads") or {}).items():
+        overall = head.get("slices", {}).get(OVERALL, {})
+        heads[name] = {k: overall[k] for k in ("auc", "mse", "n") if k in overall}
+    if training:
+        training = {k: v for k, v in training.items() if k != "position_curve"}
+    return {"training": training, "heads": heads}
 
 
 # ---------------------------------------------------------------------------
@@ -490,12 +515,37 @@ def summarize_size(timeline: dict[str, Any], samples: Sequence[tuple[float, int,
                                       sim["bytes"]),
         "ingestion": _ingestion_rates(timeline.get("ingestion"), seconds.get(EXAMPLE_GEN)),
         "artifact_mb": timeline["artifact_bytes"] / MB,
+        "model": timeline.get("model"),
         "pushed": run["pushed"],
         "blessed": run["blessed"],
         "message": run["message"],
         "rss_timeline": downsample([(round(t - launch, 1), round(rss / MB, 1)) for t, rss, _ in samples]),
         "phase_windows": [(name, start - launch, end - launch) for name, start, end in phases],
     }
+
+
+def model_summary_table(runs: Sequence[dict[str, Any]]) -> Table:
+    """The model each finished size trained: its budget, where it stopped and its eval metrics."""
+    heads = list(dict.fromkeys(h for r in runs for h in ((r.get("model") or {}).get("heads") or {})))
+    table = Table("The model each size trained (the Evaluator's overall AUC, or MSE, per head on the eval "
+                  "split)", ["impressions", "train examples", "batch", "steps", "epochs", "best step",
+                             "stopped because", *heads])
+    for r in runs:
+        model = r.get("model") or {}
+        training, metrics = model.get("training") or {}, model.get("heads") or {}
+        if not training and not metrics:
+            continue
+
+        def metric(name: str, metrics: dict[str, Any] = metrics) -> str:
+            m = metrics.get(name, {})
+            return (f"AUC {m['auc']:.4f}" if m.get("auc") is not None
+                    else f"MSE {m['mse']:.4g}" if m.get("mse") is not None else "—")
+
+        table.rows.append([f"{r['impressions']:,}", _count(training.get("train_examples")),
+                           _count(training.get("batch_size")), _count(training.get("steps")),
+                           _cell(training.get("epochs"), 2), _count(training.get("best_step")),
+                           str(training.get("stop_reason", "—")), *(metric(h) for h in heads)])
+    return table
 
 
 def _label(n: int) -> str:
@@ -613,11 +663,16 @@ def build_result(measured: Sequence[dict[str, Any]], sizes: Sizes) -> BenchmarkR
             f"{_count(examples.get('train'))} / {_count(examples.get('eval'))}",
             _cell(r.get("artifact_mb"), 0), outcome])
 
+    model_table = model_summary_table(finished)
+    budget = (f"training.train_steps is fixed at {sizes.steps} (batch {sizes.batch_size}, eval_steps "
+              f"{sizes.eval_steps}) at every size, so the Trainer's time is the fixed cost of tracing, "
+              "training and exporting the model, not a function of the data; its slope says nothing about "
+              "data growth." if sizes.steps else
+              "Training budget: the config's training.epochs with early stopping on the eval loss "
+              f"(batch {sizes.batch_size or 'of the config'}, validation on {sizes.eval_steps or 'all'} eval "
+              "batches), so the model trains on all the data and the Trainer's time grows with it.")
     notes = [
-        f"training.train_steps is fixed at {sizes.steps} (batch {sizes.batch_size}, eval_steps "
-        f"{sizes.eval_steps}) at every size, so the Trainer's time is the fixed cost of tracing, training "
-        "and exporting the model, not a function of the data; its slope says nothing about data growth. "
-        "Every other component reads the whole span.",
+        budget + " Every other component reads the whole span.",
         "Default config otherwise (model, Beam DirectRunner in one process, data.eval_percent), except the "
         "heads' absolute blessing floors (value_threshold), set to 0 so that whether the Pusher copies a "
         "model does not hinge on a small model's AUC (a NaN metric still blocks it). "
@@ -668,7 +723,8 @@ def build_result(measured: Sequence[dict[str, Any]], sizes: Sizes) -> BenchmarkR
         ax_time.set_xlabel("impressions (one day)")
         ax_time.set_ylabel("wall time (s)")
         cut = [_label(r["impressions"]) for r in runs if not r["finished"]]
-        ax_time.set_title(f"Time per component (Trainer: fixed {sizes.steps} steps)"
+        trainer = f"fixed {sizes.steps} steps" if sizes.steps else "epochs with early stopping"
+        ax_time.set_title(f"Time per component (Trainer: {trainer})"
                           + (f"; {', '.join(cut)} stopped" if cut else ""))
         ax_rss.set_xscale("log")
         ax_rss.set_xlabel("impressions (one day)")
@@ -713,7 +769,7 @@ def build_result(measured: Sequence[dict[str, Any]], sizes: Sizes) -> BenchmarkR
         title="Full local pipeline: wall time and peak RSS per component vs impressions",
         parameters=dataclasses.asdict(sizes),
         figures=figures,
-        tables=[time_table, rss_table, rate_table],
+        tables=[time_table, rss_table, rate_table, *([model_table] if model_table.rows else [])],
         plots=plots,
         notes=notes,
     )

@@ -91,6 +91,11 @@ def _timeline(t0: float, impressions: int, example_gen_seconds: float) -> dict:
         "ingestion": {"impressions": {"read": impressions}, "events": {"read": impressions // 3},
                       "examples": {"train": impressions * 4 // 5, "eval": impressions // 5}},
         "artifact_bytes": 10 * MB,
+        "model": {"training": {"train_examples": impressions * 4 // 5, "batch_size": 1024, "steps": 40,
+                               "best_step": 24, "epochs": 40 * 1024 / (impressions * 4 // 5),
+                               "stop_reason": "early stopping"},
+                  "heads": {"click": {"auc": 0.61234, "n": impressions // 5},
+                            "rating": {"mse": 0.5, "n": impressions // 5}}},
     }
 
 
@@ -192,6 +197,9 @@ def test_report_from_stand_in_runs(tmp_path, monkeypatch):
     assert "| 1M (stopped) s |" in markdown and "> 2 (stopped)" in markdown and "(so far)" in markdown
     assert "train_steps is fixed at 3" in markdown and "| 80,000 / 20,000 |" in markdown
     assert "stopped after the limit, in Trainer" in markdown and "load average" in markdown
+    # The model each finished size trained, from its training.json and metrics.json.
+    assert "| 10,000 | 8,000 | 1,024 | 40 | 5.12 | 24 | early stopping | AUC 0.6123 | MSE 0.5 |" in markdown
+    assert "| 1,000,000 | 800,000 |" not in markdown  # the stopped size trained nothing
     for name in ("scaling", "timeline"):
         assert (tmp_path / f"pipeline_scale_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(paths) == {"json", "md", "plot:scaling", "plot:timeline"}
@@ -232,6 +240,16 @@ def test_child_config_is_the_default_model_with_fixed_steps(tmp_path):
     assert config.data.simulate_impressions_per_day == 100_000
     assert all(h.value_threshold == 0.0 for h in config.heads)
     assert ps.SIZES["full"].impression_sizes == (10_000, 100_000, 1_000_000)
+
+
+def test_child_config_with_zero_steps_trains_on_the_pipelines_own_epoch_budget(tmp_path):
+    from watchnext.core.config import Config
+
+    config = ps.child_config(str(tmp_path), 1_000_000, ps.Sizes(impression_sizes=(1_000_000,), steps=0,
+                                                                batch_size=0))
+    assert config.training.train_steps == 0  # the budget comes from training.epochs
+    assert config.training.epochs == Config().training.epochs
+    assert config.training.batch_size == Config().training.batch_size
 
 
 def test_example_gen_id_is_the_pipelines():
