@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+from watchnext.core.contract import SCORE_OUTPUT
 from watchnext.core.errors import (
     EXIT_DATA_VALIDATION,
     EXIT_INTERNAL,
@@ -316,7 +317,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     except RankRequestError as e:
         print(f"watchnext rank: INVALID_ARGUMENT: {e}", file=sys.stderr)
         return 2
-    answer = [{"rank": i + 1, "score": r.score, "predictions": r.predictions, **r.candidate}
+    answer = [{"rank": i + 1, SCORE_OUTPUT: r.score, "predictions": r.predictions, **r.candidate}
               for i, r in enumerate(ranked[: args.top or None])]
     print(json.dumps(answer, indent=1))
     return 0

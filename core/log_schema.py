@@ -34,6 +34,25 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 PARQUET_SUFFIXES = (".parquet",)
 
 # ---------------------------------------------------------------------------
+# Field names of the default (YouTube-shaped) logs: written here once; the field tables below,
+# the config's default features, the simulator and LogExampleGen's vectorised path name them.
+REQUEST_ID = "request_id"
+TIMESTAMP = "timestamp"
+USER_ID = "user_id"
+QUERY_VIDEO_ID = "query_video_id"
+CANDIDATE_VIDEO_ID = "candidate_video_id"
+POSITION = "position"
+DEVICE = "device"
+COUNTRY = "country"
+VIDEO_DURATION = "video_duration"
+VIDEO_AGE_DAYS = "video_age_days"
+VIDEO_LOG_VIEWS = "video_log_views"
+USER_ACTIVITY = "user_activity"
+WATCH_HISTORY = "watch_history"
+EVENT = "event"
+VALUE = "value"
+
+# ---------------------------------------------------------------------------
 # Closed vocabularies and bounds.
 DEVICES = ("mobile", "desktop", "tablet", "tv")
 CLICK_EVENT = "click"
@@ -174,34 +193,34 @@ class Field:
 
 
 IMPRESSION_FIELDS: tuple[Field, ...] = (
-    Field("request_id", "string", True, "Identifies one watch-next request (one slate); "
+    Field(REQUEST_ID, "string", True, "Identifies one watch-next request (one slate); "
           "all candidates of a request land in the same train/eval split."),
-    Field("timestamp", "int", True, "When the slate was shown, unix seconds.", minimum=0),
-    Field("user_id", "string", True, "The viewer."),
-    Field("query_video_id", "string", True, "The video being watched when the slate was shown."),
-    Field("candidate_video_id", "string", True, "The recommended video this record describes."),
-    Field("position", "int", True, "0-based slot of the candidate in the slate.",
+    Field(TIMESTAMP, "int", True, "When the slate was shown, unix seconds.", minimum=0),
+    Field(USER_ID, "string", True, "The viewer."),
+    Field(QUERY_VIDEO_ID, "string", True, "The video being watched when the slate was shown."),
+    Field(CANDIDATE_VIDEO_ID, "string", True, "The recommended video this record describes."),
+    Field(POSITION, "int", True, "0-based slot of the candidate in the slate.",
           minimum=0, maximum=MAX_POSITION - 1),
-    Field("device", "string", True, "Device the slate was shown on.", allowed=DEVICES,
+    Field(DEVICE, "string", True, "Device the slate was shown on.", allowed=DEVICES,
           unknown_reason=UNKNOWN_DEVICE),
-    Field("country", "string", True, "Viewer's country code."),
-    Field("video_duration", "float", True, "Candidate's length in seconds.",
+    Field(COUNTRY, "string", True, "Viewer's country code."),
+    Field(VIDEO_DURATION, "float", True, "Candidate's length in seconds.",
           minimum=0, exclusive_minimum=True),
-    Field("video_age_days", "float", True, "Days since the candidate was uploaded.", minimum=0),
-    Field("video_log_views", "float", True, "log(1 + views) of the candidate so far."),
-    Field("user_activity", "float", True, "Viewer's activity, e.g. watches in the last 30 days.",
+    Field(VIDEO_AGE_DAYS, "float", True, "Days since the candidate was uploaded.", minimum=0),
+    Field(VIDEO_LOG_VIEWS, "float", True, "log(1 + views) of the candidate so far."),
+    Field(USER_ACTIVITY, "float", True, "Viewer's activity, e.g. watches in the last 30 days.",
           minimum=0),
-    Field("watch_history", "string_list", True, "Viewer's recent video ids, newest first; may be empty.",
+    Field(WATCH_HISTORY, "string_list", True, "Viewer's recent video ids, newest first; may be empty.",
           max_items=MAX_HISTORY),
 )
 
 EVENT_FIELDS: tuple[Field, ...] = (
-    Field("request_id", "string", True, "The request of the impression this event belongs to."),
-    Field("candidate_video_id", "string", True, "The candidate of that impression."),
-    Field("event", "string", True, "What the viewer did.", allowed=EVENT_TYPES,
+    Field(REQUEST_ID, "string", True, "The request of the impression this event belongs to."),
+    Field(CANDIDATE_VIDEO_ID, "string", True, "The candidate of that impression."),
+    Field(EVENT, "string", True, "What the viewer did.", allowed=EVENT_TYPES,
           unknown_reason=UNKNOWN_EVENT),
-    Field("timestamp", "int", True, "When it happened, unix seconds.", minimum=0),
-    Field("value", "float", False, "Seconds watched for `watch` (≥ 0, ≤ 24 h and ≤ "
+    Field(TIMESTAMP, "int", True, "When it happened, unix seconds.", minimum=0),
+    Field(VALUE, "float", False, "Seconds watched for `watch` (≥ 0, ≤ 24 h and ≤ "
           f"{_num(MAX_WATCH_DURATION_RATIO)}× video_duration); rating {_num(MIN_RATING)}–"
           f"{_num(MAX_RATING)} for `survey`; null otherwise (ignored).", nullable=True),
 )
@@ -218,10 +237,10 @@ LABEL_FIELDS: tuple[Field, ...] = (
 )
 
 TRUTH_FIELDS: tuple[Field, ...] = (
-    Field("request_id", "string", True, "As in the impression."),
-    Field("candidate_video_id", "string", True, "As in the impression."),
-    Field("position", "int", True, "As in the impression."),
-    Field("device", "string", True, "As in the impression.", allowed=DEVICES),
+    Field(REQUEST_ID, "string", True, "As in the impression."),
+    Field(CANDIDATE_VIDEO_ID, "string", True, "As in the impression."),
+    Field(POSITION, "int", True, "As in the impression."),
+    Field(DEVICE, "string", True, "As in the impression.", allowed=DEVICES),
     Field("examination", "float", True, "P(the viewer examines the slot) = 1/(1+position)^eta_device."),
     Field("p_click", "float", True, "P(click | examined)."),
     Field("p_like", "float", True, "P(like | click)."),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from watchnext.core.log_schema import (
+    CANDIDATE_VIDEO_ID,
     CLICK,
     CLICK_EVENT,
     DISMISS,
@@ -34,10 +35,13 @@ from watchnext.core.log_schema import (
     LABEL_FIELDS,
     LIKE,
     LIKE_EVENT,
+    POSITION,
     RATING,
     RATING_PRESENT,
+    REQUEST_ID,
     SURVEY_EVENT,
     UNKNOWN_EVENT,
+    USER_ID,
     WATCH_EVENT,
     WATCH_TIME,
     Field,
@@ -102,11 +106,11 @@ class LogSchema:
     labels: tuple[LabelRule, ...] = DEFAULT_LABEL_RULES
     # The request (slate) an impression was shown in. Empty: every impression is its own
     # request, keyed by (user_id, item_id), and the split hashes that key.
-    request_id: str = "request_id"
-    item_id: str = "candidate_video_id"
-    user_id: str = "user_id"
+    request_id: str = REQUEST_ID
+    item_id: str = CANDIDATE_VIDEO_ID
+    user_id: str = USER_ID
     # The slot field (bounded by features.max_position); empty: the log has no position.
-    position: str = "position"
+    position: str = POSITION
 
     @functools.cached_property
     def is_default(self) -> bool:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from watchnext.core import log_schema as schema
 from watchnext.simulator.params import SimulatorParams
 from watchnext.simulator.policy import RankingPolicy
 from watchnext.simulator.simulate import logging_policy, simulate, span_of_day
@@ -64,7 +65,7 @@ def truth_metrics(logs_dir: str, span: str) -> dict[str, float]:
                 if r["shuffled"]:
                     continue
                 p_clicked = r["examination"] * r["p_click"]
-                keys.append(r["request_id"])
+                keys.append(r[schema.REQUEST_ID])
                 clicks.append(p_clicked)
                 watch.append(r["expected_watch_time"])
                 likes.append(p_clicked * r["p_like"])

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 TRAIN, EVAL = "train", "eval"
 # What identifies an impression in every log (the join key of transforms.JoinLogsToExamples).
-KEY_FIELDS = ("request_id", "candidate_video_id")
+KEY_FIELDS = (schema.REQUEST_ID, schema.CANDIDATE_VIDEO_ID)
 # Truth columns kept for the eval impressions (schema.TRUTH_FIELDS).
 TRUTH_COLUMNS = ("examination", "p_click", "p_like", "p_dismiss", "expected_watch_time", "shuffled")
 

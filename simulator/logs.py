@@ -156,29 +156,30 @@ def write_day(world: World, span: str, day: int, out_dir: str, policy: RankingPo
     cand = world.video_ids[imp["candidate"]]
     user = imp["user"]
     impressions = {
-        "request_id": rid,
-        "timestamp": timestamps,
-        "user_id": world.user_ids[user],
-        "query_video_id": world.video_ids[imp["query"]],
-        "candidate_video_id": cand,
-        "position": imp["position"],
-        "device": np.asarray(p.devices, dtype=object)[imp["device"]],
-        "country": np.asarray(p.countries, dtype=object)[world.user_country[user]],
-        "video_duration": imp["video_duration"],
-        "video_age_days": imp["video_age_days"],
-        "video_log_views": imp["video_log_views"],
-        "user_activity": imp["activity"],
+        schema.REQUEST_ID: rid,
+        schema.TIMESTAMP: timestamps,
+        schema.USER_ID: world.user_ids[user],
+        schema.QUERY_VIDEO_ID: world.video_ids[imp["query"]],
+        schema.CANDIDATE_VIDEO_ID: cand,
+        schema.POSITION: imp["position"],
+        schema.DEVICE: np.asarray(p.devices, dtype=object)[imp["device"]],
+        schema.COUNTRY: np.asarray(p.countries, dtype=object)[world.user_country[user]],
+        schema.VIDEO_DURATION: imp["video_duration"],
+        schema.VIDEO_AGE_DAYS: imp["video_age_days"],
+        schema.VIDEO_LOG_VIEWS: imp["video_log_views"],
+        schema.USER_ACTIVITY: imp["activity"],
         # One list per user, shared by all of that user's rows (not copied per impression).
-        "watch_history": [world.history_ids[u] for u in user.tolist()],
+        schema.WATCH_HISTORY: [world.history_ids[u] for u in user.tolist()],
     }
-    truth = {"request_id": rid, "candidate_video_id": cand, "position": imp["position"],
-             "device": impressions["device"]}
+    truth = {schema.REQUEST_ID: rid, schema.CANDIDATE_VIDEO_ID: cand, schema.POSITION: imp["position"],
+             schema.DEVICE: impressions[schema.DEVICE]}
     truth.update({f.name: np.round(imp[f.name], 6) for f in schema.TRUTH_FIELDS
                   if f.name not in truth and f.name != "shuffled"})
     truth["shuffled"] = imp["shuffled"].astype(np.int64)
     ev = events["impression"]
-    event_columns = {"request_id": rid[ev], "candidate_video_id": cand[ev], "event": events["event"],
-                     "timestamp": events["timestamp"], "value": np.round(events["value"], 1)}
+    event_columns = {schema.REQUEST_ID: rid[ev], schema.CANDIDATE_VIDEO_ID: cand[ev],
+                     schema.EVENT: events["event"], schema.TIMESTAMP: events["timestamp"],
+                     schema.VALUE: np.round(events["value"], 1)}
     # Shards hold whole requests, so a request's impressions, events and truth share a shard index.
     shard_of_request = (np.arange(n_req) * p.shards) // n_req
     imp_shard = shard_of_request[imp["request_index"]]

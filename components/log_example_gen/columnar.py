@@ -124,7 +124,7 @@ def clean_mask(log_name: str, table: pa.Table, max_position: int = schema.MAX_PO
     for f in FIELDS[log_name]:
         ok &= _field_ok(f, table.column(f.name))
     if log_name == schema.IMPRESSIONS_LOG:
-        ok &= as_bool(pc.less(table.column("position"), max_position))
+        ok &= as_bool(pc.less(table.column(schema.POSITION), max_position))
         return ok
     kind, value = table.column("event"), table.column("value")
     watch = as_bool(pc.equal(kind, schema.WATCH_EVENT))

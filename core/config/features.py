@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from watchnext.core import log_schema as schema
 from watchnext.core.config.checks import check, one_of
 from watchnext.core.log_schema import MAX_POSITION
 
@@ -72,23 +73,25 @@ class FeaturesSection:
     """The model's inputs: names of raw features as they appear in the examples."""
 
     ids: tuple[IdFeature, ...] = (
-        IdFeature("user_id", "user", embedding_dim=16),
-        IdFeature("query_video_id", "video", embedding_dim=16),
-        IdFeature("candidate_video_id", "video", embedding_dim=16),
-        IdFeature("device", "device", embedding_dim=4, max_tokens=100, oov_buckets=1),
-        IdFeature("country", "country", embedding_dim=4, max_tokens=300, oov_buckets=1),
-        IdFeature("watch_history", "video", embedding_dim=16, multivalent=True, max_length=20),
+        IdFeature(schema.USER_ID, "user", embedding_dim=16),
+        IdFeature(schema.QUERY_VIDEO_ID, "video", embedding_dim=16),
+        IdFeature(schema.CANDIDATE_VIDEO_ID, "video", embedding_dim=16),
+        IdFeature(schema.DEVICE, "device", embedding_dim=4, max_tokens=100, oov_buckets=1),
+        IdFeature(schema.COUNTRY, "country", embedding_dim=4, max_tokens=300, oov_buckets=1),
+        IdFeature(schema.WATCH_HISTORY, "video", embedding_dim=16, multivalent=True,
+                  max_length=schema.MAX_HISTORY),
     )
     # Numeric features: log1p (if listed in log1p_numeric) then z-scored by Transform.
-    numeric: tuple[str, ...] = ("video_duration", "video_age_days", "video_log_views", "user_activity")
-    log1p_numeric: tuple[str, ...] = ("video_duration", "video_age_days")
+    numeric: tuple[str, ...] = (schema.VIDEO_DURATION, schema.VIDEO_AGE_DAYS, schema.VIDEO_LOG_VIEWS,
+                                schema.USER_ACTIVITY)
+    log1p_numeric: tuple[str, ...] = (schema.VIDEO_DURATION, schema.VIDEO_AGE_DAYS)
     # Selection-bias features (the shallow tower's inputs). Empty when the data has none
     # (e.g. a table); model.position_mode must then be "none".
-    position: str = "position"
-    device: str = "device"
+    position: str = schema.POSITION
+    device: str = schema.DEVICE
     max_position: int = MAX_POSITION
     # Identifies the request a candidate was shown in (query metrics). Empty: no NDCG.
-    request_id: str = "request_id"
+    request_id: str = schema.REQUEST_ID
     # Extra features to slice evaluation by, besides device and position.
     slices: tuple[str, ...] = ()
     # Numeric features (names in `numeric`) also encoded by their quantile bin; see
