@@ -179,7 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watchnext.pipeline.metadata import latest_evaluation, latest_model_run
 
     print(summary.render(config, latest_evaluation(metadata_path), result.pushed_path,
-                         config.pipeline.output_dir, latest_model_run(metadata_path)), file=sys.stderr)
+                         config.pipeline.output_dir, latest_model_run(metadata_path),
+                         config_path=args.config), file=sys.stderr)
     print(result.pushed_path if result.pushed_path else result.message)
     return 0 if result.pushed_path or result.blessed else EXIT_NOT_BLESSED
 

@@ -8,6 +8,7 @@ Pure functions of the Evaluator's metrics.json and a few paths, so tests build t
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 from watchnext.components.evaluator.metrics import OVERALL
@@ -47,8 +48,9 @@ def _head_line(config: Config, name: str, metrics: dict[str, Any]) -> str:
 
 
 def render(config: Config, metrics: dict[str, Any] | None, pushed_path: str | None, output_dir: str,
-           model_run_dir: str | None = None) -> str:
-    """The end-of-run summary as plain text lines."""
+           model_run_dir: str | None = None, config_path: str | None = None) -> str:
+    """The end-of-run summary as plain text lines. The commands it suggests carry `--config
+    config_path` when the run had one: serving, ranking and the model name follow the config."""
     lines = ["", "── summary " + "─" * 60]
     if metrics is None:
         lines.append("verdict: no evaluation recorded (the run stopped before the Evaluator)")
@@ -79,9 +81,13 @@ def render(config: Config, metrics: dict[str, Any] | None, pushed_path: str | No
     lines.append(f"report: {report}")
     if model_run_dir:
         lines.append(f"TensorBoard logs: {model_run_dir}")
-    out = f" --output {output_dir}"
+    out = (f" --config {shlex.quote(config_path)}" if config_path else "") + f" --output {output_dir}"
     lines.append("next:")
-    lines.append(f"  watchnext rank --request serving/sample_request.json{out}")
+    if config.log_schema.is_default:
+        lines.append(f"  watchnext rank --request serving/sample_request.json{out}")
+    else:  # the sample request holds the default schema's fields
+        lines.append(f"  watchnext rank --request REQUEST.json{out}   # REQUEST.json: your features, "
+                     "see docs/serving.md")
     lines.append(f"  watchnext check-serving{out}")
     if model_run_dir:
         lines.append(f"  tensorboard --logdir {model_run_dir}")

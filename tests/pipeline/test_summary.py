@@ -60,3 +60,27 @@ def test_not_blessed_names_the_config_key_to_relax_for_each_failure():
 def test_no_near_chance_advice_for_a_good_model_and_a_note_when_nothing_was_evaluated():
     assert "near chance" not in summary.render(CONFIG, _metrics({}), "p", "out")
     assert "no evaluation recorded" in summary.render(CONFIG, None, None, "out")
+
+
+def test_the_suggested_commands_carry_the_runs_config_and_a_declared_schema_gets_no_sample_request():
+    """A run with --config (here the item-ratings log) suggests commands with that config: `rank`
+    reads the model name and the request's fields from it, and the shipped sample request holds the
+    default schema's fields, so it is not suggested for another schema."""
+    import os
+
+    from watchnext.core.config import load_config
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(root, "configs", "item_ratings.yaml")
+    ratings = load_config(path)
+    metrics = {"examples": 10, "blessed": True, "failures": [], "heads": {
+        "liked": {"type": "binary", "slices": {"overall": {"auc": 0.78, "n": 10}}},
+        "rating": {"type": "regression", "slices": {"overall": {"mse": 0.9, "n": 10}}}}}
+    text = summary.render(ratings, metrics, "out/serving/item_ratings/1", "out", config_path=path)
+    rank = next(line.split("#")[0].strip() for line in text.splitlines()
+                if line.strip().startswith("watchnext rank"))
+    assert f"--config {path}" in rank and "sample_request.json" not in rank
+    args = build_parser().parse_args(shlex.split(rank)[1:])
+    assert args.config == path
+    default = summary.render(CONFIG, _metrics({}), "p", "out")
+    assert "--config" not in default and "serving/sample_request.json" in default
