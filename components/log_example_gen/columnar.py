@@ -14,9 +14,12 @@ column, so that Python runs per block and per shard rather than per record:
 - `shard_of` and `Block`: the join shard of each row, and what one file gives one shard;
   columnar_join.py joins a shard's blocks by column.
 
-Only the default (YouTube-shaped) log schema is vectorised: a declared schema (LogSchema other
-than the default) takes the per-line path for every record (transforms.py logs it), its valid
-records still travel as Arrow tables (`records_table`, `arrow_schema` take the schema).
+Declared schemas (a LogSchema other than the default) are vectorised too: the columns, types,
+bounds, allowed values and required fields are the schema's (an optional field absent or null
+stays null in the table and is filled with its `fill_value` when the example is encoded, as
+join.to_example does), the position bound applies to the schema's position field if it has
+one, and events keep a `value` only for the types a sum or last label reads. The default
+schema's extra event checks (watch and survey bounds) stay default-only, as in validation.py.
 
 The per-line path stays the reference: `transforms.JoinLogsToExamples(..., vectorised=False)`
 runs it for every record, and tests check that both give the same examples, rejections and
@@ -45,7 +48,6 @@ SOURCE = "_source"
 
 _ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(),
                 "string_list": pa.list_(pa.string())}
-FIELDS = {schema.IMPRESSIONS_LOG: schema.IMPRESSION_FIELDS, schema.EVENTS_LOG: schema.EVENT_FIELDS}
 
 
 def log_fields(log_name: str, log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> tuple[schema.Field, ...]:
@@ -59,15 +61,16 @@ def arrow_schema(log_name: str, log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> p
                      + [pa.field(LINE, pa.int64())])
 
 
-def _parse_schema(log_name: str) -> pa.Schema:
-    return pa.schema([pa.field(f.name, _ARROW_TYPES[f.type]) for f in FIELDS[log_name]])
+def _parse_schema(log_name: str, log_schema: LogSchema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, _ARROW_TYPES[f.type]) for f in log_fields(log_name, log_schema)])
 
 
-def parse_block(log_name: str, payloads: list[bytes], lines: list[int]) -> pa.Table | None:
+def parse_block(log_name: str, payloads: list[bytes], lines: list[int],
+                log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> pa.Table | None:
     """JSON lines → a table with the log's columns and LINE, or None when the reader refuses the
     block (then every line of it takes the per-line path). Fields outside the schema are ignored,
     as by validation.validate_record."""
-    options = pa_json.ParseOptions(explicit_schema=_parse_schema(log_name),
+    options = pa_json.ParseOptions(explicit_schema=_parse_schema(log_name, log_schema),
                                    unexpected_field_behavior="ignore")
     try:
         table = pa_json.read_json(io.BytesIO(b"\n".join(payloads)), parse_options=options,
@@ -118,15 +121,22 @@ def _field_ok(f: schema.Field, col: pa.ChunkedArray) -> np.ndarray:
     return ok
 
 
-def clean_mask(log_name: str, table: pa.Table, max_position: int = schema.MAX_POSITION) -> np.ndarray:
+def clean_mask(log_name: str, table: pa.Table, max_position: int = schema.MAX_POSITION,
+               log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> np.ndarray:
     """Rows that validation.validate_impression / validate_event would accept (numpy bool)."""
     ok = np.ones(table.num_rows, dtype=bool)
-    for f in FIELDS[log_name]:
+    for f in log_fields(log_name, log_schema):
         ok &= _field_ok(f, table.column(f.name))
     if log_name == schema.IMPRESSIONS_LOG:
-        ok &= as_bool(pc.less(table.column(schema.POSITION), max_position))
+        if log_schema.position:  # an absent optional position is not bounded
+            position = table.column(log_schema.position)
+            ok &= ~as_bool(pc.is_valid(position)) | as_bool(pc.less(position, max_position))
         return ok
     kind, value = table.column("event"), table.column("value")
+    if not log_schema.is_default:  # validation._validate_declared_event
+        valued = [rule.event for rule in log_schema.labels if rule.needs_value]
+        needs = as_bool(pc.is_in(kind, value_set=pa.array(valued, pa.string())))
+        return ok & (~needs | as_bool(pc.is_valid(value)))
     watch = as_bool(pc.equal(kind, schema.WATCH_EVENT))
     survey = as_bool(pc.equal(kind, schema.SURVEY_EVENT))
     present = as_bool(pc.is_valid(value))
@@ -138,10 +148,16 @@ def clean_mask(log_name: str, table: pa.Table, max_position: int = schema.MAX_PO
     return ok
 
 
-def clean_events(table: pa.Table) -> pa.Table:
-    """Valid events with `value` set to null for click, like and dismiss (as validate_event does)."""
+def clean_events(table: pa.Table, log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> pa.Table:
+    """Valid events with `value` set to null for the types whose value no label reads (click, like
+    and dismiss for the default schema; for a declared one, all but sum and last events), as
+    validate_event does."""
     kind = table.column("event")
-    keep = pc.or_(pc.equal(kind, schema.WATCH_EVENT), pc.equal(kind, schema.SURVEY_EVENT))
+    if log_schema.is_default:
+        keep = pc.or_(pc.equal(kind, schema.WATCH_EVENT), pc.equal(kind, schema.SURVEY_EVENT))
+    else:
+        valued = [rule.event for rule in log_schema.labels if rule.needs_value]
+        keep = pc.is_in(kind, value_set=pa.array(valued, pa.string()))
     value = pc.if_else(keep, table.column("value"), pa.scalar(None, pa.float64()))
     return table.set_column(table.schema.get_field_index("value"), "value", value)
 
@@ -157,8 +173,8 @@ def records_table(log_name: str, records: list[dict[str, Any]], lines: list[int]
 
 
 def shard_of(request_ids: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
-    """The join shard of each row: crc32 of its request_id mod `shards` (stable across processes,
-    unlike Python's hash; computed once per distinct request_id)."""
+    """The join shard of each row: crc32 of its request_id (the first key field) mod `shards`
+    (stable across processes, unlike Python's hash; computed once per distinct value)."""
     encoded = pc.dictionary_encode(request_ids)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()

@@ -25,7 +25,7 @@ from watchnext.components.log_example_gen.columnar import (
     log_fields,
 )
 from watchnext.core import log_schema as schema
-from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
+from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LabelRule, LogSchema
 
 import numpy as np
 import pyarrow as pa
@@ -86,22 +86,43 @@ def _list_column(values: Any, arrow_type: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, array)
 
 
-def encode_examples(impressions: pa.Table, labels: dict[str, np.ndarray]) -> list[bytes]:
+def encode_examples(impressions: pa.Table, labels: dict[str, np.ndarray],
+                    log_schema: LogSchema = DEFAULT_LOG_SCHEMA) -> list[bytes]:
     """Serialized tf.Examples of `impressions` (every impression field) and their labels, typed as
-    join.to_example types them (strings as bytes, ints int64, floats float32)."""
+    join.to_example types them (strings as bytes, ints int64, floats float32; a null optional
+    field holds its `fill_value`)."""
     arrow_type = {"string": pa.binary(), "int": pa.int64(), "float": pa.float32()}
     columns, names = [], []
-    for f in schema.IMPRESSION_FIELDS + schema.LABEL_FIELDS:
+    for f in log_schema.example_fields():
         values = labels[f.name] if f.name in labels else impressions.column(f.name)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if isinstance(values, pa.Array) and values.null_count:  # an optional field the record lacks
+            values = pc.fill_null(values, pa.scalar(f.fill_value, values.type))
         if f.type == "string_list":
-            col = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-            columns.append(col.cast(pa.list_(pa.binary())))
+            columns.append(values.cast(pa.list_(pa.binary())))
         else:
             columns.append(_list_column(values, arrow_type[f.type]))
         names.append(f.name)
     if not impressions.num_rows:
         return []
     return _encoder().encode(pa.RecordBatch.from_arrays(columns, names))
+
+
+def _field_label(rule: LabelRule, impressions: pa.Table, log_schema: LogSchema) -> np.ndarray:
+    """join._label's `field` rule by column: the field's value (its fill_value when null), as a
+    float, or with a threshold 1 when ≥ threshold."""
+    f = log_schema.impression_field(rule.field)
+    if f is None:
+        values = np.zeros(impressions.num_rows, dtype=np.float64)
+    else:
+        col = impressions.column(rule.field)
+        if col.null_count:
+            col = pc.fill_null(col, pa.scalar(f.fill_value, col.type))
+        values = as_numpy(col).astype(np.float64)
+    if rule.threshold is not None:
+        return (values >= rule.threshold).astype(np.int64)
+    return values
 
 
 def _keys(table: pa.Table, rows: np.ndarray, key: tuple[str, str]) -> list[tuple[str, str]]:
@@ -138,10 +159,8 @@ def join_shard(blocks: list[Block], vectorised: bool = True, log_schema: LogSche
                ) -> ShardResult:
     """Join every record of one shard (all records of a key are in the same shard).
 
-    vectorised=False sends every key through join.join_key and join.to_example (the reference);
-    a declared schema other than the default always does.
+    vectorised=False sends every key through join.join_key and join.to_example (the reference).
     """
-    vectorised = vectorised and log_schema.is_default
     key = log_schema.key
     out = ShardResult()
     sources = sorted({b.source for b in blocks})
@@ -163,16 +182,18 @@ def join_shard(blocks: list[Block], vectorised: bool = True, log_schema: LogSche
             rejected = pa.array([_key_string(*k) for k in tombstones], pa.string())
             simple &= ~as_bool(pc.is_in(imp_key, value_set=rejected))
     ev_index = _event_rows(imp_key, simple, ev_key)
-    kinds = {k: as_bool(pc.equal(ev.column("event"), k)) for k in schema.EVENT_TYPES}
+    kinds = {k: as_bool(pc.equal(ev.column("event"), k)) for k in log_schema.event_types}
     values = as_numpy(ev.column("value")).astype(np.float64)  # null → nan
     if vectorised and ev.num_rows:
         # Keys with an exact duplicate event or a watch over the duration bound take join_key.
         identity = [*key, "event", "timestamp", "value"]
         copies = ev.select([*identity, LINE]).group_by(identity).aggregate([(LINE, "count")])
         duplicated = copies.filter(pc.greater(copies.column(f"{LINE}_count"), 1))
-        over = (ev_index >= 0) & kinds[schema.WATCH_EVENT]
-        duration = as_numpy(imp.column("video_duration"))
-        over[over] = values[over] > schema.MAX_WATCH_DURATION_RATIO * duration[ev_index[over]]
+        over = np.zeros(ev.num_rows, dtype=bool)
+        if log_schema.is_default:  # join.join_key: the watch ≤ 10 × video_duration bound
+            over = (ev_index >= 0) & kinds[schema.WATCH_EVENT]
+            duration = as_numpy(imp.column(schema.VIDEO_DURATION))
+            over[over] = values[over] > schema.MAX_WATCH_DURATION_RATIO * duration[ev_index[over]]
         complicated = pa.concat_arrays([_key_strings(duplicated, key), ev_key.filter(pa.array(over))])
         if len(complicated):
             simple &= ~as_bool(pc.is_in(imp_key, value_set=complicated))
@@ -214,35 +235,48 @@ def join_shard(blocks: list[Block], vectorised: bool = True, log_schema: LogSche
     kind = {k: mask[order] for k, mask in kinds.items()}
     n = len(rows)
 
-    def any_of(event: str) -> np.ndarray:
-        return (np.bincount(target[kind[event]], minlength=n) > 0).astype(np.int64)
+    def ordered(event: str) -> tuple[np.ndarray, np.ndarray]:
+        """The merged events of one type in (file, line) order: their rows and their targets."""
+        mask = kind.get(event, np.zeros(len(order), dtype=bool))
+        return order[mask], target[mask]
 
-    watch = np.zeros(n, dtype=np.float64)
-    is_watch = kind[schema.WATCH_EVENT]
-    np.add.at(watch, target[is_watch], values[order][is_watch])  # in (file, line) order, like sum()
-    rating = np.zeros(n, dtype=np.float64)
-    rating_present = np.zeros(n, dtype=np.int64)
-    is_survey = kind[schema.SURVEY_EVENT]
-    if is_survey.any():
-        s = order[is_survey]
-        ts = as_numpy(ev.column("timestamp"))[s]
-        # The latest survey by (timestamp, file, line): the last of each target in that order.
-        by = np.lexsort((as_numpy(ev.column(LINE))[s], as_numpy(ev.column(SOURCE))[s], ts, target[is_survey]))
-        t = target[is_survey][by]
-        last = np.r_[t[1:] != t[:-1], True]
-        rating[t[last]] = values[s][by][last]
-        rating_present[t[last]] = 1
-    labels = {schema.CLICK: any_of(schema.CLICK_EVENT), schema.WATCH_TIME: watch,
-              schema.LIKE: any_of(schema.LIKE_EVENT), schema.DISMISS: any_of(schema.DISMISS_EVENT),
-              schema.RATING: rating, schema.RATING_PRESENT: rating_present}
+    fields = set(log_schema.field_names)  # a label named like its field is that field (join.labels)
+    labels: dict[str, np.ndarray] = {}
+    for rule in log_schema.labels:
+        if rule.name in fields:
+            continue
+        if rule.rule == "field":
+            labels[rule.name] = _field_label(rule, imp.take(pa.array(rows)), log_schema)
+            continue
+        s, t = ordered(rule.event)
+        if rule.rule == "any":
+            labels[rule.name] = (np.bincount(t, minlength=n) > 0).astype(np.int64)
+        elif rule.rule == "sum":
+            total = np.zeros(n, dtype=np.float64)
+            np.add.at(total, t, values[s])  # in (file, line) order, like sum()
+            labels[rule.name] = total
+        else:  # last: the latest by (timestamp, file, line): the last of each target in that order
+            latest = np.zeros(n, dtype=np.float64)
+            if len(s):
+                by = np.lexsort((as_numpy(ev.column(LINE))[s], as_numpy(ev.column(SOURCE))[s],
+                                 as_numpy(ev.column("timestamp"))[s], t))
+                tb = t[by]
+                last = np.r_[tb[1:] != tb[:-1], True]
+                latest[tb[last]] = values[s][by][last]
+            labels[rule.name] = latest
     out.counts[join.counter_name(schema.EVENTS_LOG, "merged")] += len(order)
     for event, mask in kind.items():
         if mask.any():
             out.counts[join.counter_name(schema.EVENTS_LOG, "merged", event)] += int(mask.sum())
-    without_click = int(((watch > 0) & (labels[schema.CLICK] == 0)).sum())
-    if without_click:
-        out.counts["examples.watch_without_click"] += without_click
+    if log_schema.is_default:
+        watch, clicked = labels[schema.WATCH_TIME], labels[schema.CLICK]
+        without_click = int(((watch > 0) & (clicked == 0)).sum())
+        if without_click:
+            out.counts["examples.watch_without_click"] += without_click
     picked = imp.take(pa.array(rows))
-    out.examples += encode_examples(picked, labels)
-    out.request_ids += picked.column(log_schema.request_id).to_pylist()  # vectorised: default schema
+    out.examples += encode_examples(picked, labels, log_schema)
+    if log_schema.request_id:
+        out.request_ids += picked.column(log_schema.request_id).to_pylist()
+    else:  # LogSchema.partition_value: the length-prefixed key
+        out.request_ids += _key_strings(picked, key).to_pylist()
     return out

@@ -109,9 +109,9 @@ class _ReadBlocks(CountingDoFn):
         tables, slow = [], block
         if self._vectorised:
             fast = [(n, p) for n, p in block if isinstance(p, bytes)]
-            table = columnar.parse_block(self._log, [p for _, p in fast], [n for n, _ in fast])
+            table = columnar.parse_block(self._log, [p for _, p in fast], [n for n, _ in fast], self._schema)
             if table is not None:
-                ok = columnar.clean_mask(self._log, table, self._max_position)
+                ok = columnar.clean_mask(self._log, table, self._max_position, self._schema)
                 tables.append(table.filter(pa.array(ok)))
                 slow = [item for item, good in zip(fast, ok.tolist(), strict=True) if not good]
                 slow += [(n, p) for n, p in block if not isinstance(p, bytes)]
@@ -130,8 +130,8 @@ class _ReadBlocks(CountingDoFn):
             tables.append(columnar.records_table(self._log, clean, lines, self._schema))
         table = (pa.concat_tables(tables) if tables
                  else columnar.arrow_schema(self._log, self._schema).empty_table())
-        if self._log == schema.EVENTS_LOG and self._schema.is_default:
-            table = columnar.clean_events(table)
+        if self._log == schema.EVENTS_LOG:
+            table = columnar.clean_events(table, self._schema)
         # Every record of a key shares its first key field (request_id), hence its shard.
         shard = columnar.shard_of(table.column(self._schema.key[0]), self._shards)
         tomb_shard = [zlib.crc32(rid.encode()) % self._shards for rid, _, _ in tombstones]
@@ -174,8 +174,8 @@ class JoinLogsToExampleBatches(beam.PTransform):
     Returns a dict of PCollections: `examples` (an ExampleBatch per join shard), `rejected`
     (dicts, see join.rejection) and `counts` ((count key, n) pairs, rejections included).
     vectorised=False runs the per-line reference path for every record (same outputs, slower).
-    A declared log schema other than the default always takes the per-line path (columnar.py
-    vectorises the default schema only); its events log may be empty (no label reads events).
+    A declared log schema is vectorised as the default one is (columnar.py, columnar_join.py); its
+    events log may be empty (no label reads events).
     """
 
     def __init__(self, impression_files: list[str], event_files: list[str],
@@ -184,10 +184,10 @@ class JoinLogsToExampleBatches(beam.PTransform):
         super().__init__()
         self._files = {schema.IMPRESSIONS_LOG: impression_files, schema.EVENTS_LOG: event_files}
         self._max_position = max_position
-        if vectorised and not log_schema.is_default:
-            log.info("LogExampleGen: a declared log schema takes the per-record path "
-                     "(only the default schema is vectorised)")
-            vectorised = False
+        if not log_schema.is_default:
+            log.info("LogExampleGen: a declared log schema (%d impression fields, %d labels), %s path",
+                     len(log_schema.impressions), len(log_schema.labels),
+                     "vectorised" if vectorised else "per-record")
         self._vectorised = vectorised
         self._shards = shards
         self._schema = log_schema
