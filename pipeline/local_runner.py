@@ -160,8 +160,13 @@ def _run_locked(config: Config, logs_dir: str, run_fn: str, span: int | None,
     return RunResult(None, verdict.blessed, f"nothing pushed: {why}", seconds, component_seconds)
 
 
-# The drift-check nodes that find no earlier span on an output folder's first run, by design.
-FIRST_SPAN_NODES = (PREVIOUS_SPAN_ID, PREVIOUS_STATISTICS_ID)
+# The drift-check nodes skipped by design, and why: on an output folder's first run there is
+# no earlier span; on a day whose yesterday the daily run described, its statistics are reused.
+FIRST_SPAN_NODES = {
+    PREVIOUS_SPAN_ID: "no earlier span in this output folder, so no drift check against one",
+    PREVIOUS_STATISTICS_ID: "nothing to describe (the previous span's statistics from its own run "
+                            "are reused, or this output folder has no earlier span)",
+}
 
 
 def log_progress(event: ComponentEvent) -> None:

@@ -7,8 +7,8 @@ here, through small typed functions, and nowhere else:
 
 - store level (take an open store, as TFX hands one to a resolver strategy): the newest
   artifact of a type, the executions of a component, what an execution read or wrote, who
-  wrote an artifact, every artifact a node wrote in any run, the models pushed so far, each
-  node's execution states;
+  wrote an artifact, every artifact a node wrote in any run (or from a given input), an
+  execution's recorded properties, the models pushed so far, each node's execution states;
 - run level (take the path of a local run's SQLite store): what the newest run ingested,
   trained, evaluated and blessed.
 
@@ -122,6 +122,48 @@ def same_node_artifacts(store: Any, artifact: Any) -> list[Any] | None:
     ids = {e.artifact_id for e in store.get_events_by_execution_ids(executions) if e.type == output}
     return [a for a in store.get_artifacts_by_id(sorted(ids))
             if a.type_id == artifact.type_id and a.state == mlmd.proto.Artifact.LIVE]
+
+
+def node_outputs_from_input(store: Any, artifact: Any, input_id: int) -> list[tuple[Any, Any]]:
+    """(artifact, execution) for every live artifact of `artifact`'s type written, in any run, by
+    the node that wrote `artifact`, from an execution that read artifact `input_id`; oldest first.
+
+    E.g. the statistics the main StatisticsGen node wrote of yesterday's Examples, given today's.
+    `artifact` and the results are MLMD protos; none when `artifact` has no writer with a node.
+    """
+    import ml_metadata as mlmd
+
+    event = mlmd.proto.Event
+    producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+                 if e.type in (event.OUTPUT, event.DECLARED_OUTPUT)]
+    if not producers:
+        return []
+    nodes = [c for c in store.get_contexts_by_execution(min(producers)) if c.type == NODE_CONTEXT]
+    if not nodes:
+        return []
+    executions = {e.id: e for e in store.get_executions_by_context(nodes[0].id)}
+    events = store.get_events_by_execution_ids(sorted(executions))
+    readers = {e.execution_id for e in events
+               if e.artifact_id == input_id and e.type in (event.INPUT, event.DECLARED_INPUT)}
+    writer = {e.artifact_id: e.execution_id for e in sorted(events, key=lambda e: -e.execution_id)
+              if e.execution_id in readers and e.type in (event.OUTPUT, event.DECLARED_OUTPUT)}
+    return [(a, executions[writer[a.id]]) for a in store.get_artifacts_by_id(sorted(writer))
+            if a.type_id == artifact.type_id and a.state == mlmd.proto.Artifact.LIVE]
+
+
+def writer_execution(store: Any, artifact_id: int) -> Any:
+    """The execution (MLMD proto) that first wrote artifact `artifact_id` (see `producer`)."""
+    (execution,) = store.get_executions_by_id([producer(store, artifact_id)])
+    return execution
+
+
+def execution_property(execution: Any, key: str) -> bytes:
+    """An execution's property `key` as TFX recorded it (a typed or custom property, serialized);
+    b"" when unset (TFX records no property whose value is None)."""
+    for properties in (execution.properties, execution.custom_properties):
+        if key in properties:
+            return properties[key].SerializeToString(deterministic=True)
+    return b""
 
 
 def pushed_model_ids(store: Any) -> list[int]:

@@ -30,12 +30,14 @@ from tfx import v1 as tfx
 
 # Not exported under tfx.v1 in TFX 1.16, but a standard component since 1.13.
 from tfx.components.distribution_validator.component import DistributionValidator
+from tfx.types.channel import UnionChannel
 
 # Key of a hash of watchnext's own sources in custom_config: functions named by import
 # path are not fingerprinted by TFX, so without it a code change would hit the cache.
 CODE_VERSION_KEY = "watchnext_code_version"
 # The nodes that resolve and describe yesterday's span for the drift check. On an output
 # folder's first span there is no yesterday: they are skipped, and so is the drift check.
+# When yesterday's run left statistics of yesterday's span, the describing node is skipped.
 PREVIOUS_SPAN_ID = "previous_span"
 PREVIOUS_STATISTICS_ID = "previous_span_statistics"
 # The resolver of the model being served (local runs; see pipeline/served_model.py).
@@ -121,21 +123,30 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
     components.append(example_validator)
 
     # Compare the new span with the one before it (label rates, feature histograms, example
-    # count, vanished columns): resolve the previous span's examples and describe their
-    # training split the same way. The Kubeflow V2 compiler takes no custom resolver, so
-    # there (custom_resolvers=False) only the schema check gates the run.
+    # count, vanished columns). Yesterday's run described yesterday's span with the StatisticsGen
+    # above: the previous-span resolver hands those statistics on (same options, with the
+    # compared split) and the previous-span StatisticsGen, left without examples, is skipped.
+    # A span ingested alone (`ingest_window`, a backfill) has no statistics: the resolver hands
+    # on its examples instead and their training split is described here, the same way. The
+    # Kubeflow V2 compiler takes no custom resolver, so there (custom_resolvers=False) only
+    # the schema check gates the run.
     drift_anomalies = None
     if custom_resolvers:
         previous_span = tfx.dsl.Resolver(
-            strategy_class=PreviousSpanStrategy, examples=example_gen.outputs["examples"],
+            strategy_class=PreviousSpanStrategy,
+            config={"baseline_splits": sorted({baseline for _, baseline in DRIFT_SPLIT_PAIRS})},
+            examples=example_gen.outputs["examples"], statistics=statistics_gen.outputs["statistics"],
         ).with_id(PREVIOUS_SPAN_ID)
         previous_statistics = tfx.components.StatisticsGen(
             examples=previous_span.outputs["examples"], exclude_splits=["eval"],
             stats_options=statistics_options(config),
         ).with_id(PREVIOUS_STATISTICS_ID)
+        # Whichever of the two holds yesterday's statistics (neither on a first span).
+        baseline_statistics = UnionChannel([previous_span.outputs["statistics"],
+                                            previous_statistics.outputs["statistics"]])
         distribution_validator = DistributionValidator(
             statistics=statistics_gen.outputs["statistics"],
-            baseline_statistics=previous_statistics.outputs["statistics"].as_optional(),
+            baseline_statistics=baseline_statistics.as_optional(),
             config=drift_config(config), include_split_pairs=DRIFT_SPLIT_PAIRS)
         components += [previous_span, previous_statistics, distribution_validator]
         drift_anomalies = distribution_validator.outputs["anomalies"]

@@ -78,9 +78,54 @@ class RollingWindowStrategy(_RelativeSpanStrategy):
         return [by_span[s] for s in spans]
 
 
+# The resolver's keys: the examples to describe, and statistics that already describe them.
+EXAMPLES_KEY = "examples"
+STATISTICS_KEY = "statistics"
+# StatisticsGen's execution properties that decide what its statistics hold: reused
+# statistics must have been computed with the same ones as today's.
+STATISTICS_OPTIONS = ("stats_options_json", "exclude_splits")
+
+
 class PreviousSpanStrategy(_RelativeSpanStrategy):
-    """The newest span before today's ("yesterday"), for the drift check; none on day one."""
+    """The newest span before today's ("yesterday"), for the drift check; none on day one.
+
+    Given today's statistics as well (key `statistics`, the main StatisticsGen's output), it
+    reuses that node's statistics of yesterday's Examples when they exist: {"examples": [],
+    "statistics": [yesterday's statistics]}, so the pipeline's previous-span StatisticsGen is
+    skipped; otherwise (a span ingested alone by `ingest_window` or a backfill, or statistics
+    taken with other options or without the `baseline_splits`) {"examples": [yesterday's
+    Examples], "statistics": []}, and the pipeline describes them anew.
+    """
+
+    def __init__(self, baseline_splits: list[str] | None = None) -> None:
+        self.baseline_splits = list(baseline_splits or [])
 
     def choose(self, by_span: dict[int, Any], today: int) -> list[Any]:
         earlier = [s for s in by_span if s < today]
         return [by_span[max(earlier)]] if earlier else []
+
+    def resolve_artifacts(self, store: Any, input_dict: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
+        resolved = super().resolve_artifacts(store, {EXAMPLES_KEY: input_dict.get(EXAMPLES_KEY, [])})
+        if resolved is None or STATISTICS_KEY not in input_dict:
+            return resolved
+        reused = self.reusable_statistics(store, input_dict[STATISTICS_KEY], resolved[EXAMPLES_KEY][0])
+        if reused is None:
+            return {EXAMPLES_KEY: resolved[EXAMPLES_KEY], STATISTICS_KEY: []}
+        return {EXAMPLES_KEY: [], STATISTICS_KEY: [reused]}
+
+    def reusable_statistics(self, store: Any, today: list[Any], yesterday: Any) -> Any | None:
+        """The newest statistics the node that wrote `today`'s took of `yesterday` (Examples), with
+        today's options and every baseline split; None when there are none such."""
+        if not today:
+            return None
+        today_stats = max(today, key=lambda a: a.id)
+        options = metadata.writer_execution(store, today_stats.id)
+        wanted = [metadata.execution_property(options, k) for k in STATISTICS_OPTIONS]
+        for mlmd_artifact, execution in reversed(metadata.node_outputs_from_input(
+                store, today_stats.mlmd_artifact, yesterday.id)):
+            stats = artifact_utils.deserialize_artifact(today_stats.artifact_type, mlmd_artifact)
+            same = [metadata.execution_property(execution, k) for k in STATISTICS_OPTIONS] == wanted
+            splits = set(artifact_utils.decode_split_names(stats.split_names))
+            if same and set(self.baseline_splits) <= splits:
+                return stats
+        return None

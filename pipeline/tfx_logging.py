@@ -1,4 +1,4 @@
-"""The one place watchnext reaches into TFX's logging: component progress and the first-span skip.
+"""The one place watchnext reaches into TFX's logging: component progress and the drift nodes' skips.
 
 LocalDagRunner has no progress hook. It announces each component with absl's
 `logging.info("Component %s is running.")` / `("Component %s is finished.")`, and other
@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,24 +77,26 @@ class _Announcements:
 
 
 class FirstSpanSkip(logging.Filter):
-    """Turn TFX's ERROR + traceback for "no yesterday to compare with" into one INFO line.
+    """Turn TFX's ERROR + traceback for a drift-check node skipped by design into one INFO line.
 
-    On an output folder's first span the previous-span Resolver finds nothing, by design, and
-    TFX reports every node it then skips with `logging.exception`, which reads like a crash.
-    Only the named nodes' input-resolution messages are rewritten; any other error stays.
+    On an output folder's first span the previous-span Resolver finds nothing, and on a day
+    whose yesterday was described by yesterday's run the previous-span StatisticsGen gets no
+    examples: TFX reports every node it then skips with `logging.exception`, which reads like
+    a crash. `nodes` maps each such node to why it is skipped; only their input-resolution
+    messages are rewritten, any other error stays.
     """
 
     TFX_MESSAGE = "[%s] Input resolution error: %s"
 
-    def __init__(self, nodes: tuple[str, ...]) -> None:
+    def __init__(self, nodes: Mapping[str, str]) -> None:
         super().__init__()
-        self.nodes = nodes
+        self.nodes = dict(nodes)
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         if record.msg == self.TFX_MESSAGE and args and args[0] in self.nodes:
-            record.msg = "[%s] skipped: no earlier span in this output folder, so no drift check against one"
-            record.args = (args[0],)
+            record.msg = "[%s] skipped: %s"
+            record.args = (args[0], self.nodes[args[0]])
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
             record.exc_info = record.exc_text = None
         return True
@@ -102,15 +104,16 @@ class FirstSpanSkip(logging.Filter):
 
 @contextlib.contextmanager
 def tfx_run_logging(total: int, callbacks: list[ProgressCallback],
-                    first_span_nodes: tuple[str, ...] = ()) -> Iterator[dict[str, float]]:
+                    first_span_nodes: Mapping[str, str] | None = None) -> Iterator[dict[str, float]]:
     """While the block runs a LocalDagRunner pipeline of `total` components, each component's
     start and finish calls every callback (in order), and input-resolution errors of
-    `first_span_nodes` read as one INFO line. Yields {component: seconds}, filled as they finish."""
+    `first_span_nodes` ({node: why it is skipped}) read as one INFO line. Yields {component:
+    seconds}, filled as they finish."""
     from tfx.orchestration.local import local_dag_runner
 
     announcements = _Announcements(total, local_dag_runner.logging, callbacks)
     local_dag_runner.logging = announcements
-    skip = FirstSpanSkip(first_span_nodes)
+    skip = FirstSpanSkip(first_span_nodes or {})
     logging.getLogger("absl").addFilter(skip)
     try:
         yield announcements.seconds

@@ -16,7 +16,8 @@ import zlib
 
 from watchnext.cli import DATA_ANOMALIES_EXIT, main
 from watchnext.pipeline.local_runner import RunPaths
-from watchnext.pipeline.metadata import open_metadata
+from watchnext.pipeline.metadata import execution_history, open_metadata
+from watchnext.pipeline.pipeline import PREVIOUS_STATISTICS_ID
 
 import pytest
 import yaml
@@ -59,6 +60,7 @@ def test_a_collapsed_click_rate_stops_the_run_before_transform(pipeline_runs, tm
     config_file.write_text(yaml.safe_dump(json.loads(config.to_json())))
     metadata = RunPaths(out).metadata_path
     transforms_before = _executions(metadata, "Transform")
+    described_before = execution_history(open_metadata(metadata))[PREVIOUS_STATISTICS_ID]
     serving = os.path.join(out, "serving", config.serving.model_name)
     before = snapshot(serving)
 
@@ -70,4 +72,9 @@ def test_a_collapsed_click_rate_stops_the_run_before_transform(pipeline_runs, tm
     assert "drift vs the previous span, split train_train: feature 'click'" in err
     assert "Jensen-Shannon" in err and "stopped before Transform" in err
     assert _executions(metadata, "Transform") == transforms_before
+    # Yesterday's statistics came from yesterday's run: the previous span was not described again
+    # (its StatisticsGen, left without examples, is skipped: a FAILED input resolution, no run).
+    described = execution_history(open_metadata(metadata))[PREVIOUS_STATISTICS_ID]
+    assert described[:len(described_before)] == described_before
+    assert set(described[len(described_before):]) <= {"FAILED"}, described
     assert snapshot(serving) == before

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 
+from watchnext.components.data_gate import DRIFT_SPLIT_PAIRS
 from watchnext.core.config import Config, ConfigError, TrainerView, TransformView, from_dict, load_config
 from watchnext.core.contract import CONFIG_KEY
 from watchnext.pipeline.cache_keys import trainer_view, transform_view, tuner_view
@@ -53,6 +54,23 @@ def test_data_gate_is_transforms_upstream_node(tmp_path):
     gate_inputs = components["DataGate"].inputs
     assert gate_inputs["drift_anomalies"].producer_component_id == "DistributionValidator"
     assert components["previous_span_statistics"].inputs["examples"].producer_component_id == "previous_span"
+
+
+def test_the_drift_baseline_is_yesterdays_statistics_reused_or_computed(tmp_path):
+    """Issue 15 §3: the previous-span resolver hands on yesterday's statistics from the main
+    StatisticsGen when they exist (else yesterday's examples, described by its own StatisticsGen);
+    the DistributionValidator compares with whichever of the two is there."""
+    from tfx.types.channel import UnionChannel
+
+    components = {c.id: c for c in _build(Config(), tmp_path).components}
+    previous = components["previous_span"]
+    assert {k: c.producer_component_id for k, c in previous.raw_inputs.items()} == {
+        "examples": "LogExampleGen", "statistics": "StatisticsGen"}
+    assert previous._config == {"baseline_splits": [baseline for _, baseline in DRIFT_SPLIT_PAIRS]}
+    baseline = components["DistributionValidator"].inputs["baseline_statistics"]
+    assert isinstance(baseline, UnionChannel) and baseline.is_optional
+    assert [(c.producer_component_id, c.output_key) for c in baseline.channels] == [
+        ("previous_span", "statistics"), ("previous_span_statistics", "statistics")]
 
 
 def test_kubeflow_variant_gates_on_the_schema_check_only(tmp_path):

@@ -71,3 +71,61 @@ def test_spans_are_relative_to_the_span_this_run_ingested(store):
 def test_a_window_needs_at_least_one_span():
     with pytest.raises(ValueError, match="num_spans"):
         RollingWindowStrategy(0)
+
+
+def _describe(store, node: str, examples, splits=("train", "eval"), options: str | None = None):
+    """Record one StatisticsGen-like execution of `node` that read `examples` and wrote statistics."""
+    from tfx.types import artifact_utils
+
+    stats = standard_artifacts.ExampleStatistics()
+    stats.uri = f"/tmp/{node}/{examples.id}/{options}"
+    stats.split_names = artifact_utils.encode_split_names(list(splits))
+    stats.mlmd_artifact.state = metadata_store_pb2.Artifact.LIVE
+    stats.type_id = store.put_artifact_type(stats.artifact_type)
+    [stats.id] = store.put_artifacts([stats.mlmd_artifact])
+    execution = metadata_store_pb2.Execution(type_id=store.put_execution_type(
+        metadata_store_pb2.ExecutionType(name="StatisticsGen")))
+    if options is not None:
+        execution.custom_properties["stats_options_json"].string_value = options
+    [execution_id] = store.put_executions([execution])
+    event = metadata_store_pb2.Event
+    store.put_events([event(artifact_id=examples.id, execution_id=execution_id, type=event.INPUT),
+                      event(artifact_id=stats.id, execution_id=execution_id, type=event.OUTPUT)])
+    context_type = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
+    context_id = next((c.id for c in store.get_contexts_by_type("node") if c.name == node), None)
+    if context_id is None:
+        [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type, name=node)])
+    store.put_attributions_and_associations(
+        [metadata_store_pb2.Attribution(context_id=context_id, artifact_id=stats.id)],
+        [metadata_store_pb2.Association(context_id=context_id, execution_id=execution_id)])
+    return stats
+
+
+def test_yesterdays_statistics_are_reused_when_its_run_took_them_the_same_way(store):
+    """Issue 15 §3: the drift check's baseline is the statistics yesterday's run took, not new ones."""
+    strategy = PreviousSpanStrategy(baseline_splits=["train"])
+    first = _ingest(store, "watchnext.LogExampleGen", 20260101)
+    second = _ingest(store, "watchnext.LogExampleGen", 20260102)
+    today = _ingest(store, "watchnext.LogExampleGen", 20260103)
+    today_stats = _describe(store, "watchnext.StatisticsGen", today)
+
+    def resolve(examples, stats):
+        resolved = strategy.resolve_artifacts(store, {"examples": [examples], "statistics": [stats]})
+        return [a.id for a in resolved["examples"]], [a.id for a in resolved["statistics"]]
+
+    # Yesterday was only ingested (ingest_window, a backfill): its examples are described anew.
+    assert resolve(today, today_stats) == ([second.id], [])
+    # Statistics of it by another node, with other options or without the compared split do not count.
+    _describe(store, "watchnext.previous_span_statistics", second, splits=("train",))
+    _describe(store, "watchnext.StatisticsGen", second, options='{"sample_rate": 0.1}')
+    _describe(store, "watchnext.StatisticsGen", second, splits=("eval",))
+    assert resolve(today, today_stats) == ([second.id], [])
+    # Yesterday's run described it: those statistics (the newest such) are the baseline.
+    _describe(store, "watchnext.StatisticsGen", second)
+    reused = _describe(store, "watchnext.StatisticsGen", second)
+    assert resolve(today, today_stats) == ([], [reused.id])
+    # Relative to the span being run (a backfill of day 2 compares with day 1, not described).
+    second_stats = _describe(store, "watchnext.StatisticsGen", second)
+    assert resolve(second, second_stats) == ([first.id], [])
+    # Day one: nothing to compare with, so the drift check is skipped.
+    assert strategy.resolve_artifacts(store, {"examples": [first], "statistics": [today_stats]}) is None

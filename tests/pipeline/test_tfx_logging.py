@@ -41,14 +41,16 @@ def _tfx_input_resolution_error(node: str) -> None:
         absl_logging.exception("[%s] Input resolution error: %s", node, e)
 
 
-@pytest.mark.parametrize("node", [PREVIOUS_SPAN_ID, PREVIOUS_STATISTICS_ID])
-def test_first_span_skip_of_the_drift_nodes_is_one_info_line(absl_records, node):
+@pytest.mark.parametrize(("node", "why"), [
+    (PREVIOUS_SPAN_ID, "no earlier span in this output folder, so no drift check against one"),
+    (PREVIOUS_STATISTICS_ID, "nothing to describe (the previous span's statistics from its own run are "
+                             "reused, or this output folder has no earlier span)")])
+def test_skips_of_the_drift_nodes_are_one_info_line(absl_records, node, why):
     _tfx_input_resolution_error(node)
     (record,) = absl_records.records
     assert record.levelno == logging.INFO
     assert record.exc_info is None
-    assert record.getMessage() == (f"[{node}] skipped: no earlier span in this output folder, "
-                                   "so no drift check against one")
+    assert record.getMessage() == f"[{node}] skipped: {why}"
 
 
 def test_any_other_nodes_input_error_stays_an_error_with_its_traceback(absl_records):
