@@ -191,7 +191,9 @@ def test_a_finished_run_ends_with_the_summary(pipeline_runs, tmp_path, capsys):
     assert "── summary" in captured.err and "verdict: blessed" in captured.err
     for head in config.head_names:
         assert f"  {head} " in captured.err
-    assert f"watchnext rank --request serving/sample_request.json --output {out}" in captured.err
+    # The suggested commands carry the run's config (its model name and features).
+    assert (f"watchnext rank --request serving/sample_request.json --config {config_file} --output {out}"
+            in captured.err)
     assert "tensorboard --logdir " in captured.err
     assert os.listdir(os.path.join(out, "logs"))  # the run's log file
 
