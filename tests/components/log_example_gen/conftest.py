@@ -6,6 +6,7 @@ import gzip
 import json
 import math
 import os
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -147,6 +148,46 @@ def tiny_logs(tmp_path) -> dict[str, str]:
     """The hand-written logs above under tmp_path/logs; returns {'dir', 'impressions', 'events'}."""
     logs_dir = str(tmp_path / "logs")
     return {"dir": logs_dir, **write_logs(logs_dir)}
+
+
+def join_outputs(out_dir: Any, impressions: list[str], events: list[str], *, vectorised: bool,
+                 example_line: Callable[[str, bytes], str], shards: int = 3,
+                 log_schema: Any = None) -> dict[str, list]:
+    """Both logs through transforms.JoinLogsToExampleBatches on the DirectRunner: sorted
+    `example_line(request_id, serialized example)` lines, rejections (JSON, sorted keys) and
+    counts, written under `out_dir` and read back. The two paths' equivalence tests compare these."""
+    from watchnext.components.example_gen.transforms import CountRecords
+    from watchnext.components.log_example_gen import transforms
+
+    import apache_beam as beam
+
+    schema_arg = {} if log_schema is None else {"log_schema": log_schema}
+    with beam.Pipeline() as p:
+        out = p | transforms.JoinLogsToExampleBatches(impressions, events, vectorised=vectorised,
+                                                      shards=shards, **schema_arg)
+        _ = (out[transforms.EXAMPLES]
+             | beam.FlatMap(lambda b: [example_line(rid, x)
+                                       for rid, x in zip(b.request_ids, b.examples, strict=True)])
+             | "WriteExamples" >> beam.io.WriteToText(str(out_dir / "examples")))
+        _ = (out[transforms.REJECTED] | beam.Map(lambda r: json.dumps(r, sort_keys=True))
+             | "WriteRejected" >> beam.io.WriteToText(str(out_dir / "rejected")))
+        _ = (out[transforms.COUNTS] | CountRecords() | beam.Map(json.dumps)
+             | "WriteCounts" >> beam.io.WriteToText(str(out_dir / "counts")))
+    result = {}
+    for kind in ("examples", "rejected", "counts"):
+        lines = []
+        for file_name in os.listdir(out_dir):
+            if file_name.startswith(kind):
+                lines += (out_dir / file_name).read_text().splitlines()
+        result[kind] = sorted(lines)
+    result["counts"] = [json.loads(x) for x in result["counts"]]
+    return result
+
+
+@pytest.fixture
+def beam_join() -> Callable[..., dict[str, list]]:
+    """`join_outputs`, for tests (conftest is not importable as a module)."""
+    return join_outputs
 
 
 def resolved_exec_properties(component: Any) -> dict[str, Any]:

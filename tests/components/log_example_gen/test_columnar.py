@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
-from watchnext.components.example_gen.transforms import CountRecords
 from watchnext.components.log_example_gen import columnar, transforms
 from watchnext.core import log_schema as schema
 
-import apache_beam as beam
 import numpy as np
 import pytest
 from tensorflow.core.example import example_pb2
@@ -47,28 +44,12 @@ def _canonical(serialized: bytes) -> str:
     return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True).hex()
 
 
-def _run(tmp_path, name: str, impressions: list[str], events: list[str], vectorised: bool, shards: int = 3
-         ) -> dict[str, list]:
-    """Both logs through JoinLogsToExampleBatches; returns sorted examples, rejections and counts."""
-    out_dir = tmp_path / name
-    with beam.Pipeline() as p:
-        out = p | transforms.JoinLogsToExampleBatches(impressions, events, vectorised=vectorised,
-                                                      shards=shards)
-        _ = (out[transforms.EXAMPLES] | beam.FlatMap(lambda b: [_canonical(x) for x in b.examples])
-             | "WriteExamples" >> beam.io.WriteToText(str(out_dir / "examples")))
-        _ = (out[transforms.REJECTED] | beam.Map(lambda r: json.dumps(r, sort_keys=True))
-             | "WriteRejected" >> beam.io.WriteToText(str(out_dir / "rejected")))
-        _ = (out[transforms.COUNTS] | CountRecords() | beam.Map(json.dumps)
-             | "WriteCounts" >> beam.io.WriteToText(str(out_dir / "counts")))
-    result = {}
-    for kind in ("examples", "rejected", "counts"):
-        lines = []
-        for file_name in os.listdir(out_dir):
-            if file_name.startswith(kind):
-                lines += (out_dir / file_name).read_text().splitlines()
-        result[kind] = sorted(lines)
-    result["counts"] = [json.loads(x) for x in result["counts"]]
-    return result
+def _run(beam_join, tmp_path, name: str, impressions: list[str], events: list[str], vectorised: bool,
+         shards: int = 3) -> dict[str, list]:
+    """Both logs through JoinLogsToExampleBatches (conftest's beam_join): sorted examples, rejections
+    and counts."""
+    return beam_join(tmp_path / name, impressions, events, vectorised=vectorised, shards=shards,
+                     example_line=lambda rid, x: _canonical(x))
 
 
 def _write(path, lines: list[str]) -> str:
@@ -76,7 +57,8 @@ def _write(path, lines: list[str]) -> str:
     return str(path)
 
 
-def test_vectorised_path_equals_the_per_line_path_on_the_bad_input_fixtures(tiny, tmp_path, monkeypatch):
+def test_vectorised_path_equals_the_per_line_path_on_the_bad_input_fixtures(tiny, tmp_path, monkeypatch,
+                                                                            beam_join):
     # Small blocks, so that files span several blocks and both readers meet block edges.
     monkeypatch.setattr(transforms, "BLOCK_RECORDS", 4)
     paths = tiny.write_logs(str(tmp_path / "logs"))
@@ -89,8 +71,8 @@ def test_vectorised_path_equals_the_per_line_path_on_the_bad_input_fixtures(tiny
         tiny.line(tiny.event("r7", "k3", "survey", 2.0, ts=5)),  # the latest survey wins
         tiny.line(tiny.event("r7", "k3", "survey", 4.0, ts=3))])
     impressions, events = [paths["impressions"], extra_imp], [paths["events"], extra_ev]
-    reference = _run(tmp_path, "per_line", impressions, events, vectorised=False)
-    vectorised = _run(tmp_path, "vectorised", impressions, events, vectorised=True)
+    reference = _run(beam_join, tmp_path, "per_line", impressions, events, vectorised=False)
+    vectorised = _run(beam_join, tmp_path, "vectorised", impressions, events, vectorised=True)
 
     assert vectorised["examples"] == reference["examples"]  # byte-compared (canonical), sorted
     assert vectorised["rejected"] == reference["rejected"]  # reason, field, detail, file, line, raw
@@ -134,7 +116,8 @@ def test_clean_mask_agrees_with_the_per_line_validation_line_by_line(tiny):
 @pytest.mark.parametrize("bad_line", [
     "{not json", '{"a": 1} {"b": 2}', '{"request_id": "r1", "request_id": "r2"}', "[1, 2]",
 ], ids=["malformed", "two_objects", "duplicate_key", "array"])
-def test_a_block_the_arrow_reader_refuses_falls_back_to_the_per_line_path(tiny, tmp_path, bad_line):
+def test_a_block_the_arrow_reader_refuses_falls_back_to_the_per_line_path(tiny, tmp_path, bad_line,
+                                                                         beam_join):
     lines = [tiny.line(tiny.impression("r1", c, i)) for i, c in enumerate("abc")]
     assert columnar.parse_block(schema.IMPRESSIONS_LOG, [x.encode() for x in lines], [1, 2, 3]) is not None
     block = [*lines[:2], bad_line, lines[2]]
@@ -142,8 +125,8 @@ def test_a_block_the_arrow_reader_refuses_falls_back_to_the_per_line_path(tiny, 
 
     imp = _write(tmp_path / "imp.jsonl", block)
     ev = _write(tmp_path / "ev.jsonl", [tiny.line(tiny.event("r1", "a", "click"))])
-    fallback = _run(tmp_path, "fallback", [imp], [ev], vectorised=True, shards=2)
-    reference = _run(tmp_path, "reference", [imp], [ev], vectorised=False, shards=2)
+    fallback = _run(beam_join, tmp_path, "fallback", [imp], [ev], vectorised=True, shards=2)
+    reference = _run(beam_join, tmp_path, "reference", [imp], [ev], vectorised=False, shards=2)
     assert fallback == reference
     assert len(fallback["examples"]) == 3  # the block's good lines still became examples
     [rejected] = [json.loads(x) for x in fallback["rejected"]]

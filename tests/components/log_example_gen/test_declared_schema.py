@@ -154,39 +154,13 @@ def _features(serialized: bytes) -> str:
     return json.dumps(features, sort_keys=True)
 
 
-def _join_both_ways(tmp_path, impressions: list[str], events: list[str], log_schema: LogSchema
+def _join_both_ways(beam_join, tmp_path, impressions: list[str], events: list[str], log_schema: LogSchema
                     ) -> tuple[dict[str, list], dict[str, list]]:
     """Both logs through JoinLogsToExampleBatches per record and vectorised: sorted examples (with the
     split's hash input), rejections and counts of each."""
-    from watchnext.components.example_gen.transforms import CountRecords
-    from watchnext.components.log_example_gen import transforms
-
-    import apache_beam as beam
-
-    results = []
-    for vectorised in (False, True):
-        out_dir = tmp_path / f"vectorised={vectorised}"
-        with beam.Pipeline() as p:
-            out = p | transforms.JoinLogsToExampleBatches(impressions, events, vectorised=vectorised,
-                                                          shards=3, log_schema=log_schema)
-            _ = (out[transforms.EXAMPLES]
-                 | beam.FlatMap(lambda b: [json.dumps([rid, _features(x)])
-                                           for rid, x in zip(b.request_ids, b.examples, strict=True)])
-                 | "WriteExamples" >> beam.io.WriteToText(str(out_dir / "examples")))
-            _ = (out[transforms.REJECTED] | beam.Map(lambda r: json.dumps(r, sort_keys=True))
-                 | "WriteRejected" >> beam.io.WriteToText(str(out_dir / "rejected")))
-            _ = (out[transforms.COUNTS] | CountRecords() | beam.Map(json.dumps)
-                 | "WriteCounts" >> beam.io.WriteToText(str(out_dir / "counts")))
-        result = {}
-        for kind in ("examples", "rejected", "counts"):
-            lines = []
-            for name in os.listdir(out_dir):
-                if name.startswith(kind):
-                    lines += (out_dir / name).read_text().splitlines()
-            result[kind] = sorted(lines)
-        result["counts"] = [json.loads(x) for x in result["counts"]]
-        results.append(result)
-    return results[0], results[1]
+    return tuple(beam_join(tmp_path / f"vectorised={vectorised}", impressions, events, vectorised=vectorised,
+                           log_schema=log_schema, example_line=lambda rid, x: json.dumps([rid, _features(x)]))
+                 for vectorised in (False, True))
 
 
 def _lines(path, records: list) -> str:
@@ -194,7 +168,8 @@ def _lines(path, records: list) -> str:
     return str(path)
 
 
-def test_the_vectorised_path_equals_the_per_record_path_for_a_declared_event_stream(tmp_path, monkeypatch):
+def test_the_vectorised_path_equals_the_per_record_path_for_a_declared_event_stream(tmp_path, monkeypatch,
+                                                                                   beam_join):
     from watchnext.components.log_example_gen import columnar, transforms
 
     monkeypatch.setattr(transforms, "BLOCK_RECORDS", 5)  # several blocks per file, a refused one among them
@@ -232,7 +207,7 @@ def test_the_vectorised_path_equals_the_per_record_path_for_a_declared_event_str
     ev_a = _lines(tmp_path / "ev-a.jsonl", ev[:9])
     ev_b = _lines(tmp_path / "ev-b.jsonl", [*ev[9:], {"page": "p2", "item": "i1", "event": "buy",
                                                         "timestamp": 6, "value": 8.0}])
-    reference, vectorised = _join_both_ways(tmp_path, [imp_a, imp_b], [ev_a, ev_b], SHOP)
+    reference, vectorised = _join_both_ways(beam_join, tmp_path, [imp_a, imp_b], [ev_a, ev_b], SHOP)
 
     assert vectorised["examples"] == reference["examples"]
     assert vectorised["rejected"] == reference["rejected"]
@@ -259,7 +234,7 @@ def test_the_vectorised_path_equals_the_per_record_path_for_a_declared_event_str
         assert table is not None and columnar.clean_mask(log_name, table, log_schema=SHOP).all()
 
 
-def test_the_vectorised_path_equals_the_per_record_path_for_the_ratings_log(tmp_path, monkeypatch):
+def test_the_vectorised_path_equals_the_per_record_path_for_the_ratings_log(tmp_path, monkeypatch, beam_join):
     from watchnext.components.log_example_gen import transforms
 
     monkeypatch.setattr(transforms, "BLOCK_RECORDS", 64)
@@ -276,7 +251,7 @@ def test_the_vectorised_path_equals_the_per_record_path_for_the_ratings_log(tmp_
                     {**first, "rating": 1.0 if first["rating"] != 1.0 else 2.0}):  # conflicting
             f.write(json.dumps(bad) + "\n")
         f.write('{"user_id": "u1", "item_id"\n')  # malformed JSON
-    reference, vectorised = _join_both_ways(tmp_path, [path], [], RATINGS_SCHEMA)
+    reference, vectorised = _join_both_ways(beam_join, tmp_path, [path], [], RATINGS_SCHEMA)
     assert vectorised == reference
     [counts] = vectorised["counts"]
     assert counts["impressions.read"] == 307 and len(vectorised["examples"]) == 299
