@@ -25,15 +25,19 @@ def _ingest(store, node: str, span: int, version: int = 0) -> standard_artifacts
     [execution_id] = store.put_executions([metadata_store_pb2.Execution(type_id=execution_type)])
     store.put_events([metadata_store_pb2.Event(artifact_id=examples.id, execution_id=execution_id,
                                                type=metadata_store_pb2.Event.OUTPUT)])
+    _attach_to_node(store, node, examples.id, execution_id)
+    return examples
+
+
+def _attach_to_node(store, node: str, artifact_id: int, execution_id: int) -> None:
+    """Put the execution and its output artifact in `node`'s context (made on first use), as TFX does."""
     context_type = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
-    contexts = store.get_contexts_by_type("node")
-    context_id = next((c.id for c in contexts if c.name == node), None)
+    context_id = next((c.id for c in store.get_contexts_by_type("node") if c.name == node), None)
     if context_id is None:
         [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type, name=node)])
     store.put_attributions_and_associations(
-        [metadata_store_pb2.Attribution(context_id=context_id, artifact_id=examples.id)],
+        [metadata_store_pb2.Attribution(context_id=context_id, artifact_id=artifact_id)],
         [metadata_store_pb2.Association(context_id=context_id, execution_id=execution_id)])
-    return examples
 
 
 def _spans(resolved) -> list[tuple[int, int]]:
@@ -91,13 +95,7 @@ def _describe(store, node: str, examples, splits=("train", "eval"), options: str
     event = metadata_store_pb2.Event
     store.put_events([event(artifact_id=examples.id, execution_id=execution_id, type=event.INPUT),
                       event(artifact_id=stats.id, execution_id=execution_id, type=event.OUTPUT)])
-    context_type = store.put_context_type(metadata_store_pb2.ContextType(name="node"))
-    context_id = next((c.id for c in store.get_contexts_by_type("node") if c.name == node), None)
-    if context_id is None:
-        [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type, name=node)])
-    store.put_attributions_and_associations(
-        [metadata_store_pb2.Attribution(context_id=context_id, artifact_id=stats.id)],
-        [metadata_store_pb2.Association(context_id=context_id, execution_id=execution_id)])
+    _attach_to_node(store, node, stats.id, execution_id)
     return stats
 
 
