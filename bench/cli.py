@@ -36,8 +36,22 @@ SIZE_NAMES = ("smoke", "quick", "full")
 # Where reports go: a user's runs stay out of the committed reports/ unless published.
 DEFAULT_OUT = os.path.join("watchnext_output", "bench")
 PUBLISHED_OUT = "reports"
-# Flags that override a field of a benchmark's Sizes (when it has that field).
-OVERRIDES = ("impressions", "steps", "seeds", "batch_size")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """`100000,1000000` → (100000, 1000000): a flag that replaces a tuple of sizes."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+# Flags that override a field of a benchmark's Sizes (when it has that field), with their types.
+OVERRIDES: dict[str, Any] = {"impressions": int, "steps": int, "seeds": int, "batch_size": int,
+                             "impression_sizes": int_list, "beam_preset": str}
 
 log = logging.getLogger("watchnext.benchmarks")
 
@@ -62,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "run with the same parameters (default: a temporary folder, "
                                            "removed afterwards); empty it after changing the simulator "
                                            "or the preprocessing_fn, which the cache key does not cover")
-    for name in OVERRIDES:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the size's {name}")
+    for name, kind in OVERRIDES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"override the size's {name}")
     parser.add_argument("--data", help="a benchmark's input data, for those that read a data set "
                                        "(census: the UCI file census-income.test.gz; required)")
 

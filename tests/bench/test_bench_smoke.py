@@ -90,6 +90,13 @@ def test_pipeline_scale_is_registered_and_its_sizes_parse():
     args = parser.parse_args(["bench", "pipeline_scale", "--smoke", "--steps", "2"])
     sizes = cli.sizes_for(pipeline_scale, args.size, args)
     assert sizes.steps == 2 and sizes.impression_sizes == pipeline_scale.SIZES["smoke"].impression_sizes
+    listed = parser.parse_args(["bench", "pipeline_scale", "--full", "--impression-sizes", "1000000,10000000",
+                                "--beam-preset", "direct-multiprocess"])
+    sizes = cli.sizes_for(pipeline_scale, listed.size, listed)
+    assert sizes.impression_sizes == (1_000_000, 10_000_000) and sizes.beam_preset == "direct-multiprocess"
+    assert sizes.max_rss_gb == pipeline_scale.SIZES["full"].max_rss_gb  # the rest stays the size's
+    with pytest.raises(SystemExit):  # argparse: not a list of integers
+        parser.parse_args(["bench", "pipeline_scale", "--impression-sizes", "1e6"])
     # One impressions figure cannot override a list of sizes: refused, naming the fields.
     one_size = parser.parse_args(["bench", "pipeline_scale", "--impressions", "5"])
     with pytest.raises(SystemExit, match="--impressions does not apply"):

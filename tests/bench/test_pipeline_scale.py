@@ -233,13 +233,12 @@ def test_component_windows_come_from_the_runners_progress_events(monkeypatch):
 def test_child_config_is_the_default_model_with_fixed_steps(tmp_path):
     from watchnext.core.config import Config
 
-    sizes = ps.SIZES["full"]
+    sizes = ps.SIZES["quick"]
     config = ps.child_config(str(tmp_path), 100_000, sizes)
     assert config.model == Config().model
     assert config.training.train_steps == sizes.steps
     assert config.data.simulate_impressions_per_day == 100_000
     assert all(h.value_threshold == 0.0 for h in config.heads)
-    assert ps.SIZES["full"].impression_sizes == (10_000, 100_000, 1_000_000)
 
 
 def test_child_config_with_zero_steps_trains_on_the_pipelines_own_epoch_budget(tmp_path):
@@ -256,3 +255,46 @@ def test_example_gen_id_is_the_pipelines():
     from watchnext.components.log_example_gen import make_log_example_gen
 
     assert make_log_example_gen("/logs", eval_percent=20, max_rejected_fraction=0.01).id == ps.EXAMPLE_GEN
+
+
+def test_full_size_is_the_published_100k_1m_10m_trained_on_the_pipelines_budget():
+    full = ps.SIZES["full"]
+    assert full.impression_sizes == (100_000, 1_000_000, 10_000_000)
+    assert (full.steps, full.batch_size) == (0, 0)
+    assert full.max_rss_gb is not None and full.max_seconds_per_size is not None
+
+
+def test_limit_reason_stops_a_size_over_its_time_or_memory_limit():
+    sizes = ps.Sizes(impression_sizes=(1,), steps=0, max_seconds_per_size=100.0, max_rss_gb=2.0)
+    assert ps.limit_reason(50.0, int(1.5 * ps.GB), sizes) is None
+    assert ps.limit_reason(50.0, None, sizes) is None  # no sample yet
+    assert "limit of 100 s" in ps.limit_reason(101.0, int(1.5 * ps.GB), sizes)
+    assert ps.limit_reason(50.0, int(2.5 * ps.GB), sizes) == (
+        "stopped when its processes' RSS reached 2.5 GB, over the limit of 2 GB per size")
+    unlimited = ps.Sizes(impression_sizes=(1,), steps=0)
+    assert ps.limit_reason(1e9, int(1e12), unlimited) is None
+
+
+def test_measure_size_stops_a_child_over_the_memory_limit(tmp_path, monkeypatch):
+    """A stand-in child that allocates past the limit is stopped and reported as unfinished."""
+    hog = tmp_path / "hog.py"
+    # bytes(n) is calloc'd (untouched pages); bytes([1]) * n writes every page, so RSS holds it.
+    hog.write_text("import time\nblock = bytes([1]) * (300 * 1024 * 1024)\ntime.sleep(120)\n")
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(ps.subprocess, "Popen", lambda argv, env=None: real_popen([sys.executable, str(hog)]))
+    sizes = ps.Sizes(impression_sizes=(7,), steps=0, max_rss_gb=0.2, sample_seconds=0.05)
+    summary = ps.measure_size(str(tmp_path), 7, sizes)
+    assert not summary["finished"]
+    assert "over the limit of 0.2 GB" in summary["reason"]
+    assert summary["total_seconds"] < 60  # stopped, not waited out
+
+
+def test_a_multiprocess_run_writes_a_report_of_its_own(tmp_path):
+    from watchnext.core.config import Config
+
+    sizes = ps.Sizes(impression_sizes=(1000,), steps=0, batch_size=0, beam_preset="direct-multiprocess")
+    assert ps.report_name(sizes) == "pipeline_scale_direct_multiprocess"
+    assert ps.report_name(ps.SIZES["full"]) == ps.NAME
+    config = ps.child_config(str(tmp_path), 1000, sizes)
+    assert config.pipeline.beam_preset == "direct-multiprocess"
+    assert config.pipeline.beam_workers == Config().pipeline.beam_workers
