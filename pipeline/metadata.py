@@ -103,6 +103,17 @@ def producer(store: Any, artifact_id: int) -> int:
     return min(outputs)
 
 
+def writer_node(store: Any, artifact_id: int) -> Any | None:
+    """The node context (MLMD proto) of the execution that first wrote artifact `artifact_id`;
+    None when no execution wrote it or that execution has no node context."""
+    try:
+        execution_id = producer(store, artifact_id)
+    except LookupError:
+        return None
+    nodes = [c for c in store.get_contexts_by_execution(execution_id) if c.type == NODE_CONTEXT]
+    return nodes[0] if nodes else None
+
+
 def same_node_artifacts(store: Any, artifact: Any) -> list[Any] | None:
     """Every live artifact of `artifact`'s type written by the node that wrote it, in any run.
 
@@ -112,13 +123,10 @@ def same_node_artifacts(store: Any, artifact: Any) -> list[Any] | None:
     import ml_metadata as mlmd
 
     output = mlmd.proto.Event.OUTPUT
-    producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id]) if e.type == output]
-    if not producers:
+    node = writer_node(store, artifact.id)
+    if node is None:
         return None
-    nodes = [c for c in store.get_contexts_by_execution(producers[0]) if c.type == NODE_CONTEXT]
-    if not nodes:
-        return None
-    executions = [e.id for e in store.get_executions_by_context(nodes[0].id)]
+    executions = [e.id for e in store.get_executions_by_context(node.id)]
     ids = {e.artifact_id for e in store.get_events_by_execution_ids(executions) if e.type == output}
     return [a for a in store.get_artifacts_by_id(sorted(ids))
             if a.type_id == artifact.type_id and a.state == mlmd.proto.Artifact.LIVE]
@@ -134,14 +142,10 @@ def node_outputs_from_input(store: Any, artifact: Any, input_id: int) -> list[tu
     import ml_metadata as mlmd
 
     event = mlmd.proto.Event
-    producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
-                 if e.type in (event.OUTPUT, event.DECLARED_OUTPUT)]
-    if not producers:
+    node = writer_node(store, artifact.id)
+    if node is None:
         return []
-    nodes = [c for c in store.get_contexts_by_execution(min(producers)) if c.type == NODE_CONTEXT]
-    if not nodes:
-        return []
-    executions = {e.id: e for e in store.get_executions_by_context(nodes[0].id)}
+    executions = {e.id: e for e in store.get_executions_by_context(node.id)}
     events = store.get_events_by_execution_ids(sorted(executions))
     readers = {e.execution_id for e in events
                if e.artifact_id == input_id and e.type in (event.INPUT, event.DECLARED_INPUT)}
