@@ -29,6 +29,9 @@ counts on the bad-input fixtures.
 from __future__ import annotations
 
 import io
+import json
+import os
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,3 +197,45 @@ class Block:
     source: str
     table: pa.Table
     tombstones: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+# Where a spilled Block keeps its non-table fields: the table schema's metadata.
+_BLOCK_METADATA = b"watchnext.block"
+# lz4 frames: a few % of the join's CPU, a third of the bytes of the raw Arrow buffers.
+_SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def spill_block(block: Block, folder: str, shard: int) -> str:
+    """Write `block` to a new Arrow IPC file under `folder`/shard-NNNNN/; return its path.
+
+    The file is the block's table with its log, source and tombstones in the schema's
+    metadata, so it reads back as the same Block (`load_block`). Each call writes a file of
+    its own (a random name), so a retried bundle never overwrites what another attempt
+    wrote; files no shard reads are removed with the folder.
+    """
+    from tfx.dsl.io import fileio
+
+    directory = os.path.join(folder, f"shard-{shard:05d}")
+    fileio.makedirs(directory)
+    path = os.path.join(directory, f"{block.log}-{uuid.uuid4().hex}.arrow")
+    extra = json.dumps({"log": block.log, "source": block.source, "tombstones": block.tombstones})
+    table = block.table.replace_schema_metadata({**(block.table.schema.metadata or {}),
+                                                 _BLOCK_METADATA: extra.encode()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=_SPILL_OPTIONS) as writer:
+        writer.write_table(table)
+    with fileio.open(path, "wb") as f:
+        f.write(sink.getvalue().to_pybytes())
+    return path
+
+
+def load_block(path: str) -> Block:
+    """The Block `spill_block` wrote to `path`."""
+    from tfx.dsl.io import fileio
+
+    with fileio.open(path, "rb") as f:
+        table = pa.ipc.open_stream(f.read()).read_all()
+    metadata = dict(table.schema.metadata or {})
+    extra = json.loads(metadata.pop(_BLOCK_METADATA))
+    return Block(extra["log"], extra["source"], table.replace_schema_metadata(metadata or None),
+                 [tuple(t) for t in extra["tombstones"]])

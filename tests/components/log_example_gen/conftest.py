@@ -152,7 +152,7 @@ def tiny_logs(tmp_path) -> dict[str, str]:
 
 def join_outputs(out_dir: Any, impressions: list[str], events: list[str], *, vectorised: bool,
                  example_line: Callable[[str, bytes], str], shards: int = 3,
-                 log_schema: Any = None) -> dict[str, list]:
+                 log_schema: Any = None, spill_dir: str | None = None) -> dict[str, list]:
     """Both logs through transforms.JoinLogsToExampleBatches on the DirectRunner: sorted
     `example_line(request_id, serialized example)` lines, rejections (JSON, sorted keys) and
     counts, written under `out_dir` and read back. The two paths' equivalence tests compare these."""
@@ -164,7 +164,7 @@ def join_outputs(out_dir: Any, impressions: list[str], events: list[str], *, vec
     schema_arg = {} if log_schema is None else {"log_schema": log_schema}
     with beam.Pipeline() as p:
         out = p | transforms.JoinLogsToExampleBatches(impressions, events, vectorised=vectorised,
-                                                      shards=shards, **schema_arg)
+                                                      shards=shards, spill_dir=spill_dir, **schema_arg)
         _ = (out[transforms.EXAMPLES]
              | beam.FlatMap(lambda b: [example_line(rid, x)
                                        for rid, x in zip(b.request_ids, b.examples, strict=True)])

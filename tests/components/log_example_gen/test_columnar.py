@@ -45,11 +45,11 @@ def _canonical(serialized: bytes) -> str:
 
 
 def _run(beam_join, tmp_path, name: str, impressions: list[str], events: list[str], vectorised: bool,
-         shards: int = 3) -> dict[str, list]:
+         shards: int = 3, spill_dir: str | None = None) -> dict[str, list]:
     """Both logs through JoinLogsToExampleBatches (conftest's beam_join): sorted examples, rejections
     and counts."""
     return beam_join(tmp_path / name, impressions, events, vectorised=vectorised, shards=shards,
-                     example_line=lambda rid, x: _canonical(x))
+                     example_line=lambda rid, x: _canonical(x), spill_dir=spill_dir)
 
 
 def _write(path, lines: list[str]) -> str:
@@ -73,10 +73,15 @@ def test_vectorised_path_equals_the_per_line_path_on_the_bad_input_fixtures(tiny
     impressions, events = [paths["impressions"], extra_imp], [paths["events"], extra_ev]
     reference = _run(beam_join, tmp_path, "per_line", impressions, events, vectorised=False)
     vectorised = _run(beam_join, tmp_path, "vectorised", impressions, events, vectorised=True)
+    spill = tmp_path / "spill"
+    spilled = _run(beam_join, tmp_path, "spilled", impressions, events, vectorised=True, spill_dir=str(spill))
 
     assert vectorised["examples"] == reference["examples"]  # byte-compared (canonical), sorted
     assert vectorised["rejected"] == reference["rejected"]  # reason, field, detail, file, line, raw
     assert vectorised["counts"] == reference["counts"]
+    # Blocks that wait on disk between reading and joining change nothing either.
+    assert spilled == vectorised
+    assert sorted(p.name for p in spill.iterdir()) == ["shard-00000", "shard-00001", "shard-00002"]
     [counts] = vectorised["counts"]
     # The fixtures' known answers plus the second file: in = out + rejected per log.
     assert counts["impressions.read"] == tiny.IMPRESSIONS_READ + len(ARROW_READABLE_BAD_IMPRESSIONS) + 6
@@ -145,3 +150,17 @@ def test_shard_of_is_stable_and_in_range():
     assert shards.tolist() == [zlib.crc32(x.encode()) % 7 for x in ids]  # not Python's salted hash
     assert columnar.shard_of(columnar.pa.array([], columnar.pa.string()), 7).shape == (0,)
     assert np.array_equal(columnar.shard_of(columnar.pa.array(ids), 1), np.zeros(4))
+
+
+def test_a_spilled_block_reads_back_as_the_same_block(tiny, tmp_path):
+    lines = [tiny.line(tiny.impression("r1", f"c{i}", i)).encode() for i in range(3)]
+    table = columnar.parse_block("impressions", lines, [1, 2, 3])
+    block = columnar.Block("impressions", "/logs/part-0.jsonl.gz", table, [("r9", "c9", 7), ("r9", "c8", 8)])
+    path = columnar.spill_block(block, str(tmp_path), shard=5)
+    assert path.startswith(str(tmp_path / "shard-00005")) and path.endswith(".arrow")
+    assert path != columnar.spill_block(block, str(tmp_path), shard=5)  # a retry never overwrites
+    back = columnar.load_block(path)
+    assert (back.log, back.source, back.tombstones) == (block.log, block.source, block.tombstones)
+    assert back.table.equals(block.table) and back.table.schema.metadata == block.table.schema.metadata
+    empty = columnar.Block("events", "e.jsonl", table.schema.empty_table())
+    assert columnar.load_block(columnar.spill_block(empty, str(tmp_path), 0)).table.num_rows == 0

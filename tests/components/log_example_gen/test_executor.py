@@ -97,6 +97,9 @@ def test_executor_writes_examples_rejects_and_counts(tmp_path, simulated_logs, r
         ("impressions", "zz-bad.jsonl", 2, "missing_field"),
     ]
 
+    # The join's spilled blocks are gone: the artifact holds its splits only.
+    assert sorted(os.listdir(examples.uri)) == ["Split-eval", "Split-train"]
+
     props = rejected.mlmd_artifact.custom_properties
     assert props["span"].int_value == SPAN
     assert props["examples_eval"].int_value == len(by_split["eval"])
