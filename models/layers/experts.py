@@ -15,18 +15,19 @@ import tf_keras
 
 
 class FusedExperts(tf_keras.layers.Layer):
-    """n experts with the same dense stack, computed together: one batched matmul per layer.
+    """n experts with the same dense stack, their weights stacked and their first layer computed together.
 
     Layer i holds kernel_i ∈ R^{n × d_i × d_{i+1}} and bias_i ∈ R^{n × d_{i+1}}; expert e is the
     MLP whose layer i is (kernel_i[e], bias_i[e]):
         h_0 = x for every expert (x: [B, d_0]) or x_e (x: [B, n, d_0], one input per expert),
         h_{i+1}[b, e] = act(h_i[b, e] · kernel_i[e] + bias_i[e]),
     returned as [B, n, d_L]. It computes exactly what n separate `MLP`s compute (see
-    `stack_expert_weights`), but as one einsum per layer instead of n small matmuls, so a
-    level of experts costs a few large ops rather than many tiny ones, which on CPU are
-    dominated by per-op overhead. Each expert's kernel starts as a Dense kernel would
-    (Glorot-uniform over its own d_i × d_{i+1}), its bias at 0. With no `units` it is the
-    identity: every expert passes its input through.
+    `stack_expert_weights`). On a shared input the first layer of all experts is one matmul
+    (`_shared_input`), so a one-layer level costs a few ops rather than n of each, which on
+    CPU are dominated by per-op overhead; deeper layers are a matmul per expert, and one
+    input per expert (PLE's upper levels) an einsum per layer. Each expert's kernel starts as
+    a Dense kernel would (Glorot-uniform over its own d_i × d_{i+1}), its bias at 0. With no
+    `units` it is the identity: every expert passes its input through.
     """
 
     def __init__(self, num_experts: int, units: Sequence[int], activation: str = "relu",
