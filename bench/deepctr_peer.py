@@ -81,10 +81,11 @@ class Sizes:
     seed: int = 0
 
 
+# Wall time on 2 cores: smoke ~1 min (mostly tracing), quick ~2-3 min, full ~10 min.
 SIZES = {
     "smoke": Sizes(steps=3, warmup=2, rounds=1, rows=5000),
     "quick": Sizes(steps=100, rounds=3),
-    "full": Sizes(steps=300, rounds=7),
+    "full": Sizes(steps=400, rounds=9),
 }
 
 
