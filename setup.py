@@ -43,5 +43,9 @@ setup(
         "matplotlib",
         "tqdm",
     ],
+    # `pip install -e '.[peer]'`: the peer implementation `python -m bench deepctr_peer` trains beside
+    # watchnext's model. Pinned: the benchmark compares against this release's MMOE. It declares no
+    # TensorFlow dependency of its own, so it cannot move the pins above.
+    extras_require={"peer": ["deepctr==0.9.4"]},
     entry_points={"console_scripts": ["watchnext=watchnext.cli:main"]},
 )

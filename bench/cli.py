@@ -31,6 +31,7 @@ BENCHMARKS = {
     "pipeline_scale": "bench.pipeline_scale",
     "online": "bench.online",
     "multi_worker": "bench.multi_worker",
+    "deepctr_peer": "bench.deepctr_peer",
 }
 SIZE_NAMES = ("smoke", "quick", "full")
 # Where reports go: a user's runs stay out of the committed reports/ unless published.
@@ -56,6 +57,14 @@ OVERRIDES: dict[str, Any] = {"impressions": int, "steps": int, "seeds": int, "ba
 log = logging.getLogger("watchnext.benchmarks")
 
 
+class MissingExtra(Exception):
+    """A benchmark needs an optional dependency (an extra of setup.py) that is not installed.
+
+    Raised before any work, with a message that names the install command; `main` prints it as
+    one line and exits with status 2, as for missing input data.
+    """
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `python -m bench`."""
     parser.add_argument("name", choices=[*BENCHMARKS, "all"], help="which benchmark ('all': each in turn)")
@@ -79,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, kind in OVERRIDES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"override the size's {name}")
     parser.add_argument("--data", help="a benchmark's input data, for those that read a data set "
-                                       "(census: the UCI file census-income.test.gz; required)")
+                                       "(census, deepctr_peer: the UCI file census-income.test.gz; "
+                                       "required)")
 
 
 def sizes_for(module: Any, size: str, args: argparse.Namespace | None = None) -> Any:
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return run(args)
-    except FileNotFoundError as e:  # missing input data (e.g. census without --data): one line
+    except (FileNotFoundError, MissingExtra) as e:  # missing input data or optional dependency: one line
         print(f"python -m bench {args.name}: {e}", file=sys.stderr)
         return 2
 

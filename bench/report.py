@@ -26,7 +26,7 @@ import numpy as np
 
 # Distribution names whose versions go into every report.
 VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-recommenders", "tfx", "tensorflow-transform",
-                      "tfx-bsl", "apache-beam", "numpy", "scikit-learn", "matplotlib")
+                      "tfx-bsl", "apache-beam", "numpy", "scikit-learn", "matplotlib", "deepctr")
 
 
 @dataclass

@@ -54,8 +54,13 @@ class ExpertGate(tf_keras.layers.Layer):
 
 
 def mix(gate: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:
-    """Σ_i g_i · expert_i: [B, n] weights and the experts' outputs [B, n, d] → [B, d]."""
-    return tf.einsum("bn,bnd->bd", gate, experts)
+    """Σ_i g_i · expert_i: [B, n] weights and the experts' outputs [B, n, d] → [B, d].
+
+    A broadcast product and a sum over n rather than einsum("bn,bnd->bd"): the einsum runs as B
+    batched [1, n] × [n, d] matmuls, which on CPU cost about 1.5× the product and sum forward
+    and backward (measured at B = 256 and 1024, n = 3, d = 128).
+    """
+    return tf.reduce_sum(tf.expand_dims(gate, -1) * experts, axis=1)
 
 
 def single_expert_gate(h: tf.Tensor) -> tf.Tensor:

@@ -7,6 +7,7 @@ import math
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import ARCHITECTURES, Config, ModelSection
 from watchnext.models import layers as L
+from watchnext.models.layers.gates import mix
 
 import numpy as np
 import pytest
@@ -267,6 +268,55 @@ def test_fused_experts_start_like_dense_kernels_and_round_trip_their_config() ->
     identity = L.FusedExperts(2, [])
     x = _x()
     np.testing.assert_array_equal(identity(x).numpy(), np.stack([x.numpy()] * 2, axis=1))
+
+
+def _einsum_experts(fused: L.FusedExperts, x: tf.Tensor) -> tf.Tensor:
+    """The experts as FusedExperts first computed them: one einsum over the stacked kernels per layer."""
+    h = x
+    for kernel, bias in zip(fused.kernels, fused.biases, strict=True):
+        h = tf.nn.relu(tf.einsum("bd,nde->bne" if h.shape.rank == 2 else "bnd,nde->bne", h, kernel) + bias)
+    return h
+
+
+@pytest.mark.parametrize("units", [[5], [7, 3], [16, 8, 4]])
+def test_fused_experts_outputs_and_gradients_equal_the_einsum_form(units: list[int]) -> None:
+    """The plain matmuls of a shared input (one side-by-side kernel for layer 0, one matmul per expert
+    after it) change how the experts are computed, not what: outputs and every weight's gradient
+    equal the einsum form's."""
+    fused = L.FusedExperts(3, units)
+    x = _x(16, 6)
+    fused(x)
+    fused.set_weights([w + np.random.default_rng(w.ndim).normal(size=w.shape).astype(np.float32) * 0.1
+                       for w in fused.get_weights()])  # nonzero biases, so every term shows
+    upstream = tf.random.normal([16, 3, units[-1]])
+    results = []
+    for form in (fused, lambda x: _einsum_experts(fused, x)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = form(x)
+            loss = tf.reduce_sum(out * upstream)
+        results.append((out, tape.gradient(loss, [x, *fused.trainable_variables])))
+    (out, grads), (ref, ref_grads) = results
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_mix_is_the_gate_weighted_sum_and_its_gradient() -> None:
+    gate = tf.nn.softmax(tf.random.normal([8, 3]))
+    experts = tf.random.normal([8, 3, 5])
+    upstream = tf.random.normal([8, 5])
+    results = []
+    for form in (mix, lambda g, e: tf.einsum("bn,bnd->bd", g, e)):
+        with tf.GradientTape() as tape:
+            tape.watch([gate, experts])
+            out = form(gate, experts)
+            loss = tf.reduce_sum(out * upstream)
+        results.append((out, tape.gradient(loss, [gate, experts])))
+    (out, grads), (ref, ref_grads) = results
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+    for g, r in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_stack_expert_weights_names_mismatched_experts() -> None:

@@ -551,3 +551,32 @@ def test_training_steps_log_head_losses_but_no_auc_which_validation_still_comput
     auc = tf_keras.metrics.AUC()
     auc.update_state(batch["click"], predicted)
     assert last["val_click_auc"] == pytest.approx(float(auc.result()), abs=1e-3)
+
+
+def test_dense_embedding_gradients_give_adam_the_same_update_as_sparse_ones() -> None:
+    """tf_keras' Adam decays every row's moments whatever the gradient, so a table's sparse gradient
+    (duplicate ids included) and the same gradient made dense update the table alike; under a
+    distribution strategy, or with another optimizer, the gradients are left as they are."""
+    start = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    ids = tf.constant([1, 4, 1, 0])
+    tables = []
+    for dense in (False, True):
+        table = tf.Variable(start)
+        optimizer = tf_keras.optimizers.Adam(learning_rate=0.1)
+        for step in range(3):  # m and v carry over: rows untouched at a step still move
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(table, ids[step:]) ** 2)
+            (grad,) = tape.gradient(loss, [table])
+            assert isinstance(grad, tf.IndexedSlices)
+            if dense:
+                (grad,) = M.dense_embedding_gradients([grad], optimizer, replicas=1)
+                assert isinstance(grad, tf.Tensor)
+            optimizer.apply_gradients([(grad, table)])
+        tables.append(table.numpy())
+    np.testing.assert_allclose(tables[1], tables[0], rtol=1e-6, atol=1e-7)
+    moved = ~np.isclose(tables[0], start).all(axis=1)
+    assert moved.tolist() == [True, True, False, False, True, False]  # the ids seen; row 4 not at step 2
+    sparse = tf.IndexedSlices(tf.ones([2, 3]), tf.constant([0, 1]), tf.constant([6, 3]))
+    adam, sgd = tf_keras.optimizers.Adam(), tf_keras.optimizers.SGD()
+    assert M.dense_embedding_gradients([sparse], adam, replicas=2)[0] is sparse
+    assert M.dense_embedding_gradients([sparse], sgd, replicas=1)[0] is sparse
