@@ -7,6 +7,8 @@ simulated day, in impressions per second, optionally against another checkout of
 Every (size, round) runs each variant in a fresh child process, interleaved (A, B, A, B, …),
 so that machine load affects both alike; only `Executor().Do` is timed (not imports or the
 simulation); CPU seconds are reported beside wall seconds, as the machine may be shared.
+Peak RSS is the child's high-water mark (getrusage) before and after `Do`: what the executor
+itself adds on top of the imports is the difference.
 The simulated logs are cached under --work-dir. Prints one JSON line per run and a table
 of medians.
 """
@@ -60,13 +62,22 @@ def child(logs: str, out: str) -> dict[str, Any]:
     examples.uri = os.path.join(out, "examples")
     rejected = RejectedRecords()
     rejected.uri = os.path.join(out, "rejected")
+    rss_before = peak_rss_mb()
     start, cpu_start = time.perf_counter(), time.process_time()
     Executor().Do({}, {"examples": [examples], "rejected": [rejected]}, props)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     with open(os.path.join(rejected.uri, "counts.json")) as f:
         counts = json.load(f)
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "impressions": counts["impressions"]["read"],
-            "events": counts["events"]["read"], "examples": counts["examples"]["total"]}
+            "events": counts["events"]["read"], "examples": counts["examples"]["total"],
+            "peak_rss_mb_before": rss_before, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports ru_maxrss in KB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_variant(name: str, package_parent: str | None, logs: str) -> dict[str, Any]:
@@ -94,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "watchnext-ingest-speed"))
     args = parser.parse_args(argv)
     variants = [("current", None)] + ([("baseline", args.baseline)] if args.baseline else [])
+    from bench.report import machine_info
+
+    print(json.dumps({"machine": machine_info(), "arguments": vars(args)}), flush=True)
     results = []
     for n in args.impressions:
         logs = simulate_day(args.work_dir, n)
@@ -105,14 +119,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(result), flush=True)
                 results.append(result)
     print("\n| impressions | variant | runs | median wall s | impressions/s (wall) | median CPU s | "
-          "impressions/CPU-s |\n|---|---|---|---|---|---|---|")
+          "impressions/CPU-s | peak RSS MB (before Do) |\n|---|---|---|---|---|---|---|---|")
     for n in args.impressions:
         for name, _ in variants:
             runs = [x for x in results if x["impressions_per_day"] == n and x["variant"] == name]
             wall = statistics.median(x["seconds"] for x in runs)
             cpu = statistics.median(x["cpu_seconds"] for x in runs)
+            peak = max(x["peak_rss_mb"] for x in runs)
+            before = max(x["peak_rss_mb_before"] for x in runs)
             print(f"| {n:,} | {name} | {len(runs)} | {wall:.1f} | {n / wall:,.0f} | {cpu:.1f} | "
-                  f"{n / cpu:,.0f} |")
+                  f"{n / cpu:,.0f} | {peak:,.0f} ({before:,.0f}) |")
     return 0
 
 
