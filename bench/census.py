@@ -9,9 +9,12 @@ comparable in range to the paper's, not identical (less training data, another s
 
 Every training is a real pipeline run of `configs/census_income.yaml` (`create_pipeline`
 on LocalDagRunner, as `watchnext run` runs it, up to the Trainer: see SKIPPED_COMPONENTS),
-with only the heads (group 2), the architecture and `training.seed` changed; warm start is
-off so seeds are independent. TableExampleGen, StatisticsGen, SchemaGen and Transform are
-cache hits after the first run of each group.
+with only the heads (group 2), the architecture, the numeric encoding and `training.seed`
+changed; warm start is off so seeds are independent. TableExampleGen, StatisticsGen, SchemaGen
+and Transform are cache hits after the first run of each group and encoding.
+A numeric encoding other than "none" (`Sizes.numeric_encodings`) is an arm of its own: every
+numeric feature also enters through `features.numeric_embeddings` with that encoding (16
+quantile bins, 4-wide, the z-scored value kept), as in Gorishniy et al. (2022).
 Each trained model's test AUC comes from its exported `serving_default` signature on the
 raw tf.Examples of the test split, which neither training nor the Evaluator saw.
 Beside it, sklearn's HistGradientBoostingClassifier (the reference a tabular user compares
@@ -35,7 +38,7 @@ from typing import Any
 import watchnext
 from bench import common
 from bench.report import BenchmarkResult, Plot, Table, fmt, mean_sd
-from watchnext.core.config import Config, LabelFrom, load_config
+from watchnext.core.config import NUMERIC_ENCODINGS, Config, LabelFrom, NumericEmbedding, load_config
 from watchnext.pipeline import oracle_scores
 
 import numpy as np
@@ -58,6 +61,8 @@ DEEPCTR = {"income": {"mmoe": "0.9418 ± 0.0007", "shared_bottom": "0.9414", "pl
            "never_married": {"mmoe": "0.9940", "shared_bottom": "0.9940", "ple": "0.9939"}}
 
 log = logging.getLogger("watchnext.benchmarks")
+# The numeric encoding arm that leaves the config's features as written.
+NO_ENCODING = "none"
 
 
 @dataclass(frozen=True)
@@ -69,14 +74,35 @@ class Sizes:
     batch_size: int = 512
     # 0: every row of the file; otherwise only its first `rows` rows (quick, smoke).
     rows: int = 0
+    # Arms by how numeric features enter: "none" is the config as written; "piecewise_linear" or
+    # "buckets" adds that features.numeric_embeddings entry for every numeric feature.
+    numeric_encodings: tuple[str, ...] = (NO_ENCODING,)
 
 
 SIZES = {
-    "smoke": Sizes(seeds=1, steps=5, groups=(1,), architectures=("mmoe",), batch_size=64, rows=600),
+    "smoke": Sizes(seeds=1, steps=5, groups=(1,), architectures=("mmoe",), batch_size=64, rows=600,
+                   numeric_encodings=(NO_ENCODING, "piecewise_linear")),
     # The first 20,000 rows (10k train): Transform's 31 vocabularies on all rows take 6-11 min here.
     "quick": Sizes(seeds=1, steps=300, groups=(1,), rows=20000),
-    "full": Sizes(seeds=5, steps=1000),
+    # 2 groups x 2 architectures x 2 numeric encodings x 5 seeds: 40 trainings. The published
+    # run narrows it with `--groups 1 --architectures mmoe` (10 trainings).
+    "full": Sizes(seeds=5, steps=1000, numeric_encodings=(NO_ENCODING, "piecewise_linear")),
 }
+
+
+def arm(architecture: str, encoding: str) -> str:
+    """A row's name: the architecture, and the numeric encoding unless it is the config's own."""
+    return architecture if encoding == NO_ENCODING else f"{architecture} + {encoding} numeric"
+
+
+def with_numeric_encoding(config: Config, encoding: str) -> Config:
+    """The config as written ("none"), or with every numeric feature also embedded by `encoding`."""
+    if encoding == NO_ENCODING:
+        return config
+    if encoding not in NUMERIC_ENCODINGS:
+        raise ValueError(f"census: numeric encoding {encoding!r}: one of {(NO_ENCODING, *NUMERIC_ENCODINGS)}")
+    embeddings = tuple(NumericEmbedding(name, encoding=encoding) for name in config.features.numeric)
+    return config.replace(features=dataclasses.replace(config.features, numeric_embeddings=embeddings))
 
 
 def group_config(base: Config, group: int) -> Config:
@@ -90,9 +116,10 @@ def group_config(base: Config, group: int) -> Config:
 
 
 def run_config(base: Config, group: int, architecture: str, seed: int, sizes: Sizes,
-               output_dir: str) -> Config:
-    """One training's config: the group's heads, the architecture, the seed, the sizes; no warm start."""
-    config = group_config(base, group)
+               output_dir: str, encoding: str = NO_ENCODING) -> Config:
+    """One training's config: the group's heads, the encoding, the architecture, the seed, the sizes;
+    no warm start."""
+    config = with_numeric_encoding(group_config(base, group), encoding)
     return config.replace(
         pipeline=dataclasses.replace(config.pipeline, output_dir=output_dir),
         model=dataclasses.replace(config.model, architecture=architecture),
@@ -355,7 +382,7 @@ RUNS_FILE = "census_runs.json"
 OUTLIER_AUC_GAP = 0.02
 
 
-def finished_runs(path: str, sizes: Sizes, data: str) -> dict[tuple[int, str, int], dict[str, Any]]:
+def finished_runs(path: str, sizes: Sizes, data: str) -> dict[tuple[int, str, str, int], dict[str, Any]]:
     """Runs an earlier, interrupted invocation with the same sizes and data already finished.
 
     A --full run takes an hour or more on a shared machine; each finished training is kept
@@ -368,10 +395,22 @@ def finished_runs(path: str, sizes: Sizes, data: str) -> dict[tuple[int, str, in
         saved = json.load(f)
     same = (saved.get("sizes") == json.loads(json.dumps(dataclasses.asdict(sizes)))
             and saved.get("data") == data)
-    return {(r["group"], r["architecture"], r["seed"]): r for r in saved["runs"]} if same else {}
+    return {(r["group"], r.get("numeric_encoding", NO_ENCODING), r["architecture"], r["seed"]): r
+            for r in saved["runs"]} if same else {}
+
+
+def check_sizes(sizes: Sizes) -> None:
+    """Refuse a group or numeric encoding the benchmark has no meaning for, before any run."""
+    if not sizes.groups or set(sizes.groups) - {1, 2}:
+        raise ValueError(f"census: groups {sizes.groups}: each 1 (income, never married) or 2 (college, "
+                         "never married)")
+    encodings = (NO_ENCODING, *NUMERIC_ENCODINGS)
+    if not sizes.numeric_encodings or set(sizes.numeric_encodings) - set(encodings):
+        raise ValueError(f"census: numeric_encodings {sizes.numeric_encodings}: each one of {encodings}")
 
 
 def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
+    check_sizes(sizes)
     data = data_file(context, sizes)
     base = load_config(str(CONFIG_FILE))
     output_dir = os.path.join(context.work_dir, "census_output")
@@ -381,37 +420,40 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     runs: list[dict[str, Any]] = []
     test_labels: dict[int, dict[str, np.ndarray]] = {}
     examples: dict[int, tuple[str, Config]] = {}  # each group's raw Examples (its labels differ)
+    # Every arm shares one output dir: an encoding changes Transform's cache key, not ExampleGen's.
     for group in sizes.groups:
-        for architecture in sizes.architectures:
-            for seed in range(sizes.seeds):
-                config = run_config(base, group, architecture, seed, sizes, output_dir)
-                earlier = finished.get((group, architecture, seed))
-                if earlier is not None:
-                    log.info("census: group %d, %s, seed %d: finished by an earlier invocation", group,
-                             architecture, seed)
-                    runs.append({**earlier, "resumed": True})
-                    if group not in test_labels:
-                        examples[group] = (trained_model(metadata_path, config)[1], config)
-                        test_labels[group] = test_split(examples[group][0], config.head_names)[1]
-                    continue
-                log.info("census: group %d, %s, seed %d", group, architecture, seed)
-                seconds, component_seconds = run_pipeline(config, data)
-                model_dir, examples_uri = trained_model(metadata_path, config)
-                examples[group] = (examples_uri, config)
-                records, labels = test_split(examples_uri, config.head_names)
-                test_labels[group] = labels
-                scores = serve_scores(model_dir, records, config.head_names)
-                auc = {h: oracle_scores.auc(scores[h], labels[h]) for h in config.head_names}
-                log.info("census: group %d, %s, seed %d: test AUC %s (%.0f s)", group, architecture, seed,
-                         {h: round(v, 4) for h, v in auc.items()}, seconds)
-                runs.append({"group": group, "architecture": architecture, "seed": seed, "test_auc": auc,
-                             "pipeline_seconds": seconds, "component_seconds": component_seconds,
-                             "model": model_dir})
-                with open(runs_path, "w", encoding="utf-8") as f:
-                    json.dump({"sizes": dataclasses.asdict(sizes), "data": data,
-                               "runs": [r for r in runs if not r.get("resumed")] + list(finished.values())},
-                              f, indent=1)
-    # GBDT on exactly the rows TableExampleGen wrote: trained on the train split, scored on the test split.
+        for encoding in sizes.numeric_encodings:
+            for architecture in sizes.architectures:
+                for seed in range(sizes.seeds):
+                    config = run_config(base, group, architecture, seed, sizes, output_dir, encoding)
+                    name = f"group {group}, {arm(architecture, encoding)}, seed {seed}"
+                    earlier = finished.get((group, encoding, architecture, seed))
+                    if earlier is not None:
+                        log.info("census: %s: finished by an earlier invocation", name)
+                        runs.append({**earlier, "resumed": True})
+                        if group not in test_labels:
+                            examples[group] = (trained_model(metadata_path, config)[1], config)
+                            test_labels[group] = test_split(examples[group][0], config.head_names)[1]
+                        continue
+                    log.info("census: %s", name)
+                    seconds, component_seconds = run_pipeline(config, data)
+                    model_dir, examples_uri = trained_model(metadata_path, config)
+                    examples[group] = (examples_uri, config)
+                    records, labels = test_split(examples_uri, config.head_names)
+                    test_labels[group] = labels
+                    scores = serve_scores(model_dir, records, config.head_names)
+                    auc = {h: oracle_scores.auc(scores[h], labels[h]) for h in config.head_names}
+                    log.info("census: %s: test AUC %s (%.0f s)", name,
+                             {h: round(v, 4) for h, v in auc.items()}, seconds)
+                    runs.append({"group": group, "architecture": architecture, "numeric_encoding": encoding,
+                                 "seed": seed, "test_auc": auc, "pipeline_seconds": seconds,
+                                 "component_seconds": component_seconds, "model": model_dir})
+                    with open(runs_path, "w", encoding="utf-8") as f:
+                        json.dump({"sizes": dataclasses.asdict(sizes), "data": data,
+                                   "runs": [r for r in runs if not r.get("resumed")]
+                                   + list(finished.values())}, f, indent=1)
+    # GBDT on exactly the rows TableExampleGen wrote (the same for every arm of a group): trained
+    # on the train split, scored on the test split.
     gbdt = [{"group": group, **r} for group, (uri, config) in examples.items()
             for r in gbdt_test_auc(uri, config, sizes.seeds)]
     return _result(sizes, data, base, runs, test_labels, gbdt)
@@ -421,14 +463,24 @@ def _heads(group: int) -> list[str]:
     return ["income", "never_married"] if group == 1 else [COLLEGE_HEAD, "never_married"]
 
 
+def _arms(sizes: Sizes) -> list[tuple[str, str]]:
+    """(numeric encoding, architecture) of each row, in the order they ran."""
+    return [(e, a) for e in sizes.numeric_encodings for a in sizes.architectures]
+
+
+def _arm_of(r: dict[str, Any]) -> str:
+    return arm(r["architecture"], r.get("numeric_encoding", NO_ENCODING))
+
+
 def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
             test_labels: dict[int, dict[str, np.ndarray]], gbdt: list[dict[str, Any]]) -> BenchmarkResult:
     summary: dict[str, Any] = {}
+    arms = [arm(a, e) for e, a in _arms(sizes)]
     for group in sizes.groups:
-        for arch in sizes.architectures:
-            aucs = {h: [r["test_auc"][h] for r in runs if r["group"] == group and r["architecture"] == arch]
+        for name in arms:
+            aucs = {h: [r["test_auc"][h] for r in runs if r["group"] == group and _arm_of(r) == name]
                     for h in _heads(group)}
-            summary.setdefault(f"group{group}", {})[arch] = {
+            summary.setdefault(f"group{group}", {})[name] = {
                 h: {**mean_sd(values), "best": max(values) if values else float("nan"),
                     "median": float(np.median(values)) if values else float("nan")}
                 for h, values in aucs.items()}
@@ -436,7 +488,7 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
                                       for h in _heads(group)} for group in sizes.groups}
     test_sample = {f"group{g}": {h: {"examples": len(v), "positives": int(np.sum(v))}
                                  for h, v in labels.items()} for g, labels in test_labels.items()}
-    first = sizes.architectures[0]
+    first = arms[0]
     sampling_se = {f"group{g}": {h: auc_standard_error(summary[f"group{g}"][first][h]["mean"], v)
                                  for h, v in labels.items()} for g, labels in test_labels.items()}
 
@@ -446,9 +498,9 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         table = Table(f"Group {group}: test AUC ({', '.join(heads)}), {sizes.seeds} seed(s): "
                       "mean ± sd, median, best",
                       ["model", *[c for h in heads for c in (f"{h} mean", "median", "best")]])
-        for arch in sizes.architectures:
-            s = summary[f"group{group}"][arch]
-            table.rows.append([f"watchnext {arch}", *[c for h in heads for c in (
+        for name in arms:
+            s = summary[f"group{group}"][name]
+            table.rows.append([f"watchnext {name}", *[c for h in heads for c in (
                 fmt(s[h], 4), fmt(s[h]["median"], 4), fmt(s[h]["best"], 4))]])
         trees = [r for r in gbdt if r["group"] == group]
         table.rows.append([f"sklearn HistGradientBoosting, same rows ({len(trees)} seed(s))", *[
@@ -462,16 +514,20 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
                     cells += [fmt(ref["mean"], 4) if "mean" in ref else "—", "—", fmt(ref["best"], 4)]
                 table.rows.append([f"paper {arch} (train on .data)", *cells])
             for arch in ("mmoe", "shared_bottom", "ple"):
-                table.rows.append([f"DeepCTR {arch} (data README)",
+                # DeepCTR's "ple" is an architecture (Progressive Layered Extraction), not the
+                # piecewise-linear numeric encoding of the rows above.
+                label = "PLE (progressive layered extraction)" if arch == "ple" else arch
+                table.rows.append([f"DeepCTR {label} (data README)",
                                    *[c for h in heads for c in (DEEPCTR[h][arch], "—", "—")]])
         tables.append(table)
     timing = Table("Pipeline runs (wall seconds on this machine, under the load recorded above; "
-                   "Transform is a cache hit after the first run of each group)",
-                   ["group", "architecture", "seed", "pipeline s", "Transform s", "Trainer s",
-                    *[f"{h} test AUC" for h in ("task 1", "task 2")]])
+                   "Transform is a cache hit after the first run of each group and numeric encoding)",
+                   ["group", "architecture", "numeric encoding", "seed", "pipeline s", "Transform s",
+                    "Trainer s", *[f"{h} test AUC" for h in ("task 1", "task 2")]])
     for r in runs:
         c = r["component_seconds"]
-        timing.rows.append([r["group"], r["architecture"], r["seed"], f"{r['pipeline_seconds']:.0f}",
+        timing.rows.append([r["group"], r["architecture"], r.get("numeric_encoding", NO_ENCODING), r["seed"],
+                            f"{r['pipeline_seconds']:.0f}",
                             f"{c.get('Transform', float('nan')):.0f}",
                             f"{c.get('Trainer', float('nan')):.0f}",
                             *[f"{v:.4f}" for v in r["test_auc"].values()]])
@@ -494,6 +550,13 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         f"{base.training.learning_rate}, {sizes.steps} steps of batch {sizes.batch_size} (about "
         f"{sizes.steps * sizes.batch_size / 49881:.0f} epochs of the train split), no early stopping; "
         "the seed changes initialization, dropout and shuffling only (the split stays fixed).",
+        *([f"Rows named '+ <encoding> numeric' add features.numeric_embeddings for all "
+           f"{len(base.features.numeric)} numeric features: {NumericEmbedding('x').buckets} quantile bins "
+           f"computed by Transform on the train split (after log1p where configured), piecewise_linear "
+           f"(Gorishniy et al. 2022: the fraction of each bin below the value → Dense("
+           f"{NumericEmbedding('x').embedding_dim}) + ReLU) or buckets (an embedding per bin), the z-scored "
+           "value kept; everything else as the config. Serving still takes raw values."]
+          if any(e != NO_ENCODING for e in sizes.numeric_encodings) else []),
         "GBDT row: sklearn HistGradientBoostingClassifier per task (" + ", ".join(
             f"{k}={v}" for k, v in GBDT_PARAMS.items()) + ", id columns as native categoricals coded on the "
         "train split, numeric columns raw), fitted on the train split of the same Examples artifact the "
@@ -505,18 +568,18 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         + " (the blessing does not change the trained model, and TFMA cost more than training); "
         "`watchnext run --config configs/census_income.yaml` runs them too.",
         "Test AUC: each run's exported serving_default signature on the raw tf.Examples of the test split. "
-        "Sampling standard error of a test AUC (Hanley & McNeil, at the first architecture's mean): "
+        "Sampling standard error of a test AUC (Hanley & McNeil, at the first row's mean): "
         + "; ".join(f"{g} {h} {se:.4f}" for g, per in sampling_se.items() for h, se in per.items())
-        + ". Architectures are scored on the same test rows, so their difference is less noisy than that.",
+        + ". All rows are scored on the same test rows, so their difference is less noisy than that.",
     ]
     # A run far below its architecture's median (e.g. a tower whose ReLUs all died) moves the
     # mean and sd a lot: name it rather than leave it to be inferred.
     outliers = []
     for r in runs:
         for h, auc in r["test_auc"].items():
-            median = summary[f"group{r['group']}"][r["architecture"]][h]["median"]
+            median = summary[f"group{r['group']}"][_arm_of(r)][h]["median"]
             if auc < median - OUTLIER_AUC_GAP:
-                outliers.append(f"group {r['group']} {r['architecture']} seed {r['seed']}: {h} {auc:.4f} "
+                outliers.append(f"group {r['group']} {_arm_of(r)} seed {r['seed']}: {h} {auc:.4f} "
                                 f"(median {median:.4f})")
     if outliers:
         notes.append(f"Runs more than {OUTLIER_AUC_GAP} below their median test AUC (they pull the mean down "
@@ -540,10 +603,10 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         for ax, (group, head) in zip(axes, panels, strict=True):
             shown: list[float] = []
             below: list[tuple[int, float]] = []
-            for i, arch in enumerate(sizes.architectures):
-                values = [r["test_auc"][head] for r in runs
-                          if r["group"] == group and r["architecture"] == arch]
-                median = summary[f"group{group}"][arch][head]["median"]
+            for i, (encoding, arch) in enumerate(_arms(sizes)):
+                name = arm(arch, encoding)
+                values = [r["test_auc"][head] for r in runs if r["group"] == group and _arm_of(r) == name]
+                median = summary[f"group{group}"][name][head]["median"]
                 inliers = [v for v in values if v >= median - OUTLIER_AUC_GAP]
                 below += [(i, v) for v in values if v < median - OUTLIER_AUC_GAP]
                 jitter = np.linspace(-0.12, 0.12, len(inliers)) if len(inliers) > 1 else [0.0]
@@ -567,8 +630,8 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
             for i, v in below:  # off the axis: an arrow at the bottom with the value
                 ax.annotate(f"{v:.3f}", xy=(i, low - 0.8 * pad), ha="center", va="bottom", fontsize=7,
                             arrowprops={"arrowstyle": "->"}, xytext=(i, low - 0.3 * pad))
-            ax.set_xticks(range(len(sizes.architectures)), sizes.architectures)
-            ax.set_xlim(-0.6, len(sizes.architectures) - 0.4)
+            ax.set_xticks(range(len(arms)), [a.replace(" + ", "\n+ ") for a in arms], fontsize=8)
+            ax.set_xlim(-0.6, len(arms) - 0.4)
             ax.set_title(f"group {group}: {head}")
             ax.set_ylabel("test AUC")
         # One legend below the panels (the first panel has every kind of mark): inside, it hid data.
@@ -576,16 +639,17 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
 
     return BenchmarkResult(
         name=NAME,
-        title="Census-Income (KDD) through the pipeline: test AUC by task group and architecture",
+        title="Census-Income (KDD) through the pipeline: test AUC by task group, architecture and "
+              "numeric encoding",
         parameters={**dataclasses.asdict(sizes), "data": data, "config": str(CONFIG_FILE),
                     "college_degrees": list(COLLEGE_DEGREES)},
         figures={"summary": summary, "gbdt_summary": gbdt_summary, "gbdt_runs": gbdt,
                  "gbdt_params": GBDT_PARAMS, "paper": PAPER, "deepctr": DEEPCTR, "test_sample": test_sample,
                  "auc_sampling_se": sampling_se, "runs": runs},
         tables=tables,
-        plots=[Plot("auc", "Test AUC per task and architecture: one dot per seed, black line the median, "
-                    "arrows runs far below it (value printed); red lines: the paper's best (dashed) and mean "
-                    "(dotted), group 1", draw,
+        plots=[Plot("auc", "Test AUC per task and arm (architecture, numeric encoding): one dot per seed, "
+                    "black line the median, arrows runs far below it (value printed); red lines: the "
+                    "paper's best (dashed) and mean (dotted), group 1; green: GBDT's mean", draw,
                     size=(3.2 * len(panels), 4.4))],
         notes=notes,
     )

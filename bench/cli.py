@@ -38,21 +38,13 @@ SIZE_NAMES = ("smoke", "quick", "full")
 DEFAULT_OUT = os.path.join("watchnext_output", "bench")
 PUBLISHED_OUT = "reports"
 
-
-def int_list(text: str) -> tuple[int, ...]:
-    """`100000,1000000` → (100000, 1000000): a flag that replaces a tuple of sizes."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
-
-
 # Flags that override a field of a benchmark's Sizes (when it has that field), with their types.
 OVERRIDES: dict[str, Any] = {"impressions": int, "steps": int, "seeds": int, "batch_size": int,
-                             "impression_sizes": int_list, "beam_preset": str}
+                             "beam_preset": str}
+# Flags that override a tuple field of a benchmark's Sizes with a comma-separated list, e.g.
+# `census --full --groups 1 --architectures mmoe` or `pipeline_scale --impression-sizes
+# 1000000,10000000` (element type: the field's own).
+LIST_OVERRIDES = {"groups": int, "architectures": str, "numeric_encodings": str, "impression_sizes": int}
 
 log = logging.getLogger("watchnext.benchmarks")
 
@@ -87,23 +79,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "or the preprocessing_fn, which the cache key does not cover")
     for name, kind in OVERRIDES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"override the size's {name}")
+    for name in LIST_OVERRIDES:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=str,
+                            help=f"override the size's {name} (comma-separated)")
     parser.add_argument("--data", help="a benchmark's input data, for those that read a data set "
                                        "(census, deepctr_peer: the UCI file census-income.test.gz; "
                                        "required)")
 
 
 def sizes_for(module: Any, size: str, args: argparse.Namespace | None = None) -> Any:
-    """The module's Sizes for `size`, with the flags in OVERRIDES applied."""
+    """The module's Sizes for `size`, with the flags in OVERRIDES and LIST_OVERRIDES applied."""
     sizes = module.SIZES[size]
     fields = {f.name for f in dataclasses.fields(sizes)}
-    changes = {}
-    for name in OVERRIDES:
+    changes: dict[str, Any] = {}
+    for name in (*OVERRIDES, *LIST_OVERRIDES):
         value = getattr(args, name, None) if args is not None else None
         if value is None:
             continue
+        flag = f"--{name.replace('_', '-')}"
         if name not in fields:
-            raise SystemExit(f"python -m bench {module.NAME}: --{name.replace('_', '-')} does not apply "
+            raise SystemExit(f"python -m bench {module.NAME}: {flag} does not apply "
                              f"(its sizes are {sorted(fields)})")
+        if name in LIST_OVERRIDES:
+            try:
+                value = tuple(LIST_OVERRIDES[name](v.strip()) for v in value.split(",") if v.strip())
+            except ValueError:
+                raise SystemExit(f"python -m bench {module.NAME}: {flag} {value!r}: a comma-separated "
+                                 f"list of {LIST_OVERRIDES[name].__name__}") from None
+            if not value:
+                raise SystemExit(f"python -m bench {module.NAME}: {flag}: an empty list")
         changes[name] = value
     return dataclasses.replace(sizes, **changes)
 

@@ -95,8 +95,9 @@ def test_pipeline_scale_is_registered_and_its_sizes_parse():
     sizes = cli.sizes_for(pipeline_scale, listed.size, listed)
     assert sizes.impression_sizes == (1_000_000, 10_000_000) and sizes.beam_preset == "direct-multiprocess"
     assert sizes.max_rss_gb == pipeline_scale.SIZES["full"].max_rss_gb  # the rest stays the size's
-    with pytest.raises(SystemExit):  # argparse: not a list of integers
-        parser.parse_args(["bench", "pipeline_scale", "--impression-sizes", "1e6"])
+    with pytest.raises(SystemExit, match="--impression-sizes '1e6': a comma-separated list of int"):
+        cli.sizes_for(pipeline_scale, "full", parser.parse_args(["bench", "pipeline_scale",
+                                                                 "--impression-sizes", "1e6"]))
     # One impressions figure cannot override a list of sizes: refused, naming the fields.
     one_size = parser.parse_args(["bench", "pipeline_scale", "--impressions", "5"])
     with pytest.raises(SystemExit, match="--impressions does not apply"):
@@ -201,16 +202,22 @@ def test_census_smoke_runs_the_whole_pipeline_on_a_synthetic_table(tmp_path):
     paths = run_benchmark("census", "smoke", str(out), str(tmp_path / "work"), args)
 
     document = json.loads((out / "census.json").read_text())
-    (run,) = document["figures"]["runs"]
-    assert (run["group"], run["architecture"], run["seed"]) == (1, "mmoe", 0)
-    assert set(run["test_auc"]) == {"income", "never_married"}
-    assert all(0.0 <= v <= 1.0 for v in run["test_auc"].values())
-    assert os.path.isdir(run["model"]) and run["component_seconds"]["Trainer"] > 0
+    # Both arms: the config as written, and every numeric feature piecewise-linear encoded by
+    # Transform's quantiles (its own Transform run; ExampleGen's rows are shared).
+    plain, ple = document["figures"]["runs"]
+    assert [(r["group"], r["architecture"], r["numeric_encoding"], r["seed"]) for r in (plain, ple)] == [
+        (1, "mmoe", "none", 0), (1, "mmoe", "piecewise_linear", 0)]
+    for run in (plain, ple):
+        assert set(run["test_auc"]) == {"income", "never_married"}
+        assert all(0.0 <= v <= 1.0 for v in run["test_auc"].values())
+        assert os.path.isdir(run["model"]) and run["component_seconds"]["Trainer"] > 0
+    assert plain["model"] != ple["model"] and ple["component_seconds"]["Transform"] > 0
     sample = document["figures"]["test_sample"]["group1"]
     assert 90 < sample["income"]["examples"] < 220  # ~25% of 600 rows, by the seeded hash
     assert 0 < sample["never_married"]["positives"] < sample["never_married"]["examples"]
     markdown = (out / "census.md").read_text()
     assert "| watchnext mmoe |" in markdown and "| paper mmoe" in markdown and "census_auc.png" in markdown
+    assert "| watchnext mmoe + piecewise_linear numeric |" in markdown
     assert (out / "census_auc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (trees,) = document["figures"]["gbdt_runs"]  # the GBDT row on the same rows, one seed
     assert trees["test_examples"] == sample["income"]["examples"]
