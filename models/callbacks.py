@@ -105,6 +105,12 @@ class EarlyStopping(tf_keras.callbacks.Callback):
         self.restore_best = bool(restore_best)
         self.reset()
 
+    def kept_weights(self) -> str:
+        """Which weights the model holds after training, for the log: the best or the last."""
+        if self.restore_best:
+            return f"best weights, step {self.best_step}"
+        return f"last weights, step {self.step}: training.train_steps keeps them"
+
     def reset(self) -> None:
         self.step = 0
         self.wait = 0

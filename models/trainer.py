@@ -71,7 +71,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     log.info("training stopped: %s; validation %s by step: %s", stopper.reason, stopper.monitor,
              [(step, round(v, 5)) for step, v in stopper.history])
     metrics = model.evaluate(validation, steps=eval_steps, return_dict=True, verbose=0)
-    log.info("eval metrics after %d steps (best weights, step %d): %s", stopper.step, stopper.best_step,
+    log.info("eval metrics after %d steps (%s): %s", stopper.step, stopper.kept_weights(),
              {k: round(float(v), 4) for k, v in metrics.items()})
     bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
     if bad:

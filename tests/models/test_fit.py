@@ -177,3 +177,6 @@ def test_without_restore_best_the_last_weights_stay():
     stopper.on_train_end()
     assert all(np.all(w == 1.0) for w in model.get_weights())
     assert stopper.reason == "step budget reached at step 2; best weighted eval loss 1.00000 at step 1"
+    assert stopper.kept_weights() == "last weights, step 2: training.train_steps keeps them"
+    stopper.restore_best = True
+    assert stopper.kept_weights() == "best weights, step 1"
