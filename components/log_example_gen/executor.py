@@ -16,20 +16,24 @@ from __future__ import annotations
 import logging
 import os
 import re
-import uuid
 from typing import Any
 
 from watchnext.components.example_gen import executor as base
 from watchnext.components.example_gen.transforms import COUNTS, CountingDoFn
 from watchnext.components.log_example_gen import counts as counts_lib
 from watchnext.components.log_example_gen import reading, transforms
+from watchnext.components.log_example_gen.split_files import (
+    remove_incomplete,
+    tfrecord_file_name,
+    write_tfrecords,
+)
 from watchnext.core import log_schema as schema
 from watchnext.core.config.logs import log_schema_from_json
 from watchnext.core.log_schema_spec import DEFAULT_LOG_SCHEMA, LogSchema
 
 import apache_beam as beam
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor, utils, write_split
+from tfx.components.example_gen import base_example_gen_executor, utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -46,12 +50,6 @@ _SPILL_DIR = "_spill_dir"
 # The join's blocks wait here between reading and joining (transforms.JoinLogsToExampleBatches'
 # spill_dir): a hidden folder of the Examples artifact, beside its splits, removed after the run.
 SPILL_FOLDER = ".join-shards"
-# zlib level of the example files. Measured on 80k simulated examples (540 bytes each):
-# level 1 compresses in 0.35 CPU-s, the default (6, what TFX's WriteSplit used) in 1.0 s,
-# for files 24% larger (6.3 vs 5.1 MB); at level 6 compression is ~15% of ingestion.
-TFRECORD_GZIP_LEVEL = 1
-# Prefix of a split file being written (see write_tfrecords); none is left after a run.
-INCOMPLETE_PREFIX = ".incomplete-"
 
 log = logging.getLogger(__name__)
 
@@ -160,43 +158,6 @@ class SplitBatch(CountingDoFn):
             elif examples:
                 name_in_split = tfrecord_file_name(batch.shard, self._shards)
                 write_tfrecords(os.path.join(self._split_uris[name], name_in_split), examples)
-
-
-def tfrecord_file_name(shard: int, shards: int) -> str:
-    """TFX's split file name pattern (write_split.DEFAULT_FILE_NAME, -SSSSS-of-NNNNN, .gz)."""
-    return f"{write_split.DEFAULT_FILE_NAME}-{shard:05d}-of-{shards:05d}.gz"
-
-
-def write_tfrecords(path: str, records: list[bytes]) -> None:
-    """A gzip'd TFRecord file (TensorFlow's C++ writer: any filesystem tf.io.gfile knows).
-
-    Written under a temporary name in the same folder, then renamed onto `path`. A
-    distributed runner may run a shard twice (a retry, or a speculative duplicate of a
-    slow worker), and both attempts write the same file name: with a rename, each attempt
-    writes its own file and the one that finishes last replaces the other whole, so no
-    reader ever sees a file cut short or interleaved. (On object stores a rename is a copy
-    then a delete, still whole-file.) An attempt killed mid-write leaves its temporary
-    file, which `remove_incomplete` deletes once the pipeline has finished.
-    """
-    import tensorflow as tf
-
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f"{INCOMPLETE_PREFIX}{uuid.uuid4().hex}-{name}")
-    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=TFRECORD_GZIP_LEVEL)
-    with tf.io.TFRecordWriter(temporary, options) as writer:
-        for record in records:
-            writer.write(record)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def remove_incomplete(folder: str) -> int:
-    """Delete the temporary files that killed write attempts left in `folder`; how many.
-
-    They must go before anyone reads the split: TFX reads every file of a split folder."""
-    leftovers = fileio.glob(os.path.join(folder, f"{INCOMPLETE_PREFIX}*"))
-    for path in leftovers:
-        fileio.remove(path)
-    return len(leftovers)
 
 
 class Executor(base.RejectingExecutor):
