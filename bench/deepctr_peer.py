@@ -42,7 +42,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from bench import census, common
 from bench.cli import MissingExtra
 from bench.report import BenchmarkResult, Plot, Table
-from bench.training_speed import StepTimes
+from bench.training_speed import StepTimes, examples_per_second
 from watchnext.components.table_example_gen import parsing
 from watchnext.components.table_example_gen.component import table_spec
 from watchnext.core.config import Config, load_config
@@ -278,14 +278,6 @@ def in_memory_feeds(train: Split, config: Config, batch: int, start: int = 0
     theirs_y = tuple(cut(train.labels[h.label], 1) for h in config.heads)
     feed = tf.data.Dataset.from_tensor_slices
     return (feed(ours).repeat().prefetch(2), feed((theirs_x, theirs_y)).repeat().prefetch(2), n)
-
-
-def examples_per_second(times: Sequence[float], warmup: int, steps: int, batch: int) -> float:
-    """Examples/s over the last `steps` steps of per-step end times (the first `warmup` not counted)."""
-    if warmup < 1 or len(times) != warmup + steps:
-        raise ValueError(f"expected {warmup} + {steps} step times (warmup >= 1), got {len(times)}")
-    timed = times[warmup - 1:]
-    return steps * batch / (timed[-1] - timed[0])
 
 
 def timed_fit(model: Any, feed: tf.data.Dataset, warmup: int, steps: int, batch: int) -> float:

@@ -41,6 +41,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,6 +286,14 @@ class StepTimes(tf_keras.callbacks.Callback):
         self.times.append(time.perf_counter())
 
 
+def examples_per_second(times: Sequence[float], warmup: int, steps: int, batch: int) -> float:
+    """Examples/s over the last `steps` steps of per-step end times (the first `warmup` not counted)."""
+    if warmup < 1 or len(times) != warmup + steps:
+        raise ValueError(f"expected {warmup} + {steps} step times (warmup >= 1), got {len(times)}")
+    timed = times[warmup - 1:]
+    return steps * batch / (timed[-1] - timed[0])
+
+
 def trainer_input(sim: datasets.FeaturizedSimulation, work_dir: str, batch_size: int, seed: int
                   ) -> tf.data.Dataset:
     """`models.fit.transformed_dataset` fed the way TFX's Trainer feeds it (see the module docstring)."""
@@ -465,9 +474,8 @@ def run_feeds(context: common.Context, sizes: Sizes, config: Config,
         for name, dataset in feeds.items():
             timer = StepTimes()
             fit.fit(model, dataset, sizes.warmup + sizes.steps, watch=False, callbacks=[timer])
-            timed = timer.times[sizes.warmup - 1:]
-            step_seconds[name] += np.diff(timed).tolist()
-            rates[name].append(sizes.steps * sizes.batch_size / (timed[-1] - timed[0]))
+            step_seconds[name] += np.diff(timer.times[sizes.warmup - 1:]).tolist()
+            rates[name].append(examples_per_second(timer.times, sizes.warmup, sizes.steps, sizes.batch_size))
     results: dict[str, dict[str, Any]] = {}
     for name, dataset in feeds.items():
         rate = float(np.median(rates[name]))
