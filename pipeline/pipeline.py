@@ -163,6 +163,7 @@ def create_pipeline(config: Config, logs_dir: str, pipeline_root: str,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=transform_config,
+        disable_statistics=not config.validation.transform_statistics,
     )
     transform.add_upstream_node(data_gate)
     components.append(transform)

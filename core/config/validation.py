@@ -37,6 +37,11 @@ class ValidationSection:
     # those of a uniform sample (the drift check compares like with like: both spans are
     # sampled at the same rate); SchemaGen's inferred domains may then miss rare values.
     statistics_sample_rate: float = 1.0
+    # Transform's own TFDV statistics of the raw data (pre-transform) and of its output
+    # (post-transform), written beside the transform graph. Each is one more full Python pass
+    # over the span, unsampled, on top of StatisticsGen's: nothing in the pipeline reads
+    # them, so they are off; turn them on to inspect the transformed features' distributions.
+    transform_statistics: bool = False
 
     def validate(self, path: str = "validation") -> None:
         """Raise ConfigError naming the key of the first inconsistent value."""

@@ -115,6 +115,20 @@ def test_statistics_sample_rate_reaches_both_statistics_gens(tmp_path):
         from_dict({"validation": {"statistics_sample_rate": 0.0}})
 
 
+def test_transform_computes_no_statistics_unless_asked(tmp_path):
+    def transform(config: Config) -> object:
+        return {c.id: c for c in _build(config, tmp_path).components}["Transform"]
+
+    # Off by default: StatisticsGen already describes the span, and Transform's two TFDV passes
+    # (raw and transformed, unsampled) were a full extra read of the day each.
+    default = transform(Config())
+    assert default.exec_properties["disable_statistics"] == 1
+    assert "post_transform_stats" not in default.outputs
+    asked = transform(from_dict({"validation": {"transform_statistics": True}}))
+    assert asked.exec_properties["disable_statistics"] == 0
+    assert {"pre_transform_stats", "post_transform_stats"} <= set(asked.outputs)
+
+
 def test_a_table_source_reads_csv_rows_without_a_span_window(tmp_path):
     config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "census_income.yaml"))
     table = tmp_path / "census-income.test.gz"
