@@ -22,6 +22,7 @@ import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 # Benchmark name → module (imported only when run: each pulls in TensorFlow).
 BENCHMARKS = {
     "oracle": "bench.oracle",
+    "learning_curve": "bench.learning_curve",
     "training_speed": "bench.training_speed",
     "serving_speed": "bench.serving_speed",
     "position_bias": "bench.position_bias",

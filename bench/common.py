@@ -15,6 +15,7 @@ import logging
 import os
 import pickle
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import watchnext  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from watchnext.core.config import Config
 from watchnext.models import fit
+from watchnext.models.callbacks import EarlyStopping
 from watchnext.pipeline import datasets, oracle_scores
 
 import numpy as np
@@ -109,6 +111,40 @@ class Trained:
     batch_size: int
     seconds: float
     final_loss: float
+    # Early stopping (train_converged only): the step whose weights the model holds, and why it stopped.
+    best_step: int = 0
+    stop_reason: str = ""
+
+
+def request_halves(sim: datasets.FeaturizedSimulation) -> tuple[np.ndarray, np.ndarray]:
+    """Two boolean masks over the eval rows, (validation, test), split by request id (CRC32
+    parity): early stopping watches one half and the AUCs are read on the other, so the
+    stopping rule never sees the rows it is judged on, and no request straddles the two."""
+    odd = np.asarray([zlib.crc32(request_id.encode()) % 2 for request_id, _ in sim.eval_keys], dtype=bool)
+    return ~odd, odd
+
+
+def train_converged(sim: datasets.FeaturizedSimulation, config: Config, seed: int,
+                    validation: Mapping[str, np.ndarray], run_eagerly: bool = False) -> Trained:
+    """Fit as the Trainer's run_fn does: `config.training`'s epochs over every train example
+    (batch, learning rate), validating once per epoch (or every validation_interval_steps) on
+    `validation` (transformed features with labels), stopping after `early_stopping_patience`
+    validations without improvement and restoring the best weights (models/trainer.py)."""
+    t = config.training
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(seed)
+    train = sim.train_dataset(t.batch_size, seed)
+    model = fit.new_model(config, sim.vocab_sizes(), train, run_eagerly=run_eagerly)
+    budget = fit.training_budget(sim.counts["train_examples"], config)
+    held_out = tf.data.Dataset.from_tensor_slices(dict(validation)).batch(t.batch_size).cache()
+    stopper = EarlyStopping(fit.early_stopping_weights(config), t.early_stopping_patience,
+                            t.early_stopping_min_delta)
+    fitted = fit.fit(model, train, budget.total_steps, validation_interval=budget.validation_interval,
+                     validation=held_out, callbacks=[stopper])
+    log.info("trained %s, heads %s, seed %d: %s; %s; %.1f s", config.model.architecture,
+             ",".join(config.head_names), seed, budget.describe(), stopper.reason, fitted.seconds)
+    return Trained(model, config, stopper.step, seed, t.batch_size, fitted.seconds, fitted.final_loss,
+                   stopper.best_step, stopper.reason)
 
 
 def train(sim: datasets.FeaturizedSimulation, config: Config, steps: int, seed: int,

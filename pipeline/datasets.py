@@ -107,11 +107,15 @@ class FeaturizedSimulation:
         schema = self.tf_transform_output().transformed_metadata.schema
         return fit.transformed_dataset(self.train_files, schema, batch_size, seed)
 
-    def eval_features(self, position: bool = True, batch_size: int = 4096) -> dict[str, np.ndarray]:
+    def eval_features(self, position: bool = True, batch_size: int = 4096, labels: bool = False
+                      ) -> dict[str, np.ndarray]:
         """Transformed eval features through the saved transform graph (as the served model
-        does), without labels; without the position key when `position` is False."""
+        does); without the position key when `position` is False; with the transformed labels
+        only when `labels` is True (a validation set for early stopping, read as the Trainer
+        reads its eval split)."""
         raw_spec = self.tf_transform_output().raw_feature_spec()
-        drop = set(self.config.label_keys) | ({self.config.features.position} if not position else set())
+        drop = (set(self.config.label_keys) if not labels else set()) | (
+            {self.config.features.position} if not position else set())
         spec = {k: v for k, v in raw_spec.items() if k not in drop}
         layer = self.tf_transform_output().transform_features_layer()
         parts: list[dict[str, np.ndarray]] = []
