@@ -21,6 +21,7 @@ the selection bias the paper's shallow tower is meant to keep out of the served 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -65,10 +66,13 @@ class Sizes(common.TrainingSizes):
     # Logging policies, as SimulatorParams.policy_popularity: 0 ranks by relevance; 1 also
     # promotes popular videos, confounding popularity with position (see the notes).
     policy_popularity: tuple[float, ...] = (0.0, 1.0)
+    # steps 0 (train as run_fn: epochs + early stopping) only: training.early_stopping_patience,
+    # fewer validations than the Trainer's 3 so that 24 models at 1M impressions fit an evening.
+    early_stopping_patience: int = 1
 
 
 SIZES = {
-    "smoke": Sizes(impressions=400, steps=2, seeds=1, batch_size=32,
+    "smoke": Sizes(impressions=400, steps=0, seeds=1, batch_size=32,
                    modes=("shallow_tower", LOG_EXAMINATION_ARM, "none"),
                    random_orders=2, run_eagerly=True),
     "quick": Sizes(impressions=10000, steps=300, seeds=1),
@@ -150,17 +154,25 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
     overrides = {"policy_popularity": weight} if weight else {}  # 0: the default world's cache key
     sim = context.simulation(sizes.impressions, sizes.sim_seed, base, **overrides)
     head = CLICK_HEAD
-    positions, devices = eval_slots(sim)
-    requests = np.array([k[0] for k in sim.eval_keys])
-    relevance = sim.truth["p_click"]  # P(click | examined): the position-free relevance
-    shuffled = sim.truth["shuffled"] > 0.5
-    log_e = np.log(sim.truth["examination"])
+    # steps 0: train as run_fn does (epochs, early stopping on one half of the eval requests)
+    # and score only the other half; else a fixed step budget, scored on every eval request.
+    converged = sizes.steps == 0
+    validation_rows, rows = (common.request_halves(sim) if converged
+                             else (None, np.ones(len(sim.eval_keys), bool)))
+    validation = ({k: v[validation_rows] for k, v in sim.eval_features(position=True, labels=True).items()}
+                  if converged else None)
+    positions, devices = (a[rows] for a in eval_slots(sim))
+    requests = np.array([k[0] for k in sim.eval_keys])[rows]
+    relevance = sim.truth["p_click"][rows]  # P(click | examined): the position-free relevance
+    shuffled = sim.truth["shuffled"][rows] > 0.5
+    log_e = np.log(sim.truth["examination"][rows])
+    clicks = sim.eval_labels[sim.config.head(head).label][rows]
     cells = sorted({(int(p), str(d)) for p, d in zip(positions, devices, strict=True)})
     cell_log_e = np.array([float(np.mean(log_e[(positions == p) & (devices == d)])) for p, d in cells])
     vocabulary = [t.decode() if isinstance(t, bytes) else t
                   for t in sim.tf_transform_output().vocabulary_by_name(device_feature(base).vocabulary)]
     device_id = {d: vocabulary.index(d) for d in {d for _, d in cells}}
-    served_inputs = sim.eval_features(position=False)
+    served_inputs = {k: v[rows] for k, v in sim.eval_features(position=False).items()}
 
     subsets = {"all": np.ones(len(requests), bool), "shuffled": shuffled}
     rng = np.random.default_rng(0)
@@ -177,12 +189,17 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
     bias_tables: dict[str, list[dict[str, Any]]] = {}
     for mode in sizes.modes:
         config = common.with_model(base, **arm_model(mode))
+        if converged:
+            config = config.replace(training=dataclasses.replace(
+                config.training, early_stopping_patience=sizes.early_stopping_patience))
         for seed in range(sizes.seeds):
             log.info("position_bias: %s, arm %s, seed %d", world_label(weight), mode, seed)
-            trained = common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly)
+            trained = (common.train_converged(sim, config, seed, validation, sizes.run_eagerly) if converged
+                       else common.train(sim, config, sizes.steps, seed, sizes.batch_size, sizes.run_eagerly))
             served = oracle_scores.predict(trained.model, served_inputs)[head]
             row: dict[str, Any] = {"position_mode": mode, "seed": seed, "train_seconds": trained.seconds,
-                                   "served_click_auc": oracle_scores.auc(served, sim.eval_labels[head]),
+                                   "steps": trained.steps, "best_step": trained.best_step,
+                                   "served_click_auc": oracle_scores.auc(served, clicks),
                                    "ndcg": {s: ndcg_at(served[m], relevance[m], requests[m], CUTOFF)
                                             for s, m in subsets.items() if m.any()}}
             if has_tower(mode):
@@ -208,7 +225,8 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
     return {"policy_popularity": weight, "summary": summary, "baselines": baselines, "runs": runs,
             "cells": cells, "cell_true_log_examination": cell_log_e,
             "cell_counts": {f"{p}/{d}": int(np.sum((positions == p) & (devices == d))) for p, d in cells},
-            "learned_bias": bias_tables, "eval_impressions": len(requests), "requests": len(set(requests)),
+            "learned_bias": bias_tables, "eval_impressions": len(requests), "eval_split": len(rows),
+            "requests": len(set(requests)),
             "shuffled_impressions": int(shuffled.sum())}
 
 
@@ -251,11 +269,16 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
                             ["figure", *(arm_label(m) for m in towers)], rows))
 
     first = worlds[0]
+    t = base.training
+    budget = (f"trained as the Trainer's run_fn trains (batch {t.batch_size}, lr {t.learning_rate}, up to "
+              f"{t.epochs} epochs, validation each epoch on the eval requests of one CRC32 half, early "
+              f"stopping after {sizes.early_stopping_patience} validation(s) without improvement, best "
+              "weights restored; steps run per model in the JSON), scored on the other half only"
+              if sizes.steps == 0 else f"{sizes.steps} steps of batch {sizes.batch_size}")
     notes = [
-        f"{sizes.seeds} seed(s) per position_mode and logging policy, {sizes.steps} steps of batch "
-        f"{sizes.batch_size} on {sizes.impressions} simulated impressions per policy "
-        f"({first['eval_impressions']} eval impressions, {first['requests']} requests, "
-        f"{first['shuffled_impressions']} impressions in shuffled requests).",
+        f"{sizes.seeds} seed(s) per position_mode and logging policy, {budget}, on {sizes.impressions} "
+        f"simulated impressions per policy ({first['eval_impressions']} scored eval impressions, "
+        f"{first['requests']} requests, {first['shuffled_impressions']} impressions in shuffled requests).",
         "Logging policies (SimulatorParams.policy_popularity = w): the policy ranks a request's candidates "
         "by relevance + w · standardized log popularity + noise. w = 0 ranks by relevance, so position "
         "carries relevance; w > 0 promotes popular videos beyond their relevance, so popularity (visible "

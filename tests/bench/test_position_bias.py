@@ -66,6 +66,10 @@ def test_smoke_run_reports_each_logging_policy(tmp_path):
         assert set(world["summary"]) == set(pb.SIZES["smoke"].modes)
         assert {r["position_mode"] for r in world["runs"]} == set(pb.SIZES["smoke"].modes)
         assert "pearson_r" in world["summary"]["shallow_tower"]
+        # steps 0 (the smoke size): trained to convergence on one half of the eval requests and
+        # scored on the other, so fewer impressions are scored than the eval split holds.
+        assert all(0 < r["best_step"] <= r["steps"] for r in world["runs"])
+        assert sum(world["cell_counts"].values()) == world["eval_impressions"] < world["eval_split"]
         # The log-examination tower's learned bias is a log probability: ≤ 0 in every cell.
         learned = world["learned_bias"][pb.LOG_EXAMINATION_ARM][0]["bias"]
         assert len(learned) == len(world["cells"]) and max(learned) <= 0.0
