@@ -10,6 +10,7 @@ LogExampleGen receives (`log_schema_from_json`).
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 
@@ -135,8 +136,12 @@ def config_names_exist(s: LogSchema, features: FeaturesSection, heads: tuple[Hea
                       f"labels: {', '.join(s.label_names)}")
 
 
+@functools.lru_cache(maxsize=16)
 def log_schema_from_json(text: str) -> LogSchema:
-    """The LogSchema of its JSON (as `dataclasses.asdict` writes it), validated; empty: the default."""
+    """The LogSchema of its JSON (as `dataclasses.asdict` writes it), validated; empty: the default.
+
+    Cached by text: LogExampleGen's executor asks for it at several steps of one run, and the
+    LogSchema is frozen, so every caller may share one instance."""
     if not text:
         return LogSchema()
     values = json.loads(text)
