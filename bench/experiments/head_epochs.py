@@ -6,7 +6,8 @@
 The learning curves (bench/learning_curve.py) stop every model on the weighted total eval loss,
 which the click and watch-time heads dominate; this asks whether the rarer like and dismiss
 heads would keep improving after that point, and whether they do better trained alone. Each
-variant ("all": the default five heads; else a comma-free head name trained alone) trains for
+variant (see variant_config: the default heads, with the shallow tower's bias on more heads, or
+one head alone) trains for
 `--epochs` full passes with no early stopping, and after each pass prints one JSON line with the
 share of the oracle's AUC gap closed per head on the test half of the eval requests (the same
 CRC32 half bench/learning_curve.py scores), with the logged position. docs/notes/head_epochs.md
@@ -16,6 +17,7 @@ has the figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -46,6 +48,18 @@ class ShareAfterEachEpoch(tf_keras.callbacks.Callback):
                           "seconds": round(time.time() - self.started)}), flush=True)
 
 
+def variant_config(base: Config, variant: str) -> Config:
+    """"all": the default heads; "all+bias=h1/h2": with the shallow tower's bias also on heads
+    h1, h2; a head name: that head alone."""
+    if variant == "all":
+        return base
+    if variant.startswith("all+bias="):
+        biased = set(variant.removeprefix("all+bias=").split("/"))
+        return base.replace(heads=tuple(
+            dataclasses.replace(h, position_bias=h.position_bias or h.name in biased) for h in base.heads))
+    return base.replace(heads=(base.head(variant),))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", required=True, help="where the featurized simulation is cached")
@@ -66,7 +80,7 @@ def main() -> None:
                                    labels[h]) for h in heads}
     print(json.dumps({"oracle_auc": oracle, "test_rows": int(test_rows.sum())}), flush=True)
     for variant in filter(None, args.variants.split(",")):
-        config = base if variant == "all" else base.replace(heads=(base.head(variant),))
+        config = variant_config(base, variant)
         tf_keras.backend.clear_session()
         tf_keras.utils.set_random_seed(args.seed)
         train = sim.train_dataset(config.training.batch_size, args.seed)
