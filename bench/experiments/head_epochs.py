@@ -50,11 +50,15 @@ class ShareAfterEachEpoch(tf_keras.callbacks.Callback):
 
 def variant_config(base: Config, variant: str) -> Config:
     """"all": the default heads; "all+bias=h1/h2": with the shallow tower's bias also on heads
-    h1, h2; a head name: that head alone."""
+    h1, h2 ("all+bias=h1/h2+form=log_examination": and that model.position_bias_form); a head
+    name: that head alone."""
     if variant == "all":
         return base
     if variant.startswith("all+bias="):
-        biased = set(variant.removeprefix("all+bias=").split("/"))
+        spec, _, form = variant.removeprefix("all+bias=").partition("+form=")
+        if form:
+            base = base.replace(model=dataclasses.replace(base.model, position_bias_form=form))
+        biased = set(spec.split("/"))
         return base.replace(heads=tuple(
             dataclasses.replace(h, position_bias=h.position_bias or h.name in biased) for h in base.heads))
     return base.replace(heads=(base.head(variant),))
