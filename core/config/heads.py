@@ -112,13 +112,20 @@ class Head:
 
 
 # Each head is named after the default log schema's label it reads (core/log_schema.py).
+# The shallow tower's bias goes to every head whose event needs the item to be seen: a click,
+# the watch that follows it, a like (given after a click) and a dismissal (of a slot the user
+# looked at). Without it the like and dismiss heads could not tell "not seen" from "not
+# wanted": at 1M simulated impressions like closed 0.79 of the oracle's AUC gap without the
+# bias and 0.92 with it, dismiss 0.60 and 0.67, click unchanged (docs/notes/head_epochs.md).
+# The survey rating is given only after a watch, so its value does not depend on position.
 DEFAULT_HEADS: tuple[Head, ...] = (
     Head(CLICK, "binary", CLICK, "engagement", score_weight=1.0,
          position_bias=True, value_threshold=0.55),
     Head(WATCH_TIME, "regression", WATCH_TIME, "engagement", loss_weight=0.5,
          score_weight=0.5, score_form="log1p", position_bias=True, regression_loss="weighted_logistic"),
-    Head(LIKE, "binary", LIKE, "satisfaction", score_weight=0.5, value_threshold=0.52),
-    Head(DISMISS, "binary", DISMISS, "satisfaction", score_weight=1.0, score_form="complement"),
+    Head(LIKE, "binary", LIKE, "satisfaction", score_weight=0.5, position_bias=True, value_threshold=0.52),
+    Head(DISMISS, "binary", DISMISS, "satisfaction", score_weight=1.0, score_form="complement",
+         position_bias=True),
     Head(RATING, "regression", RATING, "satisfaction", loss_weight=0.5,
          score_weight=0.25, presence=RATING_PRESENT),
 )
