@@ -124,6 +124,14 @@ def request_halves(sim: datasets.FeaturizedSimulation) -> tuple[np.ndarray, np.n
     return ~odd, odd
 
 
+def validation_half(sim: datasets.FeaturizedSimulation) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(transformed features with labels of the validation half, the test half's row mask): what
+    train_converged stops on, and which eval rows the benchmark may score (request_halves)."""
+    validation_rows, test_rows = request_halves(sim)
+    labelled = sim.eval_features(position=True, labels=True)
+    return {k: v[validation_rows] for k, v in labelled.items()}, test_rows
+
+
 def train_converged(sim: datasets.FeaturizedSimulation, config: Config, seed: int,
                     validation: Mapping[str, np.ndarray], run_eagerly: bool = False) -> Trained:
     """Fit as the Trainer's run_fn does: `config.training`'s epochs over every train example

@@ -68,9 +68,7 @@ def measure_size(context: common.Context, sizes: Sizes, impressions: int) -> dic
     base = base_config(sizes)
     sim = context.simulation(impressions, sizes.sim_seed, base)
     heads = oracle_scores.binary_heads(base)
-    validation_rows, test_rows = common.request_halves(sim)
-    labelled = sim.eval_features(position=True, labels=True)
-    validation = {k: v[validation_rows] for k, v in labelled.items()}
+    validation, test_rows = common.validation_half(sim)
     with_position = {k: v[test_rows] for k, v in sim.eval_features(position=True).items()}
     served = {k: v[test_rows] for k, v in sim.eval_features(position=False).items()}
     labels = {h: sim.eval_labels[base.head(h).label][test_rows] for h in heads}
@@ -95,7 +93,7 @@ def measure_size(context: common.Context, sizes: Sizes, impressions: int) -> dic
                          "best_epoch": trained.best_step * trained.batch_size / sim.counts["train_examples"],
                          "stop_reason": trained.stop_reason, "train_seconds": trained.seconds})
     return {"impressions": impressions, "counts": sim.counts, "oracle_auc": oracle,
-            "test_rows": int(test_rows.sum()), "validation_rows": int(validation_rows.sum()),
+            "test_rows": int(test_rows.sum()), "validation_rows": int((~test_rows).sum()),
             "test_positives": {h: int(np.sum(labels[h] > 0.5)) for h in heads},
             "null_auc_standard_error": {h: oracle_scores.null_auc_standard_error(labels[h]) for h in heads},
             "runs": runs}
