@@ -124,12 +124,22 @@ def request_halves(sim: datasets.FeaturizedSimulation) -> tuple[np.ndarray, np.n
     return ~odd, odd
 
 
-def validation_half(sim: datasets.FeaturizedSimulation) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(transformed features with labels of the validation half, the test half's row mask): what
-    train_converged stops on, and which eval rows the benchmark may score (request_halves)."""
+@dataclass(frozen=True)
+class EvalHalves:
+    """The eval split cut by request_halves, transformed once (with the logged position)."""
+
+    validation: dict[str, np.ndarray]  # features with labels: what train_converged stops on
+    test_features: dict[str, np.ndarray]  # model inputs only, the rows a benchmark may score
+    test_rows: np.ndarray  # mask over the eval rows (sim.eval_labels, sim.truth)
+
+
+def eval_halves(sim: datasets.FeaturizedSimulation) -> EvalHalves:
+    """Both halves from one pass of the eval split through the transform graph."""
     validation_rows, test_rows = request_halves(sim)
     labelled = sim.eval_features(position=True, labels=True)
-    return {k: v[validation_rows] for k, v in labelled.items()}, test_rows
+    labels = set(sim.config.label_keys)
+    return EvalHalves({k: v[validation_rows] for k, v in labelled.items()},
+                      {k: v[test_rows] for k, v in labelled.items() if k not in labels}, test_rows)
 
 
 def train_converged(sim: datasets.FeaturizedSimulation, config: Config, seed: int,
@@ -180,10 +190,13 @@ def binary_aucs(sim: datasets.FeaturizedSimulation, predictions: Mapping[str, np
     return {h: oracle_scores.auc(predictions[h], sim.eval_labels[sim.config.head(h).label]) for h in heads}
 
 
-def oracle_aucs(sim: datasets.FeaturizedSimulation, heads: list[str]) -> dict[str, float]:
-    """AUC of the simulator's true P(label = 1) on the same eval impressions (the Bayes ceiling)."""
-    return {h: oracle_scores.auc(oracle_scores.label_probability(sim.truth, sim.config.head(h).label),
-                            sim.eval_labels[sim.config.head(h).label]) for h in heads}
+def oracle_aucs(sim: datasets.FeaturizedSimulation, heads: list[str], rows: np.ndarray | None = None
+                ) -> dict[str, float]:
+    """AUC of the simulator's true P(label = 1) on the same eval impressions (the Bayes ceiling);
+    on the eval rows of the mask `rows` only when given."""
+    keep = slice(None) if rows is None else rows
+    return {h: oracle_scores.auc(oracle_scores.label_probability(sim.truth, sim.config.head(h).label)[keep],
+                                 sim.eval_labels[sim.config.head(h).label][keep]) for h in heads}
 
 
 def oracle_share(model_auc: float, oracle_auc: float) -> float:

@@ -68,12 +68,11 @@ def measure_size(context: common.Context, sizes: Sizes, impressions: int) -> dic
     base = base_config(sizes)
     sim = context.simulation(impressions, sizes.sim_seed, base)
     heads = oracle_scores.binary_heads(base)
-    validation, test_rows = common.validation_half(sim)
-    with_position = {k: v[test_rows] for k, v in sim.eval_features(position=True).items()}
-    served = {k: v[test_rows] for k, v in sim.eval_features(position=False).items()}
+    halves = common.eval_halves(sim)
+    validation, with_position, test_rows = halves.validation, halves.test_features, halves.test_rows
+    served = {k: v for k, v in with_position.items() if k != base.features.position}
     labels = {h: sim.eval_labels[base.head(h).label][test_rows] for h in heads}
-    truth = {h: oracle_scores.label_probability(sim.truth, base.head(h).label)[test_rows] for h in heads}
-    oracle = {h: oracle_scores.auc(truth[h], labels[h]) for h in heads}
+    oracle = common.oracle_aucs(sim, heads, test_rows)
 
     runs = []
     for model_name in MODELS:

@@ -157,8 +157,9 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
     # steps 0: train as run_fn does (epochs, early stopping on one half of the eval requests)
     # and score only the other half; else a fixed step budget, scored on every eval request.
     converged = sizes.steps == 0
-    validation, rows = (common.validation_half(sim) if converged
-                        else (None, np.ones(len(sim.eval_keys), bool)))
+    halves = common.eval_halves(sim) if converged else None
+    validation = halves.validation if halves else None
+    rows = halves.test_rows if halves else np.ones(len(sim.eval_keys), bool)
     positions, devices = (a[rows] for a in eval_slots(sim))
     requests = np.array([k[0] for k in sim.eval_keys])[rows]
     relevance = sim.truth["p_click"][rows]  # P(click | examined): the position-free relevance

@@ -77,11 +77,10 @@ def main() -> None:
     base = Config()
     sim = common.Context(args.work_dir).simulation(args.impressions, args.sim_seed, base)
     heads = oracle_scores.binary_heads(base)
-    _, test_rows = common.request_halves(sim)
-    features = {k: v[test_rows] for k, v in sim.eval_features(position=True).items()}
+    halves = common.eval_halves(sim)
+    features, test_rows = halves.test_features, halves.test_rows
     labels = {h: sim.eval_labels[base.head(h).label][test_rows] for h in heads}
-    oracle = {h: oracle_scores.auc(oracle_scores.label_probability(sim.truth, base.head(h).label)[test_rows],
-                                   labels[h]) for h in heads}
+    oracle = common.oracle_aucs(sim, heads, test_rows)
     print(json.dumps({"oracle_auc": oracle, "test_rows": int(test_rows.sum())}), flush=True)
     for variant in filter(None, args.variants.split(",")):
         config = variant_config(base, variant)
