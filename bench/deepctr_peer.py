@@ -399,8 +399,8 @@ def _result(sizes: Sizes, config: Config, path: str, summary: dict[int, dict[str
            else " — THE SHAPES DIFFER: the comparison is not like for like."),
         "watchnext: build_model on configs/census_income.yaml with these sizes, gate dropout 0, "
         "position_mode none (no shallow tower), AUC at evaluation only (the default), its shared hidden "
-        "layer replaced by the identity (DeepCTR's MMOE has none); experts as FusedExperts (one matmul "
-        "for the three experts' first layers). "
+        "layer replaced by the identity (DeepCTR's MMOE has none); experts as FusedExperts (one "
+        "chain of matmul + bias_add + ReLU per expert on slices of the stacked weights). "
         "DeepCTR: deepctr.models.MMOE with gate_dnn_hidden_units=(), l2_reg_embedding=0, l2_reg_dnn=0 (its "
         "default 1e-5 embedding penalty would be extra work and another loss); its zero-weight penalty "
         "terms are still computed each step, as its layers create them.",

@@ -15,17 +15,16 @@ import tf_keras
 
 
 class FusedExperts(tf_keras.layers.Layer):
-    """n experts with the same dense stack, their weights stacked and their first layer computed together.
+    """n experts with the same dense stack, their weights stacked in one variable per layer.
 
     Layer i holds kernel_i ∈ R^{n × d_i × d_{i+1}} and bias_i ∈ R^{n × d_{i+1}}; expert e is the
     MLP whose layer i is (kernel_i[e], bias_i[e]):
         h_0 = x for every expert (x: [B, d_0]) or x_e (x: [B, n, d_0], one input per expert),
         h_{i+1}[b, e] = act(h_i[b, e] · kernel_i[e] + bias_i[e]),
     returned as [B, n, d_L]. It computes exactly what n separate `MLP`s compute (see
-    `stack_expert_weights`). On a shared input the first layer of all experts is one matmul
-    (`_shared_input`), so a one-layer level costs a few ops rather than n of each, which on
-    CPU are dominated by per-op overhead; deeper layers are a matmul per expert, and one
-    input per expert (PLE's upper levels) an einsum per layer. Each expert's kernel starts as
+    `stack_expert_weights`). On a shared input each expert is a chain of fused matmuls on its
+    slice of the stacked weights (`_shared_input`); with one input per expert (PLE's upper
+    levels) each layer is one einsum over all experts. Each expert's kernel starts as
     a Dense kernel would (Glorot-uniform over its own d_i × d_{i+1}), its bias at 0. With no
     `units` it is the identity: every expert passes its input through.
     """
@@ -70,26 +69,26 @@ class FusedExperts(tf_keras.layers.Layer):
     def _shared_input(self, x: tf.Tensor) -> tf.Tensor:
         """The experts on one input x [B, d_0] that they all read (MMoE, OMoE, PLE's first level).
 
-        Layer 0 is one plain matmul x · [kernel_0[0] | … | kernel_0[n-1]] ([d_0, n · d_1], the
-        experts' kernels side by side), so column block e of the result is expert e's layer 0.
-        Deeper layers, whose input differs per expert, are one matmul per expert on its block.
-        Same arithmetic as the einsum over the stacked kernels ("bd,nde->bne", then
-        "bnd,nde->bne"), but plain matmuls: on CPU the einsum's batched matmul and the
-        transposes around it cost 5-10% of a training step with census-sized experts
-        ([256, 128]; bench/deepctr_peer.py), more than the ops the per-expert form adds.
+        Each expert is its own chain of plain matmuls on its slice of the stacked weights
+        (`tf.unstack`), each followed by `tf.nn.bias_add` and the activation, which CPU kernels
+        fuse into one op (matmul + bias + ReLU forward, BiasAddGrad backward); the n results are
+        stacked at the end. Same arithmetic as the einsum over the stacked kernels
+        ("bd,nde->bne", then "bnd,nde->bne"). Measured against two other forms of the same
+        arithmetic with census-sized experts (3 × [256, 128], batches 256 and 1024, interleaved
+        rounds beside DeepCTR's MMOE; bench/deepctr_peer.py): the einsum's batched matmuls and
+        their transposes cost 5-10% of a training step, and computing layer 0 of all experts as
+        one matmul on the kernels laid side by side ([d_0, n · d_1]) cost ~10% more than this
+        form, in the transpose that lays them out and in a `+ bias` that does not fuse.
         """
-        n = self.num_experts
-        kernel, bias = self.kernels[0], self.biases[0]
-        d_in, d_out = int(kernel.shape[1]), int(kernel.shape[2])
-        side_by_side = tf.reshape(tf.transpose(kernel, [1, 0, 2]), [d_in, n * d_out])
-        h = self._activation(tf.matmul(x, side_by_side) + tf.reshape(bias, [n * d_out]))
-        if len(self.units) == 1:
-            return tf.reshape(h, [-1, n, d_out])
-        parts = tf.split(h, n, axis=1)
-        for kernel, bias in zip(self.kernels[1:], self.biases[1:], strict=True):
-            parts = [self._activation(tf.matmul(p, k) + b)
-                     for p, k, b in zip(parts, tf.unstack(kernel), tf.unstack(bias), strict=True)]
-        return tf.stack(parts, axis=1)
+        per_layer = [(tf.unstack(kernel), tf.unstack(bias)) for kernel, bias in zip(self.kernels, self.biases,
+                                                                                     strict=True)]
+        outputs = []
+        for e in range(self.num_experts):
+            h = x
+            for kernels, biases in per_layer:
+                h = self._activation(tf.nn.bias_add(tf.matmul(h, kernels[e]), biases[e]))
+            outputs.append(h)
+        return tf.stack(outputs, axis=1)
 
     def output_dim(self, input_dim: int) -> int:
         return mlp_output_dim(input_dim, self.units)

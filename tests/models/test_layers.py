@@ -280,9 +280,9 @@ def _einsum_experts(fused: L.FusedExperts, x: tf.Tensor) -> tf.Tensor:
 
 @pytest.mark.parametrize("units", [[5], [7, 3], [16, 8, 4]])
 def test_fused_experts_outputs_and_gradients_equal_the_einsum_form(units: list[int]) -> None:
-    """The plain matmuls of a shared input (one side-by-side kernel for layer 0, one matmul per expert
-    after it) change how the experts are computed, not what: outputs and every weight's gradient
-    equal the einsum form's."""
+    """The plain matmuls of a shared input (one chain of matmul + bias_add per expert, on slices of
+    the stacked weights) change how the experts are computed, not what: outputs and every weight's
+    gradient equal the einsum form's."""
     fused = L.FusedExperts(3, units)
     x = _x(16, 6)
     fused(x)
