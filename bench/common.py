@@ -185,9 +185,12 @@ def train(sim: datasets.FeaturizedSimulation, config: Config, steps: int, seed: 
 
 
 def binary_aucs(sim: datasets.FeaturizedSimulation, predictions: Mapping[str, np.ndarray],
-                heads: list[str]) -> dict[str, float]:
-    """AUC of each head's prediction against its eval label."""
-    return {h: oracle_scores.auc(predictions[h], sim.eval_labels[sim.config.head(h).label]) for h in heads}
+                heads: list[str], rows: np.ndarray | None = None) -> dict[str, float]:
+    """AUC of each head's prediction against its eval label; `predictions` are of the eval rows
+    of the mask `rows` when it is given, of every eval row otherwise."""
+    keep = slice(None) if rows is None else rows
+    return {h: oracle_scores.auc(predictions[h], sim.eval_labels[sim.config.head(h).label][keep])
+            for h in heads}
 
 
 def oracle_aucs(sim: datasets.FeaturizedSimulation, heads: list[str], rows: np.ndarray | None = None

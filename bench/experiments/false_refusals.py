@@ -6,7 +6,10 @@
 One simulated day (the `make run` default size), featurized by the real preprocessing_fn;
 the default model trained in-process (benchmarks/common.py: the Trainer's fit without the
 orchestration) with seed 0 as the served model, seeds 1..N as retrains of the same data, and
-seeds 0..H-1 on half the steps. Each candidate is judged against the served model by the
+seeds 0..H-1 on half the steps. `--steps N` trains every model N steps (half: N // 2);
+`--steps 0` trains as the Trainer does (config.training: epochs, early stopping on the eval
+split, the best weights restored) and the half-step models for half the served model's best
+step, i.e. half the training of a converged model. Each candidate is judged against the served model by the
 Evaluator's own decision code (components/evaluator/metrics.py) on the eval split, and by the
 old rule (point estimate: AUC drop > max_auc_drop or MSE ratio > 1 + max_mse_increase_ratio)
 for comparison. Prints one JSON line per candidate and a summary.
@@ -70,25 +73,37 @@ def main() -> None:
     served = sim.eval_features(position=False)
     columns = eval_columns(sim, config)
 
-    def predictions(steps: int, seed: int) -> dict[str, np.ndarray]:
-        trained = common.train(sim, config, steps, seed)
-        return {k: v.reshape(-1) for k, v in oracle_scores.predict(trained.model, served).items()}
+    # The Trainer stops early on the eval split, and the Evaluator judges on the same rows.
+    validation = sim.eval_features(position=True, labels=True) if args.steps == 0 else None
 
-    baseline = predictions(args.steps, 0)
+    def predictions(steps: int, seed: int) -> tuple[dict[str, np.ndarray], int]:
+        """(served predictions, steps the kept weights trained); steps 0: converged training."""
+        if steps == 0:
+            trained = common.train_converged(sim, config, seed, validation)
+            kept = trained.best_step
+        else:
+            trained = common.train(sim, config, steps, seed)
+            kept = steps
+        return {k: v.reshape(-1) for k, v in oracle_scores.predict(trained.model, served).items()}, kept
+
+    baseline, baseline_steps = predictions(args.steps, 0)
+    print(json.dumps({"kind": "served", "steps": baseline_steps, "seed": 0}), flush=True)
     rows = []
     runs = [("seed_rerun", args.steps, s) for s in range(1, args.seeds + 1)]
-    runs += [("half_steps", args.steps // 2, s) for s in range(args.half_seeds)]
+    runs += [("half_steps", max(1, baseline_steps // 2), s) for s in range(args.half_seeds)]
     for kind, steps, seed in runs:
-        result = evaluate(config, Scored(columns, predictions(steps, seed), baseline))
+        candidate, kept = predictions(steps, seed)
+        result = evaluate(config, Scored(columns, candidate, baseline))
         c = result["comparison"]
-        row = {"kind": kind, "steps": steps, "seed": seed, "blessed": result["blessed"],
+        row = {"kind": kind, "steps": kept, "seed": seed, "blessed": result["blessed"],
                "failures": result["failures"], "old_rule_refuses": old_rule(config, c),
                "click_auc_diff": c["click"]["diff"], "click_auc_se": c["click"]["se"],
                "like_auc_diff": c["like"]["diff"], "dismiss_auc_diff": c["dismiss"]["diff"],
                "watch_time_mse_ratio": c["watch_time"]["diff"], "rating_mse_ratio": c["rating"]["diff"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    summary = {"eval_examples": len(columns["request"]), "impressions": args.impressions, "steps": args.steps}
+    summary = {"eval_examples": len(columns["request"]), "impressions": args.impressions,
+               "steps": args.steps or "converged", "served_model_steps": baseline_steps}
     for kind in ("seed_rerun", "half_steps"):
         mine = [r for r in rows if r["kind"] == kind]
         summary[kind] = {"runs": len(mine), "refused": sum(not r["blessed"] for r in mine),

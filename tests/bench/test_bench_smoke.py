@@ -34,6 +34,10 @@ def test_oracle_smoke_writes_json_markdown_and_plot(tmp_path):
     share = figures["summary"]["mmoe"]["click"]["oracle_share"]
     expected = (run["auc"]["click"] - 0.5) / (figures["oracle_auc"]["click"] - 0.5)
     assert math.isclose(share["mean"], expected, rel_tol=1e-9) and share["sd"] is None  # one seed
+    # steps 0 (the smoke size): trained as the Trainer trains, stopping on one half of the eval
+    # requests; the AUCs (the oracle's too) are of the other half only.
+    assert 0 < run["best_step"] <= run["steps"]
+    assert 0 < figures["scored_impressions"] < figures["counts"]["eval_examples"]
 
     markdown = (out / "oracle.md").read_text()
     assert "| mmoe |" in markdown and "oracle_share.png" in markdown and "load average" in markdown
