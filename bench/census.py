@@ -547,9 +547,15 @@ def _result(sizes: Sizes, data: str, base: Config, runs: list[dict[str, Any]],
         f"{m.shared_hidden_units} → "
         f"mmoe: {m.num_experts} experts {list(m.expert_units)} with gate dropout {m.gate_dropout}; "
         f"shared_bottom: one MLP {list(m.expert_units)} → towers {list(m.tower_units)}. Adam lr "
-        f"{base.training.learning_rate}, {sizes.steps} steps of batch {sizes.batch_size} (about "
-        f"{sizes.steps * sizes.batch_size / 49881:.0f} epochs of the train split), no early stopping; "
-        "the seed changes initialization, dropout and shuffling only (the split stays fixed).",
+        f"{base.training.learning_rate}, "
+        + (f"{sizes.steps} steps of batch {sizes.batch_size} (about "
+           f"{sizes.steps * sizes.batch_size / 49881:.0f} epochs of the train split), no early stopping; "
+           if sizes.steps else
+           f"batch {sizes.batch_size}, trained as the Trainer trains by default (up to "
+           f"{base.training.epochs} epochs, validated each epoch on the eval split, early stopping after "
+           f"{base.training.early_stopping_patience} validations without improvement, best weights "
+           "restored); ")
+        + "the seed changes initialization, dropout and shuffling only (the split stays fixed).",
         *([f"Rows named '+ <encoding> numeric' add features.numeric_embeddings for all "
            f"{len(base.features.numeric)} numeric features: {NumericEmbedding('x').buckets} quantile bins "
            f"computed by Transform on the train split (after log1p where configured), piecewise_linear "
