@@ -288,8 +288,9 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
         "Slates have 10 candidates, so NDCG@10 ranks the whole slate: it measures order, not retrieval.",
         "The served ranking of position_mode none is the plain click model (position bias absorbed into "
         "whatever features correlate with position); input_feature serves with position 'missing'.",
-        "position_bias_form: logit (the paper) adds the tower's output b to the click and watch-time "
-        "logits; log_examination makes the tower output log P(examined) = log sigmoid(b) and predicts "
+        "position_bias_form: logit (the paper) adds the tower's output b to the logits of the heads with "
+        f"position_bias ({', '.join(h.name for h in base.heads if h.position_bias)}); log_examination "
+        "makes the tower output log P(examined) = log sigmoid(b) and predicts "
         "P(click) = P(examined) · sigmoid(click logit), the simulator's own form. For the logit form the "
         "bias is compared with log examination as it is (logit ≈ log for rare clicks).",
     ]
