@@ -109,6 +109,12 @@ def ndcg_at(scores: np.ndarray, gains: np.ndarray, requests: np.ndarray, k: int)
     return float(np.mean(values)) if values else float("nan")
 
 
+def device_vocabulary(sim: Any, config: Config) -> list[str]:
+    """The device values in the order of Transform's vocabulary: the device ids the model sees."""
+    return [t.decode() if isinstance(t, bytes) else t
+            for t in sim.tf_transform_output().vocabulary_by_name(device_feature(config).vocabulary)]
+
+
 def learned_bias(model: Any, positions: np.ndarray, device_ids: np.ndarray) -> np.ndarray:
     """The shallow tower's bias for each (position, device id) pair, at inference (with
     position_bias_form log_examination: the learned log examination itself)."""
@@ -168,8 +174,7 @@ def measure_world(context: common.Context, sizes: Sizes, base: Config, weight: f
     clicks = sim.eval_labels[sim.config.head(head).label][rows]
     cells = sorted({(int(p), str(d)) for p, d in zip(positions, devices, strict=True)})
     cell_log_e = np.array([float(np.mean(log_e[(positions == p) & (devices == d)])) for p, d in cells])
-    vocabulary = [t.decode() if isinstance(t, bytes) else t
-                  for t in sim.tf_transform_output().vocabulary_by_name(device_feature(base).vocabulary)]
+    vocabulary = device_vocabulary(sim, base)
     device_id = {d: vocabulary.index(d) for d in {d for _, d in cells}}
     served_inputs = {k: v[rows] for k, v in sim.eval_features(position=False).items()}
 

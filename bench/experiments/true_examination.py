@@ -27,7 +27,6 @@ from bench import common
 from bench import position_bias as pb
 from watchnext.core.config import Config
 from watchnext.models.layers import shallow_tower
-from watchnext.models.layers.feature_encoder import device_feature
 from watchnext.simulator.params import SimulatorParams
 
 import numpy as np
@@ -76,9 +75,7 @@ def main() -> None:
     context = common.Context(args.work_dir)
     weight = args.policy_popularity
     sim = context.simulation(args.impressions, 7, base, **({"policy_popularity": weight} if weight else {}))
-    vocabulary = [t.decode() if isinstance(t, bytes) else t
-                  for t in sim.tf_transform_output().vocabulary_by_name(device_feature(base).vocabulary)]
-    use_true_examination(true_log_examination(base, vocabulary))
+    use_true_examination(true_log_examination(base, pb.device_vocabulary(sim, base)))
     sizes = pb.Sizes(impressions=args.impressions, steps=0, seeds=args.seeds, modes=(pb.LOG_EXAMINATION_ARM,),
                      policy_popularity=(weight,))
     world = pb.measure_world(context, sizes, base, weight)
