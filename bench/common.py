@@ -133,6 +133,11 @@ class EvalHalves:
     test_rows: np.ndarray  # mask over the eval rows (sim.eval_labels, sim.truth)
 
 
+def without_position(features: Mapping[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
+    """Model inputs as serving sends them: `features` without the position key."""
+    return {k: v for k, v in features.items() if k != config.features.position}
+
+
 def eval_halves(sim: datasets.FeaturizedSimulation) -> EvalHalves:
     """Both halves from one pass of the eval split through the transform graph."""
     validation_rows, test_rows = request_halves(sim)

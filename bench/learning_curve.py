@@ -70,7 +70,7 @@ def measure_size(context: common.Context, sizes: Sizes, impressions: int) -> dic
     heads = oracle_scores.binary_heads(base)
     halves = common.eval_halves(sim)
     validation, with_position, test_rows = halves.validation, halves.test_features, halves.test_rows
-    served = {k: v for k, v in with_position.items() if k != base.features.position}
+    served = common.without_position(with_position, base)
     labels = {h: sim.eval_labels[base.head(h).label][test_rows] for h in heads}
     oracle = common.oracle_aucs(sim, heads, test_rows)
 

@@ -57,8 +57,7 @@ def run(context: common.Context, sizes: Sizes) -> BenchmarkResult:
     if converged:
         halves = common.eval_halves(sim)
         validation, with_position, rows = halves.validation, halves.test_features, halves.test_rows
-        position_key = base.features.position
-        served = {k: v for k, v in with_position.items() if k != position_key}
+        served = common.without_position(with_position, base)
     else:
         validation, rows = None, None
         with_position, served = sim.eval_features(position=True), sim.eval_features(position=False)
